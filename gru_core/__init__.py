@@ -1,0 +1,14 @@
+"""gru_core: a Keras 3 GRU layer whose update gate weights the new candidate.
+
+    z_t = σ(W_z·[h_{t-1}, x_t] + b_z)
+    r_t = σ(W_r·[h_{t-1}, x_t] + b_r)
+    h̃_t = tanh(W·[r_t ⊙ h_{t-1}, x_t] + b)
+    h_t = (1 − z_t) ⊙ h_{t-1} + z_t ⊙ h̃_t
+"""
+
+from gru_core.cell import GRUCell
+from gru_core.convert import from_keras_gru, to_keras_gru
+from gru_core.gates import trace_gates
+from gru_core.layer import GRU
+
+__all__ = ["GRU", "GRUCell", "from_keras_gru", "to_keras_gru", "trace_gates"]
