@@ -1,0 +1,65 @@
+"""The `gru-suite` command line, built from the command registry."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from apps.common.errors import InputError
+from apps.registry import REGISTRY, Registry, load_app_packages
+
+
+def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gru-suite",
+        description="Train, export and serve GRU models for five applications.",
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs.required = True
+    for verb, help_text in sorted(registry.verb_help.items()):
+        if verb in registry.top_commands:
+            continue
+        apps = registry.app_commands.get(verb, {})
+        names = ", ".join(sorted(apps)) or "none registered yet"
+        verb_parser = verbs.add_parser(
+            verb, help=f"{help_text} (apps: {names})", description=help_text
+        )
+        app_parsers = verb_parser.add_subparsers(dest="app", metavar="APP")
+        app_parsers.required = True
+        for app, command in sorted(apps.items()):
+            sub = app_parsers.add_parser(app, help=command.help, description=command.help)
+            command.configure(sub)
+            sub.set_defaults(command=command)
+    for verb, command in sorted(registry.top_commands.items()):
+        sub = verbs.add_parser(verb, help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(command=command)
+    return parser
+
+
+def run(argv: Sequence[str], registry: Registry = REGISTRY) -> Any:
+    """Parses `argv` (without the program name) and runs the command.
+
+    Returns what the command returns, so that other commands (reproduce,
+    compare) and tests can drive the CLI in-process.
+    """
+    args = build_parser(registry).parse_args(list(argv))
+    return args.command.run(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    load_app_packages()
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except (InputError, FileNotFoundError) as error:
+        print(f"gru-suite: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

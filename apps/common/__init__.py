@@ -1,0 +1,1 @@
+"""Plumbing shared by every app: training, export, errors, recurrent cells."""

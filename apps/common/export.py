@@ -1,0 +1,116 @@
+"""Versioned, all-or-nothing SavedModel exports in TF Serving's layout.
+
+`saved_models/<app>/<version>/` holds one complete SavedModel. An export is
+written to a hidden temporary folder beside the versions and renamed into the
+next free integer version only when complete, so a reader never sees half a
+model and no existing version is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from apps.common.errors import InputError
+
+DEFAULT_ROOT = Path("saved_models")
+_PARTIAL_PREFIX = ".partial-"
+
+
+def existing_versions(app_dir: Path) -> list[int]:
+    if not app_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in app_dir.iterdir() if p.name.isdigit())
+
+
+def _remove_abandoned_partials(app_dir: Path) -> None:
+    """Deletes temporary folders left by exports whose process has died."""
+    for partial in app_dir.glob(_PARTIAL_PREFIX + "*"):
+        pid = partial.name[len(_PARTIAL_PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def write_versioned(app: str, write: Callable[[Path], None], root: Path | str = DEFAULT_ROOT) -> Path:
+    """Calls `write(tmp_dir)` and publishes the result as the next version.
+
+    Returns the version folder. Two exports at once get two versions: the
+    rename into an existing, non-empty version fails and the next is tried.
+    """
+    app_dir = Path(root) / app
+    app_dir.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_partials(app_dir)
+    partial = Path(tempfile.mkdtemp(prefix=f"{_PARTIAL_PREFIX}{os.getpid()}-", dir=app_dir))
+    try:
+        write(partial)
+        while True:
+            version = (existing_versions(app_dir) or [0])[-1] + 1
+            target = app_dir / str(version)
+            try:
+                target.mkdir()
+            except FileExistsError:
+                continue
+            try:
+                # Replaces the empty folder just claimed, atomically.
+                os.replace(partial, target)
+            except OSError:
+                target.rmdir()
+                raise
+            return target
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def export_serving_model(
+    app: str,
+    serve_fn: tf.types.experimental.PolymorphicFunction,
+    tracked: list,
+    root: Path | str = DEFAULT_ROOT,
+) -> Path:
+    """Exports `serve_fn` as the `serving_default` signature of a new version.
+
+    Args:
+        app: The app name, the folder under `root`.
+        serve_fn: A `tf.function` with an `input_signature` whose TensorSpecs
+            are named (the signature's input names) and which returns a dict
+            (the output names).
+        tracked: Keras models / layers and other trackables `serve_fn` uses.
+    """
+
+    def write(directory: Path) -> None:
+        archive = keras.export.ExportArchive()
+        for resource in tracked:
+            archive.track(resource)
+        archive.add_endpoint("serving_default", serve_fn)
+        archive.write_out(str(directory), verbose=False)
+
+    return write_versioned(app, write, root)
+
+
+def load_exported(model_dir: Path | str):
+    """Loads an export (or the newest version inside `model_dir`).
+
+    The result's `signatures["serving_default"]` is the serving function; keep
+    the loaded object alive while using it.
+    """
+    model_dir = Path(model_dir)
+    if not (model_dir / "saved_model.pb").is_file():
+        versions = existing_versions(model_dir)
+        if versions:
+            model_dir = model_dir / str(versions[-1])
+        else:
+            raise InputError(
+                f"{model_dir}: not a SavedModel folder (no saved_model.pb) and "
+                "no numbered versions inside it."
+            )
+    loaded = tf.saved_model.load(str(model_dir))
+    if "serving_default" not in loaded.signatures:
+        raise InputError(f"{model_dir}: the SavedModel has no serving_default signature.")
+    return loaded

@@ -1,0 +1,103 @@
+"""The command registry that application packages join.
+
+An app package `apps/<name>/` exposes a `commands` module that calls
+`register(...)` at import. `gru-suite VERB APP ...` then dispatches to the
+command registered for (VERB, APP); commands registered with `app=None` are
+top-level (`gru-suite chat ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Verbs every app is expected to offer, listed in `gru-suite --help` even
+# before any app registers them.
+CORE_VERBS = {
+    "train": "train a model and export it as a SavedModel",
+    "evaluate": "evaluate an exported model on a data set",
+    "predict": "run an exported model on raw inputs",
+    "export": "export a trained run as a new SavedModel version",
+    "compare": "train the GRU, LSTM and SimpleRNN variants and compare them",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One CLI command.
+
+    Attributes:
+        verb: The first word after `gru-suite` (`train`, `chat`, ...).
+        app: The app it belongs to (the second word), or None for a
+            top-level command.
+        help: One line for `--help`.
+        configure: Adds the command's arguments to its parser.
+        run: Runs the command on the parsed arguments. Its return value is
+            handed to the caller of `apps.cli.run` (train returns a
+            `apps.common.training.TrainReport`).
+    """
+
+    verb: str
+    app: str | None
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Any]
+
+
+@dataclass
+class Registry:
+    app_commands: dict[str, dict[str, Command]] = field(default_factory=dict)
+    top_commands: dict[str, Command] = field(default_factory=dict)
+    verb_help: dict[str, str] = field(default_factory=lambda: dict(CORE_VERBS))
+
+    def register(self, command: Command) -> Command:
+        if command.app is None:
+            if command.verb in self.top_commands or command.verb in self.app_commands:
+                raise ValueError(f"Command {command.verb!r} is already registered.")
+            self.top_commands[command.verb] = command
+            return command
+        if command.verb in self.top_commands:
+            raise ValueError(f"{command.verb!r} is already a top-level command.")
+        per_app = self.app_commands.setdefault(command.verb, {})
+        if command.app in per_app:
+            raise ValueError(
+                f"Command {command.verb!r} for app {command.app!r} is already registered."
+            )
+        per_app[command.app] = command
+        self.verb_help.setdefault(command.verb, command.help)
+        return command
+
+    def apps(self) -> list[str]:
+        return sorted({app for per_app in self.app_commands.values() for app in per_app})
+
+    def lookup(self, verb: str, app: str | None) -> Command:
+        if app is None:
+            return self.top_commands[verb]
+        return self.app_commands[verb][app]
+
+
+REGISTRY = Registry()
+
+
+def register(command: Command) -> Command:
+    """Adds `command` to the global registry (called by `apps/<name>/commands.py`)."""
+    return REGISTRY.register(command)
+
+
+def load_app_packages() -> list[str]:
+    """Imports `apps.<name>.commands` for every app package; returns their names."""
+    import apps
+
+    loaded = []
+    for module in sorted(pkgutil.iter_modules(apps.__path__), key=lambda m: m.name):
+        if not module.ispkg:
+            continue
+        commands = f"apps.{module.name}.commands"
+        if importlib.util.find_spec(commands) is not None:
+            importlib.import_module(commands)
+            loaded.append(module.name)
+    return loaded
