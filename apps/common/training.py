@@ -92,3 +92,24 @@ class Stopwatch:
 def write_report(report: TrainReport, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dataclasses.asdict(report), indent=2, default=str))
+
+
+def fit(
+    model: keras.Model,
+    train_data,
+    *,
+    epochs: int,
+    validation_data=None,
+    verbose: int = 1,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    **fit_kwargs,
+) -> keras.callbacks.History:
+    """`model.fit` with the suite's standard callbacks; every app trains through here."""
+    return model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        verbose=verbose,
+        callbacks=list(callbacks or []),
+        **fit_kwargs,
+    )
