@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +51,8 @@ def run(argv: Sequence[str], registry: Registry = REGISTRY) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # TensorFlow's C++ start-up chatter is noise on a command line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     load_app_packages()
     try:
         run(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,128 @@
+"""The registry, the CLI built from it, and versioned exports."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from apps import cli
+from apps.common.export import existing_versions, write_versioned
+from apps.registry import Command, Registry
+
+
+def _echo(args):
+    return ("echo", args.app if hasattr(args, "app") else None, args.word)
+
+
+def _configure(parser):
+    parser.add_argument("word")
+
+
+def test_cli_help_works_with_no_app_registered(capsys):
+    parser = cli.build_parser(Registry())
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("train", "evaluate", "predict", "export"):
+        assert verb in out
+    assert "none registered yet" in out
+
+
+def test_console_script_help_lists_commands():
+    result = subprocess.run(
+        [sys.executable, "-m", "apps.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "train" in result.stdout and "predict" in result.stdout
+
+
+def test_registered_commands_dispatch_by_verb_and_app():
+    registry = Registry()
+    registry.register(Command("train", "alpha", "train alpha", _configure, _echo))
+    registry.register(Command("train", "beta", "train beta", _configure, lambda a: "beta:" + a.word))
+    registry.register(Command("hello", None, "top-level", _configure, lambda a: "top:" + a.word))
+    assert cli.run(["train", "alpha", "x"], registry) == ("echo", "alpha", "x")
+    assert cli.run(["train", "beta", "y"], registry) == "beta:y"
+    assert cli.run(["hello", "z"], registry) == "top:z"
+    assert registry.apps() == ["alpha", "beta"]
+    with pytest.raises(SystemExit):
+        cli.run(["train", "gamma", "x"], registry)
+
+
+def test_registering_a_command_twice_is_refused():
+    registry = Registry()
+    registry.register(Command("train", "alpha", "h", _configure, _echo))
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(Command("train", "alpha", "h", _configure, _echo))
+    registry.register(Command("chat", None, "h", _configure, _echo))
+    with pytest.raises(ValueError, match="already"):
+        registry.register(Command("chat", "alpha", "h", _configure, _echo))
+
+
+def _write_file(directory: Path) -> None:
+    (directory / "saved_model.pb").write_text("model")
+
+
+def test_versions_count_up_and_never_overwrite(tmp_path):
+    first = write_versioned("demo", _write_file, tmp_path)
+    second = write_versioned("demo", _write_file, tmp_path)
+    assert (first.name, second.name) == ("1", "2")
+    assert existing_versions(tmp_path / "demo") == [1, 2]
+    assert not [p for p in (tmp_path / "demo").iterdir() if p.name.startswith(".")]
+
+
+def test_a_failed_write_leaves_no_version(tmp_path):
+    def broken(directory: Path) -> None:
+        (directory / "half").write_text("x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_versioned("demo", broken, tmp_path)
+    assert list((tmp_path / "demo").iterdir()) == []
+    assert write_versioned("demo", _write_file, tmp_path).name == "1"
+
+
+def _slow_export(root: str) -> None:
+    def write(directory: Path) -> None:
+        (directory / "variables").mkdir()
+        (directory / "started").write_text("")
+        time.sleep(60)
+
+    write_versioned("demo", write, root)
+
+
+def test_an_export_killed_midway_leaves_no_version_and_the_next_works(tmp_path):
+    process = multiprocessing.get_context("spawn").Process(target=_slow_export, args=(str(tmp_path),))
+    process.start()
+    app_dir = tmp_path / "demo"
+    deadline = time.time() + 60
+    while not list(app_dir.glob(".partial-*/started")):
+        assert time.time() < deadline, "the export never started"
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    assert existing_versions(app_dir) == []
+    assert write_versioned("demo", _write_file, tmp_path).name == "1"
+    assert [p.name for p in app_dir.iterdir()] == ["1"]
+
+
+def _parallel_export(root: str) -> None:
+    write_versioned("demo", _write_file, root)
+
+
+def test_two_exports_at_once_get_two_versions(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_parallel_export, args=(str(tmp_path),)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        assert process.exitcode == 0
+    assert existing_versions(tmp_path / "demo") == [1, 2, 3, 4]
