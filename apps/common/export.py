@@ -73,6 +73,7 @@ def export_serving_model(
     serve_fn: tf.types.experimental.PolymorphicFunction,
     tracked: list,
     root: Path | str = DEFAULT_ROOT,
+    extras: Callable[[Path], None] | None = None,
 ) -> Path:
     """Exports `serve_fn` as the `serving_default` signature of a new version.
 
@@ -82,6 +83,9 @@ def export_serving_model(
             are named (the signature's input names) and which returns a dict
             (the output names).
         tracked: Keras models / layers and other trackables `serve_fn` uses.
+        extras: Optional `extras(version_dir)` that writes more files (a
+            `.keras` model for introspection, say) into the version before
+            it is published; `tf.saved_model.load` ignores them.
     """
 
     def write(directory: Path) -> None:
@@ -90,6 +94,8 @@ def export_serving_model(
             archive.track(resource)
         archive.add_endpoint("serving_default", serve_fn)
         archive.write_out(str(directory), verbose=False)
+        if extras is not None:
+            extras(directory)
 
     return write_versioned(app, write, root)
 
