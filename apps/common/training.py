@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import resource
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from apps.common.cells import CELLS
 from apps.common.export import DEFAULT_ROOT
@@ -31,6 +35,7 @@ class TrainReport:
     parameters: int
     export_path: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    peak_memory_mb: float | None = None
 
     def summary(self) -> str:
         lines = [
@@ -66,6 +71,53 @@ def add_training_arguments(
     group.add_argument("--no-export", action="store_true", help="train and evaluate only")
     group.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                        help="Keras progress output: 0 silent, 1 bar (default), 2 one line per epoch")
+    group.add_argument("--report", type=Path, default=None,
+                       help="also write the training report as JSON to this file")
+    runs = parser.add_argument_group("runs, checkpoints and distribution")
+    runs.add_argument("--run-dir", type=Path, default=None,
+                      help="where checkpoints go; by default runs/<app>/<hash of the arguments>, "
+                           "so the same command resumes an interrupted run")
+    runs.add_argument("--fresh", action="store_true",
+                      help="ignore any checkpoint of an interrupted run and start over")
+    runs.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",
+                      help="back up the training state every STEPS batches (default 50)")
+    runs.add_argument("--strategy", choices=sorted(STRATEGIES), default="default",
+                      help="tf.distribute strategy: default (one device), mirrored (all local "
+                           "GPUs) or multi-worker (hosts listed in TF_CONFIG)")
+
+
+STRATEGIES = {
+    "default": tf.distribute.get_strategy,
+    "mirrored": tf.distribute.MirroredStrategy,
+    "multi-worker": tf.distribute.MultiWorkerMirroredStrategy,
+}
+
+# Arguments that change where results go or how much is printed, not what is trained.
+_NOT_PART_OF_THE_RUN = {"verbose", "export_dir", "no_export", "report", "run_dir", "fresh", "command"}
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for `--strategy`; build and compile models in its scope().
+
+    `--batch-size` is the global batch: Keras splits each batch across the
+    replicas, shards the dataset between workers and reduces the metrics.
+    """
+    return STRATEGIES[name]()
+
+
+def run_directory(app: str, args: argparse.Namespace) -> Path:
+    """The run folder: `--run-dir`, or one named by a hash of the training arguments.
+
+    The same command maps to the same folder, which is what lets a killed
+    training resume where it stopped.
+    """
+    if args.run_dir is not None:
+        return Path(args.run_dir)
+    settings = {
+        key: str(value) for key, value in sorted(vars(args).items()) if key not in _NOT_PART_OF_THE_RUN
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path("runs") / app / digest
 
 
 def set_seed(seed: int) -> None:
@@ -94,6 +146,20 @@ def write_report(report: TrainReport, path: Path) -> None:
     path.write_text(json.dumps(dataclasses.asdict(report), indent=2, default=str))
 
 
+def publish_report(report: TrainReport, args: argparse.Namespace) -> TrainReport:
+    """Records the process's peak memory, prints the summary, writes `--report`.
+
+    Every train command ends with `return publish_report(report, args)`.
+    """
+    if report.peak_memory_mb is None:
+        # ru_maxrss is in KiB on Linux: the peak resident memory of this process.
+        report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(report.summary())
+    if getattr(args, "report", None):
+        write_report(report, Path(args.report))
+    return report
+
+
 def fit(
     model: keras.Model,
     train_data,
@@ -102,14 +168,33 @@ def fit(
     validation_data=None,
     verbose: int = 1,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    backup_dir: Path | None = None,
+    checkpoint_every: int | str = "epoch",
+    fresh: bool = False,
     **fit_kwargs,
 ) -> keras.callbacks.History:
-    """`model.fit` with the suite's standard callbacks; every app trains through here."""
+    """`model.fit` with the suite's standard callbacks; every app trains through here.
+
+    With `backup_dir`, the training state (weights, optimizer, epoch) is backed
+    up every `checkpoint_every` batches; a fit that finds a backup there (left
+    by a run that was killed) resumes from it, unless `fresh`. The backup is
+    deleted when training completes. The model must be built beforehand.
+    """
+    callbacks = list(callbacks or [])
+    if backup_dir is not None:
+        backup_dir = Path(backup_dir)
+        if fresh and backup_dir.exists():
+            shutil.rmtree(backup_dir)
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(
+                str(backup_dir), save_freq=checkpoint_every, double_checkpoint=True
+            )
+        )
     return model.fit(
         train_data,
         validation_data=validation_data,
         epochs=epochs,
         verbose=verbose,
-        callbacks=list(callbacks or []),
+        callbacks=callbacks,
         **fit_kwargs,
     )
