@@ -22,7 +22,6 @@ CORE_VERBS = {
     "evaluate": "evaluate an exported model on a data set",
     "predict": "run an exported model on raw inputs",
     "export": "export a trained run as a new SavedModel version",
-    "compare": "train the GRU, LSTM and SimpleRNN variants and compare them",
 }
 
 
@@ -39,6 +38,10 @@ class Command:
         run: Runs the command on the parsed arguments. Its return value is
             handed to the caller of `apps.cli.run` (train returns a
             `apps.common.training.TrainReport`).
+        quick_args: For train commands: extra arguments that make a run of
+            a minute or so (`gru-suite reproduce --quick`).
+        demo: For train commands: loads an export folder, runs it on a few
+            raw inputs and returns a one-line description of what it said.
     """
 
     verb: str
@@ -46,6 +49,8 @@ class Command:
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], Any]
+    quick_args: tuple[str, ...] = ()
+    demo: Callable[[str], str] | None = None
 
 
 @dataclass

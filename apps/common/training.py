@@ -33,6 +33,7 @@ class TrainReport:
     train_seconds: float
     epochs: int
     parameters: int
+    recurrent_parameters: int = 0
     export_path: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     peak_memory_mb: float | None = None
@@ -127,6 +128,23 @@ def set_seed(seed: int) -> None:
 
 def count_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def recurrent_layers(layer: keras.layers.Layer) -> list[keras.layers.RNN]:
+    """The recurrent layers inside `layer`: nested models and Bidirectional wrappers opened."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    if isinstance(layer, keras.layers.RNN):
+        return [layer]
+    found = []
+    for inner in getattr(layer, "layers", []):
+        found += recurrent_layers(inner)
+    return found
+
+
+def count_recurrent_parameters(model: keras.Model) -> int:
+    """Parameters of the recurrent layers alone, where GRU, LSTM and RNN differ."""
+    return int(sum(count_parameters(layer) for layer in recurrent_layers(model)))
 
 
 class Stopwatch:

@@ -1,0 +1,1 @@
+"""Suite-wide commands: `gru-suite reproduce` and `gru-suite compare APP`."""
