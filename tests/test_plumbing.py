@@ -126,3 +126,34 @@ def test_two_exports_at_once_get_two_versions(tmp_path):
         process.join()
         assert process.exitcode == 0
     assert existing_versions(tmp_path / "demo") == [1, 2, 3, 4]
+
+
+def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
+    import keras
+
+    from apps.common.errors import InputError
+    from apps.common.export import load_keras_model
+
+    model = keras.Sequential([
+        keras.Input((3,)),
+        keras.layers.Lambda(lambda x: x * 2),
+        keras.layers.Dense(1),
+    ])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    with pytest.raises(InputError, match="Lambda"):
+        load_keras_model(path)
+
+
+def test_a_plain_keras_file_loads_in_safe_mode(tmp_path):
+    import keras
+    import numpy as np
+
+    import gru_core
+    from apps.common.export import load_keras_model
+
+    model = keras.Sequential([keras.Input((4, 3)), gru_core.GRU(2), keras.layers.Dense(1)])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    x = np.ones((1, 4, 3), "float32")
+    np.testing.assert_allclose(load_keras_model(path)(x), model(x), atol=1e-6)

@@ -100,6 +100,26 @@ def export_serving_model(
     return write_versioned(app, write, root)
 
 
+def load_keras_model(path: Path | str) -> keras.Model:
+    """Loads a `.keras` file in Keras's safe mode.
+
+    Safe mode refuses to deserialize Python code (a `Lambda` layer's bytecode),
+    so loading a model file runs no code that came with it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such .keras file.")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "Lambda" in str(error):
+            raise InputError(
+                f"{path}: refused: the model carries Python code (a Lambda layer), "
+                "which is never loaded from a file."
+            ) from error
+        raise
+
+
 def load_exported(model_dir: Path | str):
     """Loads an export (or the newest version inside `model_dir`).
 
