@@ -317,7 +317,7 @@ def load_yfinance(
     except Exception as error:  # yfinance surfaces network and lookup failures in many types.
         fallback = _covering_cache(cache_dir, ticker, interval, start, end)
         if fallback is not None:
-            series = _from_cache(fallback, target, source)
+            series = _from_cache(fallback, target, source, start=start, end=end)
             return dataclasses.replace(
                 series,
                 note=f"download failed ({error}); using the cached {fallback.name} "
@@ -343,8 +343,14 @@ def _iso_date(value: str | None, flag: str) -> str | None:
         raise InputError(f"{flag}: {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
-def _from_cache(path: Path, target: str, source: str) -> PriceSeries:
-    frame = pd.read_csv(path, index_col=0)
+def _from_cache(path: Path, target: str, source: str, *, start: str | None = None,
+                end: str | None = None) -> PriceSeries:
+    """Reads a cached download, keeping the dates in [start, end) when given."""
+    frame = pd.read_csv(path, index_col=0, parse_dates=True)
+    if start is not None:
+        frame = frame[frame.index >= pd.Timestamp(start)]
+    if end is not None:
+        frame = frame[frame.index < pd.Timestamp(end)]
     return clean_prices(frame, target=target, source=source)
 
 

@@ -197,8 +197,9 @@ class Forecaster:
     def predict_log_returns(self, series: PriceSeries, anchors: np.ndarray, *, shrunk: bool = True) -> np.ndarray:
         """Forecast log returns from each anchor's last price, [N, horizon]."""
         inputs = self.normalization.inputs(step_features(series, self.features), anchors, self.window)
-        normalized = self.model.predict(inputs, verbose=0, batch_size=256)
-        returns = normalized.astype(np.float64) * self.normalization.target_scale
+        # A direct call: `predict` would retrace for every new series length.
+        normalized = np.asarray(self.model(inputs, training=False), np.float64)
+        returns = normalized * self.normalization.target_scale
         if shrunk and self.shrink is not None:
             returns = returns * self.shrink
         return returns
