@@ -1,0 +1,55 @@
+"""One GRU sequence-to-sequence implementation shared by translation and chatbot.
+
+- `model`: the bidirectional encoder, additive/multiplicative attention and the
+  attentional decoder (teacher forcing in training, one step at a time when
+  decoding), with padding masks throughout.
+- `decoding`: greedy, beam search (length-normalized) and top-k / nucleus
+  sampling, written in TensorFlow ops (`tf.while_loop`) so that they run
+  inside an exported SavedModel.
+- `pairs`: reading and checking parallel text (tab-separated or line-aligned
+  files), held-out splits and `tf.data` pipelines of token ids.
+- `serving`: a `tf.Module` that holds the model and both vocabularies and maps
+  strings to strings; exports with several signatures.
+"""
+
+from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
+from apps.common.seq2seq.model import (
+    Attention,
+    Decoder,
+    Encoder,
+    Seq2Seq,
+    build_seq2seq,
+    masked_accuracy,
+    masked_cross_entropy,
+    token_log_likelihood,
+)
+from apps.common.seq2seq.pairs import (
+    TextPairs,
+    make_dataset,
+    read_aligned_files,
+    read_tab_separated,
+    split_pairs,
+)
+from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq, export_endpoints
+
+__all__ = [
+    "Attention",
+    "DecodingOptions",
+    "Decoder",
+    "Encoder",
+    "Seq2Seq",
+    "TextPairs",
+    "TextSeq2Seq",
+    "beam_search_decode",
+    "build_seq2seq",
+    "export_endpoints",
+    "greedy_decode",
+    "make_dataset",
+    "masked_accuracy",
+    "masked_cross_entropy",
+    "read_aligned_files",
+    "read_tab_separated",
+    "sample_decode",
+    "split_pairs",
+    "token_log_likelihood",
+]

@@ -1,0 +1,352 @@
+"""Encoder, attention and decoder of the attentional sequence-to-sequence model.
+
+The encoder embeds the source ids and runs a bidirectional recurrent layer
+(`gru_core.GRU` by default, via `apps.common.cells.recurrent_layer`); its last
+forward and backward states, joined and projected, start the decoder. The
+decoder runs its own recurrent layer over the target ids, then attends over
+the encoder outputs with its recurrent output as the query (Luong's placement)
+and predicts the next token from [output; context]. The score is additive
+(Bahdanau: vᵀ·tanh(W₁q + W₂k)) or multiplicative (Luong's "general": qᵀ·W·k).
+
+Id 0 is padding: source padding never receives attention weight (its score is
+replaced by a very negative number before the softmax) and target padding is
+left out of the loss and the accuracy.
+
+`cell="lstm"` works too: an LSTM has two states (h, c); the encoder bridges
+each of them separately and the decoder carries both. Decoding steps call the
+recurrent layer's cell directly, so every cell type decodes the same way.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from apps.common.cells import recurrent_layer
+
+ATTENTION_KINDS = ("bahdanau", "luong")
+# Added to masked scores: exp() of it underflows to exactly 0 in float32, and
+# unlike -inf it keeps a row of all-masked scores finite.
+_MASKED_SCORE = -1e9
+
+
+def _state_count(cell: str) -> int:
+    return 2 if cell == "lstm" else 1
+
+
+@keras.saving.register_keras_serializable(package="gru_suite")
+class Encoder(keras.layers.Layer):
+    """Source ids -> (per-token outputs `[batch, time, 2·units]`, decoder initial states).
+
+    Args:
+        vocabulary_size: Number of source token ids.
+        embedding_dim: Size of the token embeddings.
+        units: Units of each direction of the recurrent layer, and of the
+            decoder states it produces.
+        cell: "gru", "lstm" or "rnn".
+        dropout: Dropout on the embeddings and recurrent inputs.
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        embedding_dim: int,
+        units: int,
+        cell: str = "gru",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell = cell
+        self.dropout = dropout
+        self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim)
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.rnn = keras.layers.Bidirectional(
+            recurrent_layer(cell, units, return_sequences=True, return_state=True)
+        )
+        self.bridges = [
+            keras.layers.Dense(units, activation="tanh", name=f"bridge_{index}")
+            for index in range(_state_count(cell))
+        ]
+
+    def call(self, source_ids, training=False):
+        mask = ops.not_equal(source_ids, 0)
+        embedded = self.embedding_dropout(self.embedding(source_ids), training=training)
+        outputs, *states = self.rnn(embedded, mask=mask, training=training)
+        count = len(self.bridges)
+        forward, backward = states[:count], states[count:]
+        initial_states = [
+            bridge(ops.concatenate([f, b], axis=-1))
+            for bridge, f, b in zip(self.bridges, forward, backward)
+        ]
+        return outputs, initial_states
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "cell": self.cell,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package="gru_suite")
+class Attention(keras.layers.Layer):
+    """Attention of queries over masked keys (which are also the values).
+
+    Args:
+        units: Size of the scoring space (additive) or of the queries
+            (multiplicative: keys are projected to it).
+        kind: "bahdanau" (additive) or "luong" (multiplicative, "general").
+
+    Call arguments:
+        query: `[batch, query_time, query_dim]`.
+        keys: `[batch, key_time, key_dim]`.
+        key_mask: Boolean `[batch, key_time]`; False positions get weight 0.
+
+    Returns `(context [batch, query_time, key_dim], weights [batch, query_time, key_time])`.
+    """
+
+    def __init__(self, units: int, kind: str = "luong", **kwargs):
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"Unknown attention {kind!r}; expected one of {ATTENTION_KINDS}.")
+        super().__init__(**kwargs)
+        self.units = units
+        self.kind = kind
+        # The query's padding mask passes through; the key mask is an argument.
+        self.supports_masking = True
+        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection")
+        if kind == "bahdanau":
+            self.query_projection = keras.layers.Dense(units, use_bias=False, name="query_projection")
+            self.score_vector = keras.layers.Dense(1, use_bias=False, name="score_vector")
+
+    def scores(self, query, keys):
+        projected_keys = self.key_projection(keys)
+        if self.kind == "luong":
+            return ops.matmul(query, ops.transpose(projected_keys, (0, 2, 1)))
+        hidden = ops.tanh(
+            ops.expand_dims(self.query_projection(query), 2)
+            + ops.expand_dims(projected_keys, 1)
+        )
+        return ops.squeeze(self.score_vector(hidden), -1)
+
+    def call(self, query, keys, key_mask):
+        scores = self.scores(query, keys)
+        scores = ops.where(
+            ops.expand_dims(key_mask, 1), scores, ops.cast(_MASKED_SCORE, scores.dtype)
+        )
+        weights = ops.softmax(scores, axis=-1)
+        return ops.matmul(weights, keys), weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "kind": self.kind}
+
+
+@keras.saving.register_keras_serializable(package="gru_suite")
+class Decoder(keras.layers.Layer):
+    """Target ids (teacher forcing) or one token per step -> next-token logits.
+
+    Args:
+        vocabulary_size: Number of target token ids (the logits' size).
+        embedding_dim: Size of the token embeddings.
+        units: Units of the recurrent layer and of the attention.
+        cell: "gru", "lstm" or "rnn".
+        attention: "bahdanau" or "luong".
+        dropout: Dropout on the embeddings and before the output projection.
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        embedding_dim: int,
+        units: int,
+        cell: str = "gru",
+        attention: str = "luong",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell = cell
+        self.attention_kind = attention
+        self.dropout = dropout
+        self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim)
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.rnn = recurrent_layer(cell, units, return_sequences=True, return_state=True)
+        self.attention = Attention(units, attention)
+        self.combine = keras.layers.Dense(units, activation="tanh", name="combine")
+        self.output_dropout = keras.layers.Dropout(dropout)
+        self.logits = keras.layers.Dense(vocabulary_size, name="logits")
+
+    def _predict(self, outputs, encoder_outputs, source_mask, training=False):
+        context, weights = self.attention(outputs, encoder_outputs, source_mask)
+        hidden = self.combine(ops.concatenate([outputs, context], axis=-1))
+        return self.logits(self.output_dropout(hidden, training=training)), weights
+
+    def call(self, target_ids, encoder_outputs, source_mask, initial_states, training=False):
+        """Teacher forcing: `[batch, time]` ids -> (logits, final states, weights)."""
+        embedded = self.embedding_dropout(self.embedding(target_ids), training=training)
+        outputs, *states = self.rnn(
+            embedded,
+            initial_state=list(initial_states),
+            mask=ops.not_equal(target_ids, 0),
+            training=training,
+        )
+        logits, weights = self._predict(outputs, encoder_outputs, source_mask, training)
+        return logits, states, weights
+
+    def step(self, token_ids, encoder_outputs, source_mask, states):
+        """One decoding step: `[batch]` ids -> (logits `[batch, vocab]`, states, weights `[batch, key_time]`)."""
+        output, states = self.rnn.cell(self.embedding(token_ids), list(states))
+        logits, weights = self._predict(
+            ops.expand_dims(output, 1), encoder_outputs, source_mask
+        )
+        return logits[:, 0], list(states), weights[:, 0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "cell": self.cell,
+            "attention": self.attention_kind,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package="gru_suite")
+class Seq2Seq(keras.Model):
+    """The attentional encoder-decoder, trained with teacher forcing.
+
+    Call it on `(source_ids, target_input_ids)` (both `[batch, time]` int,
+    0 = padding) for next-token logits `[batch, target_time, target_vocab]`.
+    `apps.common.seq2seq.decoding` generates from it.
+
+    Args:
+        source_vocabulary_size, target_vocabulary_size: Vocabulary sizes.
+        embedding_dim: Size of both embeddings.
+        units: Units of the decoder and of each encoder direction.
+        cell: "gru" (gru_core.GRU, default), "lstm" or "rnn".
+        attention: "luong" (multiplicative, default) or "bahdanau" (additive).
+        dropout: Dropout rate in encoder and decoder.
+    """
+
+    def __init__(
+        self,
+        source_vocabulary_size: int,
+        target_vocabulary_size: int,
+        embedding_dim: int = 128,
+        units: int = 128,
+        cell: str = "gru",
+        attention: str = "luong",
+        dropout: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.source_vocabulary_size = source_vocabulary_size
+        self.target_vocabulary_size = target_vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell = cell
+        self.attention = attention
+        self.dropout = dropout
+        self.encoder = Encoder(source_vocabulary_size, embedding_dim, units, cell, dropout)
+        self.decoder = Decoder(
+            target_vocabulary_size, embedding_dim, units, cell, attention, dropout
+        )
+
+    def call(self, inputs, training=False):
+        source_ids, target_ids = inputs
+        encoder_outputs, states = self.encoder(source_ids, training=training)
+        logits, _, _ = self.decoder(
+            target_ids, encoder_outputs, ops.not_equal(source_ids, 0), states, training=training
+        )
+        return logits
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocabulary_size": self.source_vocabulary_size,
+            "target_vocabulary_size": self.target_vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "cell": self.cell,
+            "attention": self.attention,
+            "dropout": self.dropout,
+        }
+
+
+def masked_cross_entropy(target_ids, logits):
+    """Mean next-token cross-entropy over the non-padding targets (nats per token)."""
+    losses = keras.losses.sparse_categorical_crossentropy(target_ids, logits, from_logits=True)
+    mask = ops.cast(ops.not_equal(target_ids, 0), losses.dtype)
+    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def masked_accuracy(target_ids, logits):
+    """Share of non-padding targets predicted exactly (teacher forcing)."""
+    predicted = ops.cast(ops.argmax(logits, axis=-1), target_ids.dtype)
+    mask = ops.cast(ops.not_equal(target_ids, 0), "float32")
+    hits = ops.cast(ops.equal(predicted, target_ids), "float32") * mask
+    return ops.sum(hits) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def build_seq2seq(
+    source_vocabulary_size: int,
+    target_vocabulary_size: int,
+    *,
+    embedding_dim: int,
+    units: int,
+    cell: str,
+    attention: str,
+    dropout: float,
+    learning_rate: float = 1e-3,
+) -> Seq2Seq:
+    """A compiled `Seq2Seq` (Adam with gradient clipping, masked loss and accuracy), built."""
+    model = Seq2Seq(
+        source_vocabulary_size,
+        target_vocabulary_size,
+        embedding_dim=embedding_dim,
+        units=units,
+        cell=cell,
+        attention=attention,
+        dropout=dropout,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+        loss=masked_cross_entropy,
+        metrics=[masked_accuracy],
+    )
+    dummy = tf.ones([1, 2], tf.int64)
+    model((dummy, dummy))
+    return model
+
+
+def token_log_likelihood(model: Seq2Seq, dataset) -> tuple[float, int]:
+    """(summed negative log-likelihood in nats, number of target tokens) over `dataset`.
+
+    `exp(nll / tokens)` is the per-token perplexity.
+    """
+    total, count = 0.0, 0
+
+    @tf.function(reduce_retracing=True)
+    def batch_sums(inputs, targets):
+        logits = model(inputs, training=False)
+        losses = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        mask = tf.cast(targets != 0, losses.dtype)
+        return tf.reduce_sum(losses * mask), tf.reduce_sum(mask)
+
+    for inputs, targets in dataset:
+        nll, tokens = batch_sums(inputs, targets)
+        total += float(nll)
+        count += int(tokens)
+    return total, count

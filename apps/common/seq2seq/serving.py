@@ -1,0 +1,156 @@
+"""Strings in, strings out: a `Seq2Seq` model with its vocabularies, and its export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from apps.common.export import write_versioned
+from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
+from apps.common.seq2seq.model import Seq2Seq
+from apps.common.seq2seq.pairs import encode_sources
+from apps.common.text import END, START, TokenIds, tokenize
+
+STRATEGIES = ("greedy", "beam", "sample")
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How an exported model generates.
+
+    Attributes:
+        strategy: "greedy", "beam" (beam search) or "sample" (top-k / nucleus).
+        beam_width: Beams kept by "beam".
+        length_penalty: GNMT length-normalization exponent of "beam".
+        temperature, top_k, top_p: Defaults of "sample" (see `sample_decode`).
+    """
+
+    strategy: str = "greedy"
+    beam_width: int = 4
+    length_penalty: float = 0.6
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 0.9
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"Unknown decoding {self.strategy!r}; expected one of {STRATEGIES}.")
+        if self.beam_width < 1:
+            raise ValueError(f"beam_width must be at least 1, got {self.beam_width}.")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}.")
+        if self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(
+                f"top_k must be ≥ 0 and top_p in (0, 1]; got {self.top_k} and {self.top_p}."
+            )
+
+
+class TextSeq2Seq(tf.Module):
+    """A trained `Seq2Seq` with its source and target vocabularies.
+
+    Its methods are TensorFlow code that the apps wrap in `tf.function`
+    signatures, so the same preprocessing, decoding and detokenization run in
+    training-time evaluation and in the export.
+
+    Args:
+        model: The trained model.
+        source_vocabulary, target_vocabulary: Token ids of both sides.
+        max_source_length: Source tokens kept, [START] and [END] included.
+        max_target_length: Tokens generated at most, [END] included.
+        decoding: The default decoding of `generate`.
+    """
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        source_vocabulary: TokenIds,
+        target_vocabulary: TokenIds,
+        *,
+        max_source_length: int,
+        max_target_length: int,
+        decoding: DecodingOptions = DecodingOptions(),
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        self.model = model
+        self.source_vocabulary = source_vocabulary
+        self.target_vocabulary = target_vocabulary
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.decoding = decoding
+
+    def source_ids(self, texts: tf.Tensor) -> tf.Tensor:
+        return encode_sources(texts, self.source_vocabulary, self.max_source_length)
+
+    def generate(
+        self,
+        texts: tf.Tensor,
+        *,
+        temperature=None,
+        top_k=None,
+        top_p=None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """`[batch]` strings -> (target ids `[batch, steps]`, attention `[batch, steps, source_time]`).
+
+        Sampling parameters default to `decoding`'s and may be tensors.
+        """
+        source_ids = self.source_ids(texts)
+        options = self.decoding
+        if options.strategy == "greedy":
+            return greedy_decode(self.model, source_ids, self.max_target_length)
+        if options.strategy == "beam":
+            return beam_search_decode(
+                self.model, source_ids, self.max_target_length,
+                beam_width=options.beam_width, length_penalty=options.length_penalty,
+            )
+        return sample_decode(
+            self.model, source_ids, self.max_target_length,
+            temperature=options.temperature if temperature is None else temperature,
+            top_k=options.top_k if top_k is None else top_k,
+            top_p=options.top_p if top_p is None else top_p,
+        )
+
+    def detokenize(self, target_ids: tf.Tensor) -> tf.Tensor:
+        """Target ids -> `[batch]` strings (space-joined tokens, up to [END])."""
+        return self.target_vocabulary.decode(target_ids)
+
+    def source_tokens(self, texts: tf.Tensor) -> tf.Tensor:
+        """`[batch, source_time]` token strings aligned with `source_ids` ("" = padding)."""
+        tokens = tokenize(texts)[:, : self.max_source_length - 2]
+        batch = tokens.nrows()
+        tokens = tf.concat([tf.fill([batch, 1], START), tokens, tf.fill([batch, 1], END)], axis=1)
+        return tokens.to_tensor(default_value="")
+
+    def target_tokens(self, target_ids: tf.Tensor) -> tf.Tensor:
+        """`[batch, steps]` token strings of generated ids ([UNK] for an unknown word)."""
+        return tf.gather(self.target_vocabulary.words, target_ids)
+
+
+def export_endpoints(
+    app: str,
+    endpoints: dict[str, Callable],
+    tracked: list,
+    root: Path | str,
+) -> Path:
+    """Exports several signatures (one must be "serving_default") as a new version of `app`.
+
+    `apps.common.export.export_serving_model` writes one signature; explain and
+    multi-turn chat need more, so this writes through `write_versioned`, the
+    same all-or-nothing versioning.
+    """
+    if "serving_default" not in endpoints:
+        raise ValueError("An export needs a 'serving_default' endpoint.")
+
+    def write(directory: Path) -> None:
+        archive = keras.export.ExportArchive()
+        for resource in tracked:
+            archive.track(resource)
+        for name, function in endpoints.items():
+            archive.add_endpoint(name, function)
+        archive.write_out(str(directory), verbose=False)
+
+    return write_versioned(app, write, root)

@@ -1,0 +1,1 @@
+"""Translation with a GRU encoder-decoder and attention (`gru-suite train translation`)."""
