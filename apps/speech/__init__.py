@@ -1,0 +1,1 @@
+"""Spoken-word recognition: raw audio in, a GRU over log-mel features, a label out."""

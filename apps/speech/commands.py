@@ -1,0 +1,223 @@
+"""`gru-suite train speech` and `gru-suite predict speech`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.common.errors import InputError
+from apps.common.export import export_serving_model, load_exported
+from apps.common.training import (
+    Stopwatch,
+    TrainReport,
+    add_training_arguments,
+    count_parameters,
+    count_recurrent_parameters,
+    fit,
+    make_strategy,
+    publish_report,
+    run_directory,
+    set_seed,
+)
+from apps.registry import Command, register
+from apps.speech.data import (
+    CLIP_SAMPLES,
+    DATA_SETS,
+    SAMPLE_RATE,
+    AudioSplit,
+    SpeechData,
+    load_audio,
+    load_data,
+)
+from apps.speech.model import SpeechServer, augment_waveform, build_model
+
+SILENCE_PEAK = 1e-4
+
+
+def training_dataset(split: AudioSplit, noise: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Shuffled, augmented `(waveform, label)` batches, one pass per epoch."""
+    noise_tensor = tf.constant(noise)
+    return (
+        tf.data.Dataset.from_tensor_slices((split.waveforms, split.labels))
+        .shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+        .map(lambda waveform, label: (augment_waveform(waveform, noise_tensor), label),
+             num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def train_speech_model(
+    data: SpeechData,
+    *,
+    cell: str = "gru",
+    units: int = 64,
+    epochs: int = 30,
+    batch_size: int = 32,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    verbose: int = 1,
+    strategy: tf.distribute.Strategy | None = None,
+    backup_dir: Path | None = None,
+    checkpoint_every: int | str = "epoch",
+    fresh: bool = False,
+) -> keras.Model:
+    """Builds and trains a model on `data.train` (validating on `data.validation` if any).
+
+    Adam with a cosine-decaying learning rate; the model is built in
+    `strategy`'s scope. `backup_dir`, `checkpoint_every` and `fresh` are
+    handed to `apps.common.training.fit` (resumable runs).
+    """
+    set_seed(seed)
+    steps = epochs * int(np.ceil(len(data.train) / batch_size))
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_model(len(data.labels), cell=cell, units=units, seed=seed)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=max(steps, 1), alpha=0.02
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    validation = None
+    if len(data.validation):
+        validation = (data.validation.waveforms, data.validation.labels)
+    fit(
+        model,
+        training_dataset(data.train, data.noise, batch_size, seed),
+        epochs=epochs,
+        validation_data=validation,
+        verbose=verbose,
+        backup_dir=backup_dir,
+        checkpoint_every=checkpoint_every,
+        fresh=fresh,
+    )
+    return model
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:
+    """`[true label, predicted label]` counts."""
+    matrix = np.zeros((num_labels, num_labels), np.int64)
+    np.add.at(matrix, (true, predicted), 1)
+    return matrix
+
+
+def save_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4.0, 0.45 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=90)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                      color="white" if count > matrix.max() / 2 else "black")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="sample",
+                        help=f"{', '.join(DATA_SETS)} or a folder (LABEL/*.wav or "
+                             "LABEL_SPEAKER_INDEX.wav); default sample (synthetic)")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="default 2e-3")
+    add_training_arguments(parser, epochs=60, batch_size=32, units=64)
+
+
+def run_train(args: argparse.Namespace) -> TrainReport:
+    for name in ("epochs", "batch_size", "units"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1.")
+    if args.limit is not None and args.limit < 2:
+        raise InputError("--limit must be at least 2.")
+    data = load_data(args.data, limit=args.limit, seed=args.seed)
+    if not len(data.test):
+        raise InputError(f"{args.data}: the data set has no test clips.")
+    run_dir = run_directory("speech", args)
+    with Stopwatch() as watch:
+        model = train_speech_model(
+            data, cell=args.cell, units=args.units, epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate=args.learning_rate,
+            seed=args.seed, verbose=args.verbose, strategy=make_strategy(args.strategy),
+            backup_dir=run_dir / "backup", checkpoint_every=args.checkpoint_every,
+            fresh=args.fresh,
+        )
+    predicted = np.argmax(model.predict(data.test.waveforms, verbose=0), axis=-1)
+    accuracy = float(np.mean(predicted == data.test.labels))
+    matrix_path = run_dir / "confusion_matrix.png"
+    save_confusion_matrix(
+        confusion_matrix(data.test.labels, predicted, len(data.labels)), data.labels, matrix_path,
+        f"{data.name}, {args.cell}: test accuracy {accuracy:.3f}",
+    )
+    report = TrainReport(
+        app="speech", data=data.name, cell=args.cell, metric="test accuracy", value=accuracy,
+        train_seconds=watch.seconds, epochs=args.epochs, parameters=count_parameters(model),
+        recurrent_parameters=count_recurrent_parameters(model),
+        extra={
+            "clips (train/validation/test)": f"{len(data.train)}/{len(data.validation)}/{len(data.test)}",
+            "labels": len(data.labels),
+            "confusion matrix": str(matrix_path),
+        },
+    )
+    if not args.no_export:
+        server = SpeechServer(model, data.labels)
+        report.export_path = str(export_serving_model("speech", server.serve, [model, server], args.export_dir))
+    return publish_report(report, args)
+
+
+def configure_predict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True,
+                        help="an export folder, or saved_models/speech for the newest version")
+    parser.add_argument("files", nargs="+", type=Path, help="audio files, any rate and channel count")
+
+
+def run_predict(args: argparse.Namespace) -> list[dict]:
+    """Prints one line per file: its label and probability, or why it was skipped.
+
+    A bad file is reported and skipped; the command fails only if every file is bad.
+    """
+    serve = load_exported(args.model).signatures["serving_default"]
+    results = []
+    for path in args.files:
+        try:
+            waveform = load_audio(path)
+        except InputError as error:
+            print(f"{path}: error: {error}")
+            results.append({"file": str(path), "error": str(error)})
+            continue
+        outputs = serve(waveform=tf.constant(waveform[np.newaxis, :]))
+        probabilities = outputs["probabilities"].numpy()[0]
+        label = outputs["label"].numpy()[0].decode("utf-8")
+        notes = []
+        if np.abs(waveform).max() < SILENCE_PEAK:
+            notes.append("silent input")
+        if waveform.size > CLIP_SAMPLES:
+            notes.append(f"{waveform.size / SAMPLE_RATE:.1f} s long: used its loudest second")
+        note = f" ({'; '.join(notes)})" if notes else ""
+        print(f"{path}: {label} (p={probabilities.max():.3f}){note}")
+        results.append({"file": str(path), "label": label, "probability": float(probabilities.max()),
+                        "probabilities": probabilities})
+    if all("error" in result for result in results):
+        raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
+    return results
+
+
+register(Command("train", "speech", "train a spoken-word recognizer on raw audio",
+                 configure_train, run_train))
+register(Command("predict", "speech", "recognize the spoken word in audio files",
+                 configure_predict, run_predict))

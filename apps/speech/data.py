@@ -1,0 +1,327 @@
+"""Spoken-word data sets, decoded to fixed-length 16 kHz mono waveforms.
+
+Every loader returns a `SpeechData`: the label names, train / validation /
+test `AudioSplit`s of `CLIP_SAMPLES`-long float32 waveforms, and background
+noise for augmentation. Sources:
+
+- `sample` (default): synthetic words spoken by espeak-ng with background
+  noise mixed in, shipped in `apps/speech/sample_clips/` (see
+  `apps/speech/make_sample.py`). Synthetic voices, not real speech.
+- `speech_commands`: Google Speech Commands v0.02 (35 words, 105,829 clips),
+  with its own `validation_list.txt` / `testing_list.txt` split and its
+  `_background_noise_` recordings. Decoded fully into memory (about 7 GB as
+  float32); use `limit` for a slice.
+- `fsdd`: the Free Spoken Digit Dataset; recording indices 0-4 are the test
+  split by the data set's own convention.
+- a local folder, in either layout: `LABEL/*.wav` (Speech Commands; split by
+  its list files when present, else by its hash rule) or flat
+  `{label}_{speaker}_{index}.wav` (FSDD; index 0-4 is test). Any format and
+  sample rate librosa reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from apps.common.errors import InputError
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = SAMPLE_RATE  # one second
+SAMPLE_DIR = Path(__file__).parent / "sample_clips"
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a"})
+NOISE_FOLDER = "_background_noise_"
+
+SPEECH_COMMANDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
+# The sha256 TensorFlow Datasets records for this archive.
+SPEECH_COMMANDS_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
+FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
+# No checksum: GitHub builds tag archives on request and does not promise
+# byte-identical tarballs, and we know of no published hash for this one.
+FSDD_SHA256 = None
+
+DATA_SETS = ("sample", "speech_commands", "fsdd")
+_FLAT_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
+_MAX_SPEECH_COMMANDS_FILES = 2**27 - 1  # the constant of the data set's own split rule
+
+
+@dataclass
+class AudioSplit:
+    """Waveforms `[n, CLIP_SAMPLES]` float32, label ids `[n]` int32 and their files."""
+
+    waveforms: np.ndarray
+    labels: np.ndarray
+    files: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class SpeechData:
+    """A spoken-word data set, split, with optional background noise for augmentation."""
+
+    name: str
+    labels: list[str]
+    train: AudioSplit
+    validation: AudioSplit
+    test: AudioSplit
+    noise: np.ndarray  # 1-D float32 noise at SAMPLE_RATE, at least CLIP_SAMPLES long
+
+
+def load_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decodes any file librosa reads into a 1-D float32 waveform at `sample_rate`, mono.
+
+    Raises:
+        InputError: naming the file, if it is missing, cannot be decoded,
+            holds no samples or holds non-finite samples.
+    """
+    import librosa
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file.")
+    try:
+        with warnings.catch_warnings():
+            # librosa warns before falling back to audioread for formats
+            # soundfile does not read; the fallback's failure is reported below.
+            warnings.simplefilter("ignore")
+            audio, _ = librosa.load(path, sr=sample_rate, mono=True)
+    except Exception as error:  # soundfile, audioread and resampling raise many types
+        detail = str(error).strip() or type(error).__name__
+        raise InputError(f"{path}: not a readable audio file ({detail}).") from None
+    if audio.size == 0:
+        raise InputError(f"{path}: the audio file holds no samples.")
+    if not np.all(np.isfinite(audio)):
+        raise InputError(f"{path}: the audio holds NaN or infinite samples.")
+    return audio.astype(np.float32, copy=False)
+
+
+def fix_length(audio: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
+    """Pads or trims a 1-D waveform to `length` samples.
+
+    A shorter waveform is centred between zeros; a longer one keeps its
+    loudest window (the one with the most energy, the first on ties), so a
+    word inside a long recording is kept. `apps.speech.model.fix_length` does
+    the same inside the serving graph.
+    """
+    size = audio.shape[0]
+    if size < length:
+        left = (length - size) // 2
+        return np.pad(audio, (left, length - size - left)).astype(np.float32)
+    energy = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    start = int(np.argmax(energy[length:] - energy[:-length]))
+    return audio[start : start + length].astype(np.float32)
+
+
+def synthetic_noise(size: int, rng: np.random.Generator) -> np.ndarray:
+    """White, pink or brown noise or mains hum (chosen by `rng`), unit peak, float32."""
+    kind = rng.integers(4)
+    if kind == 3:
+        time = np.arange(size) / SAMPLE_RATE
+        base = rng.choice([50.0, 60.0])
+        noise = sum(np.sin(2 * np.pi * base * k * time + rng.uniform(0, 2 * np.pi)) / k
+                    for k in range(1, 6))
+        noise = noise + 0.1 * rng.standard_normal(size)
+    else:
+        # White (0), pink (1) and brown (2) noise: power falling as 1/f^kind.
+        spectrum = np.fft.rfft(rng.standard_normal(size))
+        frequencies = np.maximum(np.fft.rfftfreq(size), 1.0 / size)
+        noise = np.fft.irfft(spectrum / frequencies ** (kind / 2), n=size)
+    return (noise / max(np.abs(noise).max(), 1e-9)).astype(np.float32)
+
+
+def _decode_split(
+    files: list[Path], labels: list[int], root: Path, limit: int | None, seed: int
+) -> AudioSplit:
+    if limit is not None and len(files) > limit:
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(files))[:limit])
+        files = [files[i] for i in chosen]
+        labels = [labels[i] for i in chosen]
+    waveforms = np.zeros((len(files), CLIP_SAMPLES), np.float32)
+    for row, path in enumerate(files):
+        waveforms[row] = fix_length(load_audio(path))
+    return AudioSplit(
+        waveforms, np.asarray(labels, np.int32), [str(f.relative_to(root)) for f in files]
+    )
+
+
+def _is_audio(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def speech_commands_set(relative_path: str, validation_percentage=10.0, testing_percentage=10.0) -> str:
+    """The Speech Commands hash rule: which split ("train"/"validation"/"test") a file is in.
+
+    Clips of one speaker (the file name before `_nohash_`) always share a split.
+    """
+    speaker = re.sub(r"_nohash_.*$", "", Path(relative_path).name)
+    digest = int(hashlib.sha1(speaker.encode()).hexdigest(), 16)
+    percentage = (digest % (_MAX_SPEECH_COMMANDS_FILES + 1)) * (100.0 / _MAX_SPEECH_COMMANDS_FILES)
+    if percentage < validation_percentage:
+        return "validation"
+    if percentage < validation_percentage + testing_percentage:
+        return "test"
+    return "train"
+
+
+def _read_list(path: Path) -> set[str] | None:
+    if not path.is_file():
+        return None
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def _load_noise(folder: Path) -> np.ndarray:
+    """The audio in `folder` joined end to end, or synthetic noise when there is none."""
+    paths = sorted(filter(_is_audio, folder.iterdir())) if folder.is_dir() else []
+    clips = [load_audio(path) for path in paths]
+    noise = np.concatenate(clips) if clips else np.zeros(0, np.float32)
+    if noise.size < CLIP_SAMPLES:
+        noise = np.concatenate(
+            [synthetic_noise(5 * CLIP_SAMPLES, np.random.default_rng(kind)) for kind in range(8)]
+        )
+    return noise
+
+
+def load_label_folders(root: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0) -> SpeechData:
+    """Reads the Speech Commands layout: `root/LABEL/*.wav` (any audio format).
+
+    The split comes from `validation_list.txt` / `testing_list.txt` in `root`
+    when they exist, else from the data set's hash rule
+    (`speech_commands_set`). Audio in `_background_noise_/` becomes the
+    augmentation noise (synthetic noise when there is none). `limit` caps each
+    split at that many clips (a seeded random choice).
+    """
+    root = Path(root)
+    label_dirs = sorted(
+        d for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith(("_", ".")) and any(map(_is_audio, d.iterdir()))
+    )
+    if len(label_dirs) < 2:
+        raise InputError(f"{root}: expected at least two LABEL/ folders holding audio files.")
+    labels = [d.name for d in label_dirs]
+    validation_list = _read_list(root / "validation_list.txt")
+    testing_list = _read_list(root / "testing_list.txt")
+    split_files: dict[str, tuple[list[Path], list[int]]] = {
+        split: ([], []) for split in ("train", "validation", "test")
+    }
+    for label_id, label_dir in enumerate(label_dirs):
+        for path in sorted(filter(_is_audio, label_dir.iterdir())):
+            relative = f"{label_dir.name}/{path.name}"
+            if validation_list is None and testing_list is None:
+                split = speech_commands_set(relative)
+            elif relative in (testing_list or ()):
+                split = "test"
+            elif relative in (validation_list or ()):
+                split = "validation"
+            else:
+                split = "train"
+            split_files[split][0].append(path)
+            split_files[split][1].append(label_id)
+    if not split_files["train"][0]:
+        raise InputError(f"{root}: no training clips (every file is in a validation or test list).")
+    splits = {
+        split: _decode_split(files, ids, root, limit, seed)
+        for split, (files, ids) in split_files.items()
+    }
+    return SpeechData(
+        name or str(root), labels, splits["train"], splits["validation"], splits["test"],
+        _load_noise(root / NOISE_FOLDER),
+    )
+
+
+def load_flat_folder(root: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0,
+                     test_speakers: set[str] | None = None) -> SpeechData:
+    """Reads the FSDD layout: flat `root/{label}_{speaker}_{index}.wav`.
+
+    By the data set's convention recording indices 0-4 are the test split and
+    the rest train; with `test_speakers`, those speakers' clips are the test
+    split instead (leave-speakers-out). There is no validation split. `limit`
+    caps each split at that many clips.
+    """
+    root = Path(root)
+    entries = []
+    for path in sorted(filter(_is_audio, root.iterdir())):
+        match = _FLAT_NAME.match(path.stem)
+        if match is None:
+            raise InputError(
+                f"{path}: expected a name like LABEL_SPEAKER_INDEX.wav (e.g. 7_jackson_12.wav)."
+            )
+        entries.append((path, match["label"], match["speaker"], int(match["index"])))
+    labels = sorted({label for _, label, _, _ in entries}, key=lambda s: (not s.isdigit(), s.zfill(8)))
+    if len(labels) < 2:
+        raise InputError(f"{root}: expected audio files of at least two labels.")
+    if test_speakers is not None:
+        unknown = test_speakers - {speaker for _, _, speaker, _ in entries}
+        if unknown:
+            raise InputError(f"{root}: no recordings of speaker(s) {sorted(unknown)}.")
+    train: tuple[list[Path], list[int]] = ([], [])
+    test: tuple[list[Path], list[int]] = ([], [])
+    for path, label, speaker, index in entries:
+        is_test = speaker in test_speakers if test_speakers is not None else index < 5
+        target = test if is_test else train
+        target[0].append(path)
+        target[1].append(labels.index(label))
+    if not train[0] or not test[0]:
+        raise InputError(f"{root}: the split leaves no training or no test recordings.")
+    empty = AudioSplit(np.zeros((0, CLIP_SAMPLES), np.float32), np.zeros(0, np.int32), [])
+    return SpeechData(
+        name or str(root), labels,
+        _decode_split(*train, root, limit, seed), empty, _decode_split(*test, root, limit, seed),
+        _load_noise(root / NOISE_FOLDER),
+    )
+
+
+def load_directory(path: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0) -> SpeechData:
+    """Reads a local folder in the Speech Commands or the FSDD layout (detected)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: not a folder (and not one of {', '.join(DATA_SETS)}).")
+    if any(_is_audio(p) for p in path.iterdir()):
+        return load_flat_folder(path, name, limit, seed)
+    return load_label_folders(path, name, limit, seed)
+
+
+def load_speech_commands(limit: int | None = None, seed: int = 0) -> SpeechData:
+    """Downloads (once, cached) and reads Google Speech Commands v0.02."""
+    archive = keras.utils.get_file(
+        "speech_commands_v0.02.tar.gz",
+        SPEECH_COMMANDS_URL,
+        file_hash=SPEECH_COMMANDS_SHA256,
+        cache_subdir="gru_suite",
+        extract=True,
+    )
+    # With `extract=True`, get_file returns the folder it extracted into.
+    return load_label_folders(archive, "speech_commands", limit, seed)
+
+
+def load_fsdd(limit: int | None = None, seed: int = 0) -> SpeechData:
+    """Downloads (once, cached) and reads the Free Spoken Digit Dataset v1.0.10."""
+    extracted = Path(keras.utils.get_file(
+        "fsdd_v1_0_10.tar.gz",
+        FSDD_URL,
+        file_hash=FSDD_SHA256,
+        cache_subdir="gru_suite",
+        extract=True,
+    ))
+    matches = sorted(extracted.glob("**/recordings"))
+    if not matches:
+        raise InputError(f"{extracted}: the FSDD archive has no recordings/ folder.")
+    return load_flat_folder(matches[0], "fsdd", limit, seed)
+
+
+def load_data(data: str, limit: int | None = None, seed: int = 0) -> SpeechData:
+    """`sample`, `speech_commands`, `fsdd` or a local folder path."""
+    if data == "sample":
+        return load_label_folders(SAMPLE_DIR, "sample", limit, seed)
+    if data == "speech_commands":
+        return load_speech_commands(limit, seed)
+    if data == "fsdd":
+        return load_fsdd(limit, seed)
+    return load_directory(data, None, limit, seed)

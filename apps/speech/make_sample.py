@@ -1,0 +1,113 @@
+"""Generates the `sample` data set: synthetic spoken words made with espeak-ng.
+
+The clips in `apps/speech/sample_clips/` are committed, so nobody needs a
+speech synthesizer to train on `sample`; this script documents how they were
+made and remakes them bit for bit (the same espeak-ng version, 1.51 from
+Debian, gives the same audio):
+
+    apt-get update && apt-get install -y espeak-ng
+    python -m apps.speech.make_sample [--clips-per-word 16] [--out DIR]
+
+Every word is spoken by a rotating set of espeak-ng voices (US, British,
+Scottish, Caribbean English; male and female variants) at varied speeds and
+pitches. Each clip is trimmed to the word plus a short margin, given a random
+gain and mixed with synthetic background noise (white, pink or brown noise,
+or mains hum) at a signal-to-noise ratio between 5 and 30 dB, then written
+as 16 kHz mono 16-bit FLAC. The folder follows the Speech Commands layout
+(`WORD/*.flac` with `validation_list.txt` and `testing_list.txt`), so the
+ordinary directory loader reads it. The voices are synthetic: accuracy on
+this set says little about real speech (see `--data fsdd`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from apps.speech.data import SAMPLE_DIR, SAMPLE_RATE, synthetic_noise
+
+WORDS = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "yes", "no", "up", "down", "left", "right", "stop", "go",
+)
+VOICES = (
+    "en-us", "en-gb+f2", "en-gb-scotland", "en-us+f3", "en-029",
+    "en-gb-x-rp+m3", "en-us+f4", "en-gb+m5",
+)
+MARGIN_SECONDS = 0.05
+
+
+def synthesize(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+    """The espeak-ng rendering of `word`, resampled to 16 kHz mono float32."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "word.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), word],
+            check=True,
+            capture_output=True,
+        )
+        audio, _ = librosa.load(wav, sr=SAMPLE_RATE, mono=True)
+    return audio
+
+
+def make_clip(word: str, index: int, rng: np.random.Generator) -> np.ndarray:
+    # Shifted every round of voices, so the test and validation clips (every
+    # 8th) are spoken by different voices, each also heard in training.
+    voice = VOICES[(index + index // len(VOICES)) % len(VOICES)]
+    speed = int(rng.integers(120, 211))
+    pitch = int(rng.integers(20, 81))
+    speech, _ = librosa.effects.trim(synthesize(word, voice, speed, pitch), top_db=40)
+    margin = np.zeros(int(MARGIN_SECONDS * SAMPLE_RATE), np.float32)
+    speech = np.concatenate([margin, speech, margin]) * rng.uniform(0.3, 0.9) / max(
+        np.abs(speech).max(), 1e-6
+    )
+    noise = synthetic_noise(len(speech), rng)
+    snr_db = rng.uniform(5.0, 30.0)
+    speech_power = np.mean(speech**2)
+    noise *= np.sqrt(speech_power / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+
+
+def generate(out_dir: Path, clips_per_word: int, seed: int = 0) -> None:
+    """Writes `clips_per_word` clips of every word and the split lists to `out_dir`.
+
+    Clip indices 0 modulo 8 of every word go to the test list, 1 modulo 8 to
+    the validation list (two clips each, in two voices).
+    """
+    if shutil.which("espeak-ng") is None:
+        raise SystemExit("espeak-ng is not installed: apt-get install -y espeak-ng")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    testing, validation = [], []
+    for word_number, word in enumerate(WORDS):
+        rng = np.random.default_rng([seed, word_number])
+        (out_dir / word).mkdir(parents=True)
+        for index in range(clips_per_word):
+            name = f"{word}/{word}_{index:02d}.flac"
+            sf.write(out_dir / name, make_clip(word, index, rng), SAMPLE_RATE, subtype="PCM_16")
+            if index % 8 == 0:
+                testing.append(name)
+            elif index % 8 == 1:
+                validation.append(name)
+    (out_dir / "testing_list.txt").write_text("\n".join(testing) + "\n")
+    (out_dir / "validation_list.txt").write_text("\n".join(validation) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=SAMPLE_DIR)
+    parser.add_argument("--clips-per-word", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    generate(args.out, args.clips_per_word, args.seed)
+
+
+if __name__ == "__main__":
+    main()

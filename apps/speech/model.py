@@ -1,0 +1,253 @@
+"""Log-mel features in TensorFlow ops, the spoken-word GRU model and its serving function.
+
+The features are defined once, by `FEATURES` and `log_mel_spectrogram`, and
+computed inside the model from the raw waveform, so training, evaluation and
+the exported SavedModel all see the same thing. They match
+`librosa.feature.melspectrogram(y, sr=16000, n_fft=512, hop_length=160,
+win_length=512, window="hann", center=False, power=2.0, n_mels=40, fmin=20,
+fmax=7600, htk=True, norm=None)` followed by `log(mel + 1e-6)`, within 0.05
+(natural log) per value: the short-time Fourier transforms agree to float32
+round-off, and the only difference is that `tf.signal.linear_to_mel_weight_matrix`
+draws its triangular filters linearly on the mel scale, librosa linearly in
+hertz (the weights differ by less than 0.01).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from apps.common.cells import recurrent_layer
+from apps.speech.data import CLIP_SAMPLES, SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every parameter of the log-mel features, in one place."""
+
+    sample_rate: int = SAMPLE_RATE
+    clip_samples: int = CLIP_SAMPLES
+    frame_length: int = 512  # 32 ms Hann window, also the FFT size
+    frame_step: int = 160  # 10 ms hop
+    num_mel_bins: int = 40
+    lower_hertz: float = 20.0
+    upper_hertz: float = 7600.0
+    log_offset: float = 1e-6
+
+    @property
+    def num_frames(self) -> int:
+        return 1 + (self.clip_samples - self.frame_length) // self.frame_step
+
+    def librosa_arguments(self) -> dict:
+        """The `librosa.feature.melspectrogram` arguments these features match."""
+        return dict(
+            sr=self.sample_rate, n_fft=self.frame_length, hop_length=self.frame_step,
+            win_length=self.frame_length, window="hann", center=False, power=2.0,
+            n_mels=self.num_mel_bins, fmin=self.lower_hertz, fmax=self.upper_hertz,
+            htk=True, norm=None,
+        )
+
+
+FEATURES = FeatureConfig()
+
+
+def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) -> tf.Tensor:
+    """`[batch, samples]` float32 -> `[batch, frames, num_mel_bins]` natural-log mel power."""
+    stft = tf.signal.stft(
+        waveforms,
+        frame_length=config.frame_length,
+        frame_step=config.frame_step,
+        fft_length=config.frame_length,
+        window_fn=tf.signal.hann_window,  # periodic, as librosa's "hann"
+    )
+    power = tf.square(tf.abs(stft))
+    mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+        num_mel_bins=config.num_mel_bins,
+        num_spectrogram_bins=config.frame_length // 2 + 1,
+        sample_rate=config.sample_rate,
+        lower_edge_hertz=config.lower_hertz,
+        upper_edge_hertz=config.upper_hertz,
+    )
+    return tf.math.log(tf.tensordot(power, mel_matrix, 1) + config.log_offset)
+
+
+def fix_length(waveforms: tf.Tensor, length: int = CLIP_SAMPLES) -> tf.Tensor:
+    """`[batch, any]` -> `[batch, length]`, as `apps.speech.data.fix_length` does per clip.
+
+    Shorter waveforms are centred between zeros; longer ones keep their
+    loudest `length`-sample window. Non-finite samples become zeros.
+    """
+    waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+    waveforms = tf.where(tf.math.is_finite(waveforms), waveforms, tf.zeros_like(waveforms))
+    size = tf.shape(waveforms)[1]
+
+    def pad() -> tf.Tensor:
+        left = (length - size) // 2
+        return tf.pad(waveforms, [[0, 0], [left, length - size - left]])
+
+    def loudest_window() -> tf.Tensor:
+        energy = tf.cumsum(tf.square(tf.cast(waveforms, tf.float64)), axis=1)
+        energy = tf.pad(energy, [[0, 0], [1, 0]])
+        start = tf.argmax(energy[:, length:] - energy[:, :-length], axis=1, output_type=tf.int32)
+        indices = start[:, tf.newaxis] + tf.range(length)[tf.newaxis, :]
+        return tf.gather(waveforms, indices, batch_dims=1)
+
+    fixed = tf.cond(size < length, pad, loudest_window)
+    return tf.ensure_shape(fixed, [None, length])
+
+
+@keras.saving.register_keras_serializable(package="speech")
+class LogMelFeatures(keras.layers.Layer):
+    """Raw waveforms -> log-mel features, after scaling each clip to unit peak.
+
+    The peak scaling makes the model indifferent to recording level; clips
+    quieter than 1e-4 (digital silence) are left as they are.
+    """
+
+    def call(self, waveforms):
+        peak = tf.reduce_max(tf.abs(waveforms), axis=1, keepdims=True)
+        return log_mel_spectrogram(waveforms / tf.maximum(peak, 1e-4))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], FEATURES.num_frames, FEATURES.num_mel_bins)
+
+
+@keras.saving.register_keras_serializable(package="speech")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment-style masking (Park et al. 2019), active in training only.
+
+    Zeroes `time_masks` random spans of up to `max_time` frames and
+    `frequency_masks` spans of up to `max_frequency` mel bins in every
+    example (zero is the mean after the preceding normalization).
+    """
+
+    def __init__(self, time_masks=2, max_time=10, frequency_masks=2, max_frequency=6, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.time_masks, self.max_time = time_masks, max_time
+        self.frequency_masks, self.max_frequency = frequency_masks, max_frequency
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _mask(self, batch: tf.Tensor, size: tf.Tensor, count: int, max_width: int) -> tf.Tensor:
+        """`[batch, size]` bool, True where any of `count` random spans covers a position."""
+        keep = tf.ones([batch, size], tf.bool)
+        positions = tf.range(size)[tf.newaxis, :]
+        for _ in range(count):
+            width = keras.random.randint([batch, 1], 0, max_width + 1, seed=self.seed_generator)
+            room = tf.cast(tf.maximum(size - width + 1, 1), tf.float32)
+            start = tf.cast(keras.random.uniform([batch, 1], seed=self.seed_generator) * room, tf.int32)
+            keep &= (positions < start) | (positions >= start + width)
+        return keep
+
+    def call(self, features, training=None):
+        if not training:
+            return features
+        shape = tf.shape(features)
+        keep_time = self._mask(shape[0], shape[1], self.time_masks, self.max_time)
+        keep_frequency = self._mask(shape[0], shape[2], self.frequency_masks, self.max_frequency)
+        keep = keep_time[:, :, tf.newaxis] & keep_frequency[:, tf.newaxis, :]
+        return tf.where(keep, features, tf.zeros_like(features))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "time_masks": self.time_masks, "max_time": self.max_time,
+            "frequency_masks": self.frequency_masks, "max_frequency": self.max_frequency,
+            "seed": self.seed,
+        }
+
+
+def build_model(
+    num_labels: int,
+    *,
+    cell: str = "gru",
+    units: int = 64,
+    recurrent_layers: int = 2,
+    bidirectional: bool = True,
+    conv_filters: int = 64,
+    dropout: float = 0.2,
+    seed: int | None = None,
+) -> keras.Model:
+    """Waveform `[batch, CLIP_SAMPLES]` -> label probabilities `[batch, num_labels]`.
+
+    Log-mel features, batch normalization, SpecAugment (training only), an
+    optional convolutional front end (two strided Conv1D blocks, 4x fewer
+    time steps; `conv_filters=0` leaves it out), `recurrent_layers` stacked
+    recurrent layers (bidirectional if asked; the last returns its final
+    state), dropout and a softmax.
+    """
+    if num_labels < 2:
+        raise ValueError(f"num_labels must be at least 2, got {num_labels}.")
+    if units < 1 or recurrent_layers < 1 or conv_filters < 0:
+        raise ValueError("units and recurrent_layers must be positive, conv_filters non-negative.")
+    waveforms = keras.Input((FEATURES.clip_samples,), name="waveform")
+    x = LogMelFeatures(name="log_mel")(waveforms)
+    x = keras.layers.BatchNormalization(name="feature_norm")(x)
+    x = SpecAugment(seed=seed, name="spec_augment")(x)
+    if conv_filters:
+        for block in range(2):
+            x = keras.layers.Conv1D(conv_filters, 5, strides=2, padding="same", use_bias=False,
+                                    name=f"conv{block}")(x)
+            x = keras.layers.BatchNormalization(name=f"conv{block}_norm")(x)
+            x = keras.layers.ReLU(name=f"conv{block}_relu")(x)
+    for layer in range(recurrent_layers):
+        last = layer == recurrent_layers - 1
+        recurrent = recurrent_layer(cell, units, return_sequences=not last, name=f"{cell}{layer}")
+        if bidirectional:
+            recurrent = keras.layers.Bidirectional(recurrent, name=f"bidirectional_{cell}{layer}")
+        x = recurrent(x)
+    x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    probabilities = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(waveforms, probabilities, name=f"speech_{cell}")
+
+
+class SpeechServer(tf.Module):
+    """What an export serves: any-length waveforms in, labels and probabilities out."""
+
+    def __init__(self, model: keras.Model, labels: list[str]):
+        super().__init__(name="speech_server")
+        self.model = model
+        self.labels = tf.constant(labels)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+    def serve(self, waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`waveform`: float32 `[batch, samples]`, 16 kHz mono, any length."""
+        probabilities = self.model(fix_length(waveform, FEATURES.clip_samples), training=False)
+        label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
+        return {"label": label, "probabilities": probabilities}
+
+
+def augment_waveform(
+    waveform: tf.Tensor,
+    noise: tf.Tensor,
+    *,
+    max_shift: int = SAMPLE_RATE // 10,
+    speed_range: tuple[float, float] = (0.85, 1.15),
+    noise_probability: float = 0.8,
+    snr_db_range: tuple[float, float] = (0.0, 25.0),
+) -> tf.Tensor:
+    """One training clip `[CLIP_SAMPLES]` -> a perturbed copy (tf.data map function).
+
+    Speed perturbation (resampling by a random factor, which shifts tempo and
+    pitch together), a random time shift of up to `max_shift` samples, and,
+    with `noise_probability`, a random stretch of `noise` mixed in at a random
+    signal-to-noise ratio in `snr_db_range`.
+    """
+    length = FEATURES.clip_samples
+    factor = tf.random.uniform([], *speed_range)
+    stretched = tf.cast(tf.cast(length, tf.float32) / factor, tf.int32)
+    waveform = tf.image.resize(waveform[tf.newaxis, :, tf.newaxis], [1, stretched])
+    waveform = fix_length(tf.reshape(waveform, [1, stretched]), length)[0]
+    shift = tf.random.uniform([], -max_shift, max_shift + 1, tf.int32)
+    waveform = tf.roll(tf.pad(waveform, [[max_shift, max_shift]]), shift, 0)[max_shift:max_shift + length]
+    start = tf.random.uniform([], 0, tf.shape(noise)[0] - length + 1, tf.int32)
+    segment = noise[start:start + length]
+    snr_db = tf.random.uniform([], *snr_db_range)
+    signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
+    noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
+    gain = tf.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    mix = tf.cast(tf.random.uniform([]) < noise_probability, tf.float32)
+    return waveform + mix * gain * segment
+
