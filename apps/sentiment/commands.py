@@ -19,7 +19,11 @@ from apps.common.training import (
     TrainReport,
     add_training_arguments,
     count_parameters,
+    count_recurrent_parameters,
     fit,
+    make_strategy,
+    publish_report,
+    run_directory,
     set_seed,
 )
 from apps.registry import Command, register
@@ -94,16 +98,21 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     token_ids = TokenIds(
         build_vocabulary(train.texts, max_size=args.vocabulary_size, min_count=args.min_count)
     )
-    model = build_model(
-        token_ids.size, cell=args.cell, units=args.units, embedding_dim=args.embedding_dim,
-        dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
-    )
+    with make_strategy(args.strategy).scope():
+        model = build_model(
+            token_ids.size, cell=args.cell, units=args.units, embedding_dim=args.embedding_dim,
+            dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
+        )
     batches = training_dataset(
         token_ids, train.texts, train.labels, batch_size=args.batch_size,
         max_length=args.max_length, word_dropout=args.word_dropout, seed=args.seed,
     )
     with Stopwatch() as watch:
-        fit(model, batches, epochs=args.epochs, verbose=args.verbose)
+        fit(
+            model, batches, epochs=args.epochs, verbose=args.verbose,
+            backup_dir=run_directory(APP, args) / "backup",
+            checkpoint_every=args.checkpoint_every, fresh=args.fresh,
+        )
     serve = make_serving_function(model, token_ids, args.max_length)
     metrics = binary_metrics(data.test.labels, predict_texts(serve, data.test.texts))
     export_path = None
@@ -118,6 +127,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
         app=APP, data=data.name, cell=args.cell, metric="held-out accuracy",
         value=metrics["accuracy"], train_seconds=watch.seconds, epochs=args.epochs,
         parameters=count_parameters(model),
+        recurrent_parameters=count_recurrent_parameters(model),
         export_path=str(export_path) if export_path else None,
         extra={
             "held-out F1": round(metrics["f1"], 4),
@@ -125,8 +135,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             "vocabulary": token_ids.size,
         },
     )
-    print(report.summary())
-    return report
+    return publish_report(report, args)
 
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:

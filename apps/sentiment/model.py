@@ -22,6 +22,7 @@ from keras import ops
 
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
+from apps.common.export import load_keras_model
 from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, tokenize
 
 LABELS = ("negative", "positive")
@@ -132,7 +133,9 @@ def training_dataset(
     every epoch), which also trains the [UNK] vector that unseen words get.
     """
     ids = token_ids.ids(tokenize(tf.constant(texts)))[:, :max_length]
-    dataset = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32")))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (ids.to_tensor(default_value=0), ids.row_lengths(), labels.astype("float32"))
+    ).map(lambda row, length, label: (row[:length], label))
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
     if word_dropout > 0:
@@ -195,7 +198,7 @@ def load_artifacts(version_dir: Path) -> Artifacts:
         )
     settings = json.loads(needed[2].read_text())
     vocabulary = needed[1].read_text(encoding="utf-8").split("\n")[:-1]
-    model = keras.saving.load_model(needed[0])
+    model = load_keras_model(needed[0])
     return Artifacts(model, TokenIds(vocabulary), int(settings["max_length"]), settings["cell"])
 
 
