@@ -93,7 +93,10 @@ def export_serving_model(
         for resource in tracked:
             archive.track(resource)
         archive.add_endpoint("serving_default", serve_fn)
-        archive.write_out(str(directory), verbose=False)
+        # Serving needs no gradients; saving custom gradients (gru_core's fused
+        # loop has one) fails on the tensors its backward pass captures.
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        archive.write_out(str(directory), options=options, verbose=False)
         if extras is not None:
             extras(directory)
 
