@@ -1,0 +1,209 @@
+"""Speech app: audio loading, data layouts, features and bad input (no training)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+from apps.common.errors import InputError
+from apps.speech import data as speech_data
+from apps.speech.data import (
+    CLIP_SAMPLES,
+    SAMPLE_RATE,
+    fix_length,
+    load_audio,
+    load_data,
+    load_directory,
+    load_flat_folder,
+    load_label_folders,
+    speech_commands_set,
+)
+from apps.speech.model import FEATURES, build_model, fix_length as fix_length_tf, log_mel_spectrogram
+
+
+def tone(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
+    time = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
+
+
+def peak_frequency(audio: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return float(np.fft.rfftfreq(audio.size, 1 / rate)[np.argmax(spectrum)])
+
+
+def test_load_audio_resamples_and_mixes_down(tmp_path):
+    path = tmp_path / "stereo_8k.wav"
+    left, right = tone(440, 0.5, 8000), tone(440, 0.5, 8000, amplitude=0.1)
+    sf.write(path, np.stack([left, right], axis=1), 8000)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert audio.size == SAMPLE_RATE // 2
+    assert peak_frequency(audio, SAMPLE_RATE) == pytest.approx(440, abs=3)
+    assert np.abs(audio).max() == pytest.approx(0.3, abs=0.02)  # the mean of both channels
+
+
+@pytest.mark.parametrize("subtype, rate", [("PCM_U8", 8000), ("PCM_16", 48000), ("PCM_24", 22050)])
+def test_load_audio_other_depths_and_rates(tmp_path, subtype, rate):
+    path = tmp_path / f"clip_{rate}.wav"
+    sf.write(path, tone(1000, 0.25, rate), rate, subtype=subtype)
+    audio = load_audio(path)
+    assert audio.size == SAMPLE_RATE // 4
+    assert peak_frequency(audio, SAMPLE_RATE) == pytest.approx(1000, abs=5)
+
+
+def bad_files(tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n" * 50)
+    no_samples = tmp_path / "no_samples.wav"
+    sf.write(no_samples, np.zeros(0, np.float32), SAMPLE_RATE)
+    header_only = tmp_path / "header_only.wav"
+    sf.write(header_only, tone(440, 1.0, SAMPLE_RATE), SAMPLE_RATE)
+    header_only.write_bytes(header_only.read_bytes()[:30])
+    return [empty, text, no_samples, header_only, tmp_path / "missing.wav"]
+
+
+def test_load_audio_rejects_bad_files_by_name(tmp_path):
+    for path in bad_files(tmp_path):
+        with pytest.raises(InputError, match=path.name):
+            load_audio(path)
+
+
+def test_truncated_file_decodes_what_is_there(tmp_path):
+    path = tmp_path / "truncated.wav"
+    sf.write(path, tone(440, 1.0, SAMPLE_RATE), SAMPLE_RATE)
+    path.write_bytes(path.read_bytes()[: 44 + 2 * 4000])  # header and 4000 of 16000 samples
+    assert load_audio(path).size == 4000
+
+
+def test_fix_length_centres_short_clips_and_keeps_loudest_window():
+    short = np.ones(10, np.float32)
+    padded = fix_length(short, 16)
+    assert padded.shape == (16,) and padded[:3].sum() == 0 and padded[3:13].sum() == 10
+    long = np.zeros(100, np.float32)
+    long[60:70] = 1.0
+    kept = fix_length(long, 20)
+    assert kept.shape == (20,) and kept.sum() == 10
+    np.testing.assert_array_equal(fix_length(np.zeros(50, np.float32), 20), np.zeros(20))
+
+
+@pytest.mark.parametrize("size", [1, 9000, CLIP_SAMPLES, 40001])
+def test_fix_length_in_graph_matches_numpy(size):
+    rng = np.random.default_rng(size)
+    audio = (rng.standard_normal(size) * np.linspace(0.1, 1, size) ** 3).astype(np.float32)
+    np.testing.assert_array_equal(fix_length_tf(audio[np.newaxis])[0].numpy(), fix_length(audio))
+
+
+def test_in_graph_features_match_librosa():
+    """The tolerance stated in apps/speech/model.py: 0.05 in natural-log mel power."""
+    rng = np.random.default_rng(0)
+    waveforms = np.stack([
+        0.3 * rng.standard_normal(CLIP_SAMPLES),
+        tone(440, 1, SAMPLE_RATE) + tone(3100, 1, SAMPLE_RATE, 0.2) + 0.01 * rng.standard_normal(CLIP_SAMPLES),
+    ]).astype(np.float32)
+    features = log_mel_spectrogram(tf.constant(waveforms)).numpy()
+    assert features.shape == (2, FEATURES.num_frames, FEATURES.num_mel_bins)
+    for waveform, ours in zip(waveforms, features):
+        mel = librosa.feature.melspectrogram(y=waveform, **FEATURES.librosa_arguments())
+        reference = np.log(mel + FEATURES.log_offset).T
+        assert np.abs(ours - reference).max() < 0.05
+        # The short-time Fourier transforms agree to round-off: with librosa's
+        # own filter bank on tf.signal's power spectrum the features match closely.
+        power = np.abs(tf.signal.stft(waveform, 512, 160, 512).numpy()) ** 2
+        filters = librosa.filters.mel(
+            sr=SAMPLE_RATE, n_fft=512, n_mels=FEATURES.num_mel_bins, fmin=FEATURES.lower_hertz,
+            fmax=FEATURES.upper_hertz, htk=True, norm=None,
+        )
+        assert np.abs(np.log(power @ filters.T + FEATURES.log_offset) - reference).max() < 2e-3
+
+
+def write_label_folders(root, rate: int, suffix: str, per_label: int = 4):
+    for label_number, label in enumerate(["high", "low"]):
+        (root / label).mkdir(parents=True)
+        for index in range(per_label):
+            audio = tone(300 + 900 * (1 - label_number) + 20 * index, 0.4 + 0.2 * index, rate)
+            sf.write(root / label / f"spk{index}_nohash_0{suffix}", audio, rate)
+
+
+def test_label_folders_with_split_lists_and_noise(tmp_path):
+    write_label_folders(tmp_path, 22050, ".flac")
+    (tmp_path / "testing_list.txt").write_text("high/spk0_nohash_0.flac\nlow/spk0_nohash_0.flac\n")
+    (tmp_path / "validation_list.txt").write_text("low/spk1_nohash_0.flac\n")
+    (tmp_path / "_background_noise_").mkdir()
+    sf.write(tmp_path / "_background_noise_" / "hum.wav", tone(60, 2.0, 8000), 8000)
+    data = load_label_folders(tmp_path)
+    assert data.labels == ["high", "low"]
+    assert (len(data.train), len(data.validation), len(data.test)) == (5, 1, 2)
+    assert sorted(data.test.files) == ["high/spk0_nohash_0.flac", "low/spk0_nohash_0.flac"]
+    assert data.train.waveforms.shape == (5, CLIP_SAMPLES)
+    assert data.noise.size == 2 * SAMPLE_RATE
+    high = data.train.labels == 0
+    assert all(peak_frequency(w, SAMPLE_RATE) > 1000 for w in data.train.waveforms[high])
+
+
+def test_label_folders_without_lists_use_the_hash_rule(tmp_path):
+    write_label_folders(tmp_path, 8000, ".wav", per_label=6)
+    data = load_directory(tmp_path)
+    for split_name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
+        assert all(speech_commands_set(f) == split_name for f in split.files)
+    assert len(data.train) + len(data.validation) + len(data.test) == 12
+    assert data.noise.size >= CLIP_SAMPLES  # synthetic noise stands in
+
+
+def test_hash_rule_keeps_speakers_together_and_splits_ten_ten_eighty():
+    assert speech_commands_set("yes/0a7c2a8d_nohash_0.wav") == speech_commands_set("no/0a7c2a8d_nohash_3.wav")
+    sets = [speech_commands_set(f"yes/{i:08x}_nohash_0.wav") for i in range(3000)]
+    assert sets.count("validation") / 3000 == pytest.approx(0.1, abs=0.03)
+    assert sets.count("test") / 3000 == pytest.approx(0.1, abs=0.03)
+
+
+def test_flat_layout_index_split_and_speakers(tmp_path):
+    for digit in range(3):
+        for speaker in ("ann", "bob"):
+            for index in range(7):
+                sf.write(tmp_path / f"{digit}_{speaker}_{index}.wav",
+                         tone(400 + 300 * digit, 0.3, 8000), 8000)
+    data = load_directory(tmp_path)
+    assert data.labels == ["0", "1", "2"]
+    assert (len(data.train), len(data.validation), len(data.test)) == (12, 0, 30)
+    assert all(int(f.split("_")[2].split(".")[0]) < 5 for f in data.test.files)
+    by_speaker = load_flat_folder(tmp_path, test_speakers={"bob"})
+    assert all("_bob_" in f for f in by_speaker.test.files) and len(by_speaker.test) == 21
+    with pytest.raises(InputError, match="carol"):
+        load_flat_folder(tmp_path, test_speakers={"carol"})
+    (tmp_path / "badly-named.wav").write_bytes(b"")
+    with pytest.raises(InputError, match="badly-named.wav"):
+        load_directory(tmp_path)
+
+
+def test_folder_errors_name_the_path(tmp_path):
+    with pytest.raises(InputError, match="nowhere"):
+        load_data(str(tmp_path / "nowhere"))
+    (tmp_path / "only").mkdir()
+    sf.write(tmp_path / "only" / "a.wav", tone(440, 0.1, 8000), 8000)
+    with pytest.raises(InputError, match="two LABEL"):
+        load_directory(tmp_path)
+
+
+def test_sample_data_is_shipped_and_split():
+    data = load_data("sample")
+    assert len(data.labels) == 18 and {"zero", "nine", "yes", "go"} <= set(data.labels)
+    assert (len(data.train), len(data.validation), len(data.test)) == (216, 36, 36)
+    assert not set(data.train.files) & set(data.test.files)
+    assert speech_data.SAMPLE_DIR.joinpath("testing_list.txt").is_file()
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_builder_takes_each_cell(cell):
+    model = build_model(3, cell=cell, units=4, conv_filters=4, recurrent_layers=1)
+    assert model.predict(np.zeros((2, CLIP_SAMPLES), np.float32), verbose=0).shape == (2, 3)
+    with pytest.raises(ValueError, match="num_labels"):
+        build_model(1)
