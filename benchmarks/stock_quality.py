@@ -66,10 +66,10 @@ def main() -> None:
 
     print(f"\nstock quality, cell={args.cell}, window={args.window}, {args.seeds} seed(s), "
           f"shrink {'off' if args.no_shrink else 'on'}; test split = last 15% of each series")
-    print(f"{'data':<10}{'h':>3}{'test n':>8}{'val ratio':>11}{'test ratio':>12}{'(min-max)':>16}"
+    print(f"{'data':<10}{'h':>3}{'test n':>8}{'val ratio':>11}{'test ratio':>12}{'(min-max)':>18}"
           f"{'direction':>11}{'up share':>10}{'MA(5) ratio':>13}")
     for name, horizon, count, val, mean, low, high, direction, up, ma in rows:
-        print(f"{name:<10}{horizon:>3}{count:>8}{val:>11.3f}{mean:>12.3f}{f'({low:.3f}-{high:.3f})':>16}"
+        print(f"{name:<10}{horizon:>3}{count:>8}{val:>11.4f}{mean:>12.4f}{f'({low:.4f}-{high:.4f})':>18}"
               f"{100 * direction:>10.1f}%{100 * up:>9.1f}%{ma:>13.3f}")
     print(f"wall time {time.perf_counter() - started:.0f} s")
 

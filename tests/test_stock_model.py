@@ -168,13 +168,13 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     assert (predicted.index.dayofweek < 5).all()
 
 
-def test_extra_features_train_but_are_not_exported(tmp_path, capsys):
+def test_extra_features_train_but_are_not_exported(tmp_path):
     report = cli.run(["train", "stock", *TINY, "--features", "volume,range", "--export-dir", str(tmp_path)])
     assert report.export_path is None and "skipped" in report.extra["export"]
     assert not (tmp_path / "stock").exists()
 
 
-def test_walk_forward_and_cells(tmp_path):
+def test_walk_forward_and_cells():
     report = cli.run(["train", "stock", *TINY, "--cell", "lstm", "--walk-forward", "2", "--no-export"])
     assert report.cell == "lstm"
     assert len(report.extra["walk-forward RMSE / persistence"]) == 2

@@ -365,7 +365,7 @@ def sample_prices(days: int = SAMPLE_DAYS, seed: int = 7) -> PriceSeries:
     Business days from 2015-01-02. Log returns follow a regime-switching
     process: a calm regime (about 0.8% daily volatility) and a turbulent one
     (about 2.4%), switching at random with persistent regimes, a slow
-    drifting trend, and a little momentum (AR(1) coefficient 0.05) so there is
+    drifting trend, and some momentum (AR(1) coefficient 0.15) so there is
     a weak pattern to learn. Open/High/Low/Volume are derived from the closes,
     volume rising with volatility.
     """
@@ -379,7 +379,7 @@ def sample_prices(days: int = SAMPLE_DAYS, seed: int = 7) -> PriceSeries:
     trend = 0.0004 + 0.0006 * np.sin(np.arange(days) * 2 * np.pi / 700)
     returns = np.zeros(days)
     for t in range(1, days):
-        returns[t] = trend[t] + 0.05 * (returns[t - 1] - trend[t - 1]) + volatility[t] * rng.standard_normal()
+        returns[t] = trend[t] + 0.15 * (returns[t - 1] - trend[t - 1]) + volatility[t] * rng.standard_normal()
     close = 100.0 * np.exp(np.cumsum(returns))
     open_ = np.concatenate([[100.0], close[:-1]]) * np.exp(0.3 * volatility * rng.standard_normal(days))
     spread = np.exp(np.abs(0.5 * volatility * rng.standard_normal(days)))
