@@ -70,6 +70,12 @@ def _input_dim(layer) -> int:
     return int(layer.cell.kernel.shape[0])
 
 
+def _build_shape(layer) -> tuple:
+    # A stateful RNN can only be built with its fixed batch size.
+    batch = int(layer.states[0].shape[0]) if layer.stateful else None
+    return (batch, None, _input_dim(layer))
+
+
 def to_keras_gru(layer: GRU) -> keras.layers.GRU:
     """A `keras.layers.GRU(reset_after=False)` that computes what `layer` does."""
     if not isinstance(layer, GRU):
@@ -77,7 +83,7 @@ def to_keras_gru(layer: GRU) -> keras.layers.GRU:
     _check_convertible(layer)
     config = {key: layer.get_config()[key] for key in _SHARED_CONFIG}
     keras_layer = keras.layers.GRU(reset_after=False, use_cudnn=False, **config)
-    keras_layer.build((None, None, _input_dim(layer)))
+    keras_layer.build(_build_shape(layer))
     keras_layer.set_weights(_negate_update_gate(layer.get_weights(), layer.units))
     return keras_layer
 
@@ -98,6 +104,6 @@ def from_keras_gru(layer: keras.layers.GRU) -> GRU:
     _check_convertible(layer)
     config = {key: layer.get_config()[key] for key in _SHARED_CONFIG}
     core_layer = GRU(**config)
-    core_layer.build((None, None, _input_dim(layer)))
+    core_layer.build(_build_shape(layer))
     core_layer.set_weights(_negate_update_gate(layer.get_weights(), layer.units))
     return core_layer
