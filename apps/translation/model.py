@@ -19,17 +19,11 @@ from pathlib import Path
 import sacrebleu
 import tensorflow as tf
 
-from apps.common.seq2seq.serving import TextSeq2Seq, export_endpoints
+from apps.common.seq2seq.serving import TextSeq2Seq, export_endpoints, join_tokens
 from apps.common.text import standardize
 
 APP = "translation"
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
-
-
-def join_tokens(texts: tf.Tensor) -> tf.Tensor:
-    """Space-joined tokens -> text: no space before closing or after opening punctuation."""
-    texts = tf.strings.regex_replace(texts, r" ([.,!?;:%)\]}»])", r"\1")
-    return tf.strings.regex_replace(texts, r"([(\[{¿¡«]) ", r"\1")
 
 
 def make_signatures(server: TextSeq2Seq) -> dict:

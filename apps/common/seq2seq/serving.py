@@ -49,6 +49,12 @@ class DecodingOptions:
             )
 
 
+def join_tokens(texts: tf.Tensor) -> tf.Tensor:
+    """Space-joined tokens -> text: no space before closing or after opening punctuation."""
+    texts = tf.strings.regex_replace(texts, r" ([.,!?;:%)\]}»])", r"\1")
+    return tf.strings.regex_replace(texts, r"([(\[{¿¡«]) ", r"\1")
+
+
 class TextSeq2Seq(tf.Module):
     """A trained `Seq2Seq` with its source and target vocabularies.
 
@@ -114,6 +120,24 @@ class TextSeq2Seq(tf.Module):
             top_p=options.top_p if top_p is None else top_p,
         )
 
+    def target_log_likelihood(self, texts: tf.Tensor, targets: tf.Tensor):
+        """(negative log-likelihood in nats `[batch]`, target tokens `[batch]`) of `targets` given `texts`.
+
+        Teacher-forced, [END] included; sum both over a corpus and take
+        `exp(nll / tokens)` for its perplexity.
+        """
+        source_ids = self.source_ids(texts)
+        target_ids = self.target_vocabulary.encode(
+            targets, self.max_target_length + 1, add_start_end=True
+        )
+        logits = self.model((source_ids, target_ids[:, :-1]), training=False)
+        expected = target_ids[:, 1:]
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=expected, logits=tf.cast(logits, tf.float32)
+        )
+        mask = tf.cast(expected != 0, tf.float32)
+        return tf.reduce_sum(losses * mask, axis=1), tf.reduce_sum(mask, axis=1)
+
     def detokenize(self, target_ids: tf.Tensor) -> tf.Tensor:
         """Target ids -> `[batch]` strings (space-joined tokens, up to [END])."""
         return self.target_vocabulary.decode(target_ids)
@@ -151,6 +175,12 @@ def export_endpoints(
             archive.track(resource)
         for name, function in endpoints.items():
             archive.add_endpoint(name, function)
-        archive.write_out(str(directory), verbose=False)
+        # Serving needs no gradients; saving them fails for the teacher-forced
+        # recurrent loops the `score`-like signatures run.
+        archive.write_out(
+            str(directory),
+            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+            verbose=False,
+        )
 
     return write_versioned(app, write, root)

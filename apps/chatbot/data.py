@@ -1,0 +1,191 @@
+"""Conversation pairs for the chatbot.
+
+`--data` names one of:
+
+- `sample` (default): the English conversations of the `chatterbot-corpus`
+  package (YAML files under `chatterbot_corpus/data/english/`), offline.
+- `cornell`: the Cornell Movie-Dialogs Corpus (movie_lines.txt and
+  movie_conversations.txt, ISO-8859-1, ` +++$+++ ` separated).
+- `PATH`: a tab-separated `utterance<TAB>reply` file.
+- `PATH.enc`: line-aligned `PATH.enc` (utterances) / `PATH.dec` (replies).
+- `UTTERANCES,REPLIES`: two line-aligned files.
+
+A conversation u1, u2, u3, ... gives the pairs u1 -> u2, u2 -> u3, ...; from
+the second pair on, the source also carries the turn before it as context
+(`with_context`), so the model learns to use the previous turn when given one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import yaml
+
+from apps.common.errors import InputError
+from apps.common.seq2seq.pairs import (
+    TextPairs,
+    read_aligned_files,
+    read_tab_separated,
+    split_pairs,
+)
+
+# The symbol for "record separator": punctuation to the tokenizer, so it is
+# always a token of its own, and it does not occur in ordinary text.
+CONTEXT_SEPARATOR = "\u241e"
+HELD_OUT_FRACTION = 0.1
+SPLIT_SEED = 0
+CORNELL_URL = "http://www.cs.cornell.edu/~cristian/data/cornell_movie_dialogs_corpus.zip"
+FIELD_SEPARATOR = " +++$+++ "
+
+
+def with_context(text: str, context: str) -> str:
+    """The model's source for `text` after the turn `context` ("" for none).
+
+    The utterance comes first, so that cutting a long source to the maximum
+    length drops context rather than the utterance.
+    """
+    return f"{text} {CONTEXT_SEPARATOR} {context}" if context else text
+
+
+def conversation_pairs(conversations: list[list[str]]) -> TextPairs:
+    """Consecutive-turn pairs of each conversation, with the turn before as context."""
+    sources, targets = [], []
+    for turns in conversations:
+        for index in range(len(turns) - 1):
+            context = turns[index - 1] if index > 0 else ""
+            sources.append(with_context(turns[index], context))
+            targets.append(turns[index + 1])
+    return TextPairs(sources, targets)
+
+
+def chatterbot_folder() -> Path:
+    import chatterbot_corpus
+
+    return Path(chatterbot_corpus.__file__).parent / "data" / "english"
+
+
+def read_chatterbot_yaml(path: Path | str) -> list[list[str]]:
+    """The conversations of one chatterbot-corpus YAML file (`conversations: [[turn, ...], ...]`)."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(document, dict) or not isinstance(document.get("conversations"), list):
+        raise InputError(f"{path}: expected a mapping with a 'conversations' list.")
+    conversations = []
+    for turns in document["conversations"]:
+        # A lone string (trivia.yml has one, from a YAML indentation slip) is
+        # a single turn: no pair to learn from.
+        if not isinstance(turns, list):
+            continue
+        # YAML reads "Yes" or "42" as booleans and numbers; the turn was text.
+        cleaned = [str(turn).strip() for turn in turns if turn is not None and str(turn).strip()]
+        if len(cleaned) >= 2:
+            conversations.append(cleaned)
+    return conversations
+
+
+def sample_pairs() -> TextPairs:
+    """Pairs from every English chatterbot-corpus file, in file-name order."""
+    conversations = []
+    for path in sorted(chatterbot_folder().glob("*.yml")):
+        conversations += read_chatterbot_yaml(path)
+    return conversation_pairs(conversations)
+
+
+def read_cornell(folder: Path | str) -> TextPairs:
+    """Pairs from movie_lines.txt and movie_conversations.txt in `folder`."""
+    folder = Path(folder)
+    lines_path = folder / "movie_lines.txt"
+    conversations_path = folder / "movie_conversations.txt"
+    lines: dict[str, str] = {}
+    for number, line in enumerate(_read_latin1(lines_path), start=1):
+        fields = line.split(FIELD_SEPARATOR)
+        if len(fields) != 5:
+            raise InputError(
+                f"{lines_path}, line {number}: expected 5 fields separated by "
+                f"'{FIELD_SEPARATOR.strip()}', found {len(fields)}."
+            )
+        lines[fields[0].strip()] = fields[4].strip()
+    conversations = []
+    for number, line in enumerate(_read_latin1(conversations_path), start=1):
+        fields = line.split(FIELD_SEPARATOR)
+        ids = fields[-1].strip()
+        if len(fields) != 4 or not (ids.startswith("[") and ids.endswith("]")):
+            raise InputError(
+                f"{conversations_path}, line {number}: expected 4 fields ending in a "
+                "list of line ids such as ['L194', 'L195']."
+            )
+        turns = []
+        for line_id in (part.strip(" '\"") for part in ids[1:-1].split(",")):
+            if line_id not in lines:
+                raise InputError(
+                    f"{conversations_path}, line {number}: line id {line_id!r} is not in "
+                    f"{lines_path.name}."
+                )
+            turns.append(lines[line_id])
+        conversations.append(turns)
+    # Empty utterances (a few lines of the corpus) break a conversation in two.
+    split_conversations = []
+    for turns in conversations:
+        current: list[str] = []
+        for turn in turns + [""]:
+            if turn:
+                current.append(turn)
+            else:
+                if len(current) >= 2:
+                    split_conversations.append(current)
+                current = []
+    return conversation_pairs(split_conversations)
+
+
+def _read_latin1(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="iso-8859-1")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file.") from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def download_cornell() -> Path:
+    """Downloads (once) and extracts the corpus; returns the folder with movie_lines.txt."""
+    # The corpus page publishes no checksum, so none is checked.
+    folder = Path(keras.utils.get_file(
+        "cornell_movie_dialogs_corpus.zip", CORNELL_URL, cache_subdir="gru_suite", extract=True
+    ))
+    matches = sorted(folder.rglob("movie_lines.txt"))
+    if not matches:
+        raise InputError(f"{folder}: the Cornell archive holds no movie_lines.txt.")
+    return matches[0].parent
+
+
+def _local_pairs(spec: str) -> TextPairs:
+    if "," in spec:
+        utterances, replies = spec.split(",", 1)
+        return read_aligned_files(utterances, replies)
+    path = Path(spec)
+    if path.suffix == ".enc":
+        return read_aligned_files(path, path.with_suffix(".dec"))
+    if not path.exists():
+        raise InputError(f"--data {spec}: no such file, and not one of sample, cornell.")
+    return read_tab_separated(path)
+
+
+def load_splits(spec: str) -> tuple[TextPairs, TextPairs]:
+    """`(train, held_out)`: the same seeded 10% is held out for training and evaluation."""
+    if spec == "sample":
+        pairs = sample_pairs()
+    elif spec == "cornell":
+        pairs = read_cornell(download_cornell())
+    else:
+        pairs = _local_pairs(spec)
+    return split_pairs(pairs, HELD_OUT_FRACTION, SPLIT_SEED)
+
+
+def evaluation_pairs(spec: str) -> TextPairs:
+    """What `evaluate` scores: a named data set's held-out split, or all of a local file."""
+    if spec in ("sample", "cornell"):
+        return load_splits(spec)[1]
+    return _local_pairs(spec)
