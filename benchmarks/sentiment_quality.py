@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--embedding-dim", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--min-count", type=int, default=1)
+    parser.add_argument("--subword-buckets", type=int, default=0,
+                        help="character n-gram hash buckets (0: words only)")
     parser.add_argument("--dropout", type=float, default=0.4)
     parser.add_argument("--word-dropout", type=float, default=0.15)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
@@ -61,6 +63,7 @@ def main() -> None:
                 "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                 "--units", str(args.units), "--embedding-dim", str(args.embedding_dim),
                 "--max-length", str(args.max_length), "--min-count", str(args.min_count),
+                "--subword-buckets", str(args.subword_buckets),
                 "--dropout", str(args.dropout), "--word-dropout", str(args.word_dropout),
                 "--learning-rate", str(args.learning_rate), "--seed", str(args.seed + member),
                 "--export-dir", export_root, "--run-dir", f"{export_root}/run{member}",

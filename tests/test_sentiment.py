@@ -20,9 +20,9 @@ from apps.common.export import export_serving_model
 from apps.common.text import TokenIds, build_vocabulary
 from apps.sentiment.data import load_data
 from apps.sentiment.model import (
+    Preprocessor,
     build_model,
     make_serving_function,
-    predict_texts,
     training_dataset,
 )
 
@@ -70,6 +70,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("sentiment")
     report = cli.run([
         "train", "sentiment", "--epochs", "1", "--limit", "600", "--units", "8",
+        "--subword-buckets", "100",
         "--embedding-dim", "8", "--max-length", "12", "--verbose", "0",
         "--export-dir", str(root / "exports"), "--run-dir", str(root / "run"),
     ])
@@ -86,22 +87,26 @@ def test_train_reports_held_out_metrics_and_exports_a_version(trained):
         assert (root / "exports" / "sentiment" / "1" / name).is_file(), name
 
 
-def test_predictions_are_the_same_before_and_after_export(tmp_path):
+@pytest.mark.parametrize("subword_buckets", [0, 50])
+def test_predictions_are_the_same_before_and_after_export(tmp_path, subword_buckets):
     data = load_data("sample")
     texts, labels = data.train.texts[:256], data.train.labels[:256]
-    token_ids = TokenIds(build_vocabulary(texts))
-    model = build_model(token_ids.size, units=8, embedding_dim=8, seed=0)
-    model.fit(training_dataset(token_ids, texts, labels, batch_size=64, max_length=16), epochs=1, verbose=0)
-    serve = make_serving_function(model, token_ids, max_length=16)
-    probe = data.test.texts[:40] + AWKWARD_TEXTS
+    preprocessor = Preprocessor(TokenIds(build_vocabulary(texts)), 16, subword_buckets)
+    model = build_model(preprocessor.token_ids.size, subword_buckets=subword_buckets,
+                        units=8, embedding_dim=8, seed=0)
+    model.fit(training_dataset(preprocessor, texts, labels, batch_size=64, word_dropout=0.2),
+              epochs=1, verbose=0)
+    serve = make_serving_function(model, preprocessor)
+    probe = data.test.texts[:40] + AWKWARD_TEXTS + ["zzunseen wordzz"]
     before = serve(text=tf.constant(probe))
-    # Directly through the Keras model, padded to a different length: masking makes it equal.
-    from apps.sentiment.model import encode
-
-    padded = tf.pad(encode(token_ids, tf.constant(probe), 16), [[0, 0], [0, 5]])
+    # Directly through the Keras model, padded further: masking makes it equal.
+    padded = {
+        name: tf.pad(ids, [[0, 0], [0, 5]] + [[0, 2]] * (len(ids.shape) - 2))
+        for name, ids in preprocessor(tf.constant(probe)).items()
+    }
     np.testing.assert_allclose(model(padded)[:, 0], before["probability"], atol=1e-5)
 
-    export = export_serving_model("sentiment", serve, [model, token_ids], root=tmp_path)
+    export = export_serving_model("sentiment", serve, [model, preprocessor], root=tmp_path)
     after = serve_in_fresh_process(export, probe, cwd=tmp_path)
     assert after["dtypes"] == ["float32", "string"]
     np.testing.assert_allclose(after["probability"], before["probability"].numpy(), atol=1e-5)

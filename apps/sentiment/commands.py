@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, existing_versions, export_serving_model, load_exported
-from apps.common.text import RESERVED_TOKENS, build_vocabulary, tokenize, TokenIds
+from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, build_vocabulary
 from apps.common.training import (
     Stopwatch,
     TrainReport,
@@ -30,9 +30,9 @@ from apps.registry import Command, register
 from apps.sentiment.data import BUILT_IN, load_data
 from apps.sentiment.model import (
     LABELS,
+    Preprocessor,
     binary_metrics,
     build_model,
-    encode,
     load_artifacts,
     make_serving_function,
     predict_texts,
@@ -76,6 +76,9 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
                        help="most frequent training tokens kept, default 20000")
     group.add_argument("--min-count", type=int, default=2,
                        help="rarer training tokens become [UNK], default 2")
+    group.add_argument("--subword-buckets", type=int, default=0,
+                       help="hash buckets for character 3-5-gram features of every token "
+                            "(vectors for unseen words); default 0, none")
     group.add_argument("--dropout", type=float, default=0.3, help="default 0.3")
     group.add_argument("--word-dropout", type=float, default=0.1,
                        help="fraction of training tokens replaced by [UNK] each epoch, default 0.1")
@@ -86,6 +89,8 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     for name in ("epochs", "batch_size", "units", "max_length", "embedding_dim",
                  "vocabulary_size", "min_count", "learning_rate"):
         _positive(name.replace("_", "-"), getattr(args, name))
+    if args.subword_buckets < 0:
+        raise InputError(f"--subword-buckets must not be negative, got {args.subword_buckets}.")
     _rate("dropout", args.dropout)
     _rate("word-dropout", args.word_dropout)
     if args.limit is not None:
@@ -98,14 +103,16 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     token_ids = TokenIds(
         build_vocabulary(train.texts, max_size=args.vocabulary_size, min_count=args.min_count)
     )
+    preprocessor = Preprocessor(token_ids, args.max_length, args.subword_buckets)
     with make_strategy(args.strategy).scope():
         model = build_model(
-            token_ids.size, cell=args.cell, units=args.units, embedding_dim=args.embedding_dim,
-            dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
+            token_ids.size, subword_buckets=args.subword_buckets, cell=args.cell, units=args.units,
+            embedding_dim=args.embedding_dim, dropout=args.dropout,
+            learning_rate=args.learning_rate, seed=args.seed,
         )
     batches = training_dataset(
-        token_ids, train.texts, train.labels, batch_size=args.batch_size,
-        max_length=args.max_length, word_dropout=args.word_dropout, seed=args.seed,
+        preprocessor, train.texts, train.labels, batch_size=args.batch_size,
+        word_dropout=args.word_dropout, seed=args.seed,
     )
     with Stopwatch() as watch:
         fit(
@@ -113,15 +120,13 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             backup_dir=run_directory(APP, args) / "backup",
             checkpoint_every=args.checkpoint_every, fresh=args.fresh,
         )
-    serve = make_serving_function(model, token_ids, args.max_length)
+    serve = make_serving_function(model, preprocessor)
     metrics = binary_metrics(data.test.labels, predict_texts(serve, data.test.texts))
     export_path = None
     if not args.no_export:
         export_path = export_serving_model(
-            APP, serve, [model, token_ids], root=args.export_dir,
-            extras=lambda directory: save_artifacts(
-                directory, model, token_ids, args.max_length, args.cell
-            ),
+            APP, serve, [model, preprocessor], root=args.export_dir,
+            extras=lambda directory: save_artifacts(directory, model, preprocessor, args.cell),
         )
     report = TrainReport(
         app=APP, data=data.name, cell=args.cell, metric="held-out accuracy",
@@ -230,14 +235,14 @@ def run_explain(args: argparse.Namespace) -> dict[str, Any]:
             f"{version_dir}: explain traces GRU gates, but this model's cell is {artifacts.cell!r}."
         )
     texts = tf.constant([args.text])
-    tokens = [t.decode("utf-8") for t in tokenize(texts)[0, : artifacts.max_length].numpy()]
+    tokens = [t.decode("utf-8") for t in artifacts.preprocessor.tokens(texts)[0].numpy()]
     if not tokens:
         raise InputError("The text has no tokens to explain.")
-    ids = encode(artifacts.token_ids, texts, artifacts.max_length)
-    vectors = artifacts.model.get_layer("embedding")(ids)
-    probability = float(artifacts.model(ids, training=False).numpy()[0, 0])
-    unknown = RESERVED_TOKENS.index("[UNK]")
-    labels = [f"{t}?" if i == unknown else t for t, i in zip(tokens, ids.numpy()[0])]
+    inputs = artifacts.preprocessor(texts)
+    vectors = artifacts.model.get_layer("word_vectors")(inputs)
+    probability = float(artifacts.model(inputs, training=False).numpy()[0, 0])
+    unknown = RESERVED_TOKENS.index(UNK)
+    labels = [f"{t}?" if i == unknown else t for t, i in zip(tokens, inputs["token_ids"].numpy()[0])]
 
     figure, axes = plt.subplots(2, 1, figsize=(max(7.0, 0.5 * len(tokens) + 2), 6.5), sharex=True)
     means = {}

@@ -1,11 +1,13 @@
 """The sentiment model, its in-graph preprocessing and its serving function.
 
 Raw strings are standardized and tokenized by `apps.common.text` ops and
-looked up in a vocabulary built from the training split, in training and in
-the export alike. The Keras model maps token ids to the probability that the
-text is positive:
+looked up in a vocabulary built from the training split (optionally with
+hashed character n-grams of every token), in training and in the export
+alike. The Keras model maps them to the probability that the text is
+positive:
 
-    Embedding(mask_zero=True) -> Dropout -> Bidirectional(GRU | LSTM | RNN)
+    WordVectors (word embedding [+ mean of subword embeddings], masked)
+    -> Dropout -> Bidirectional(GRU | LSTM | RNN)
     -> masked mean and max pooling over the tokens -> Dropout -> Dense(sigmoid)
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_text as tf_text
 from keras import ops
 
 from apps.common.cells import recurrent_layer
@@ -59,9 +62,62 @@ class MaskedMeanMaxPooling(keras.layers.Layer):
         return (input_shape[0], 2 * input_shape[-1])
 
 
+@keras.saving.register_keras_serializable(package="gru_suite.sentiment")
+class WordVectors(keras.layers.Layer):
+    """A vector per token: its word embedding, plus the mean of its subword embeddings.
+
+    Takes `{"token_ids": (batch, time)}` and, when `subword_buckets > 0`,
+    `{"subword_ids": (batch, time, subwords)}` (hashed character n-grams,
+    0 = padding). Subwords give a word the training never saw ([UNK]) a
+    vector from its pieces ("unfunny" shares "fun" and "unn"). The mask is
+    `token_ids != 0`.
+    """
+
+    def __init__(self, vocabulary_size: int, embedding_dim: int, subword_buckets: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.subword_buckets = subword_buckets
+        self.word_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="word_embedding")
+        self.subword_embedding = (
+            keras.layers.Embedding(subword_buckets + 1, embedding_dim, name="subword_embedding")
+            if subword_buckets
+            else None
+        )
+
+    def build(self, input_shape):
+        self.word_embedding.build(input_shape["token_ids"])
+        if self.subword_embedding is not None:
+            self.subword_embedding.build(input_shape["subword_ids"])
+
+    def call(self, inputs):
+        vectors = self.word_embedding(inputs["token_ids"])
+        if self.subword_embedding is not None:
+            ids = inputs["subword_ids"]
+            present = ops.cast(ops.not_equal(ids, 0), vectors.dtype)[..., None]
+            summed = ops.sum(self.subword_embedding(ids) * present, axis=2)
+            vectors = vectors + summed / ops.maximum(ops.sum(present, axis=2), 1.0)
+        return vectors
+
+    def compute_mask(self, inputs, mask=None):
+        return ops.not_equal(inputs["token_ids"], 0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape["token_ids"], self.embedding_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "subword_buckets": self.subword_buckets,
+        }
+
+
 def build_model(
     vocabulary_size: int,
     *,
+    subword_buckets: int = 0,
     cell: str = "gru",
     units: int = 32,
     embedding_dim: int = 64,
@@ -69,10 +125,12 @@ def build_model(
     learning_rate: float = 2e-3,
     seed: int | None = None,
 ) -> keras.Model:
-    """A compiled bidirectional recurrent classifier over token ids.
+    """A compiled bidirectional recurrent classifier over token (and subword) ids.
 
     Args:
         vocabulary_size: Number of token ids (id 0 is padding).
+        subword_buckets: Hash buckets of the character n-gram features; 0
+            leaves them out (the model then takes `token_ids` only).
         cell: "gru" (`gru_core.GRU`), "lstm" or "rnn".
         units: Recurrent units per direction.
         embedding_dim: Size of the word vectors.
@@ -82,12 +140,17 @@ def build_model(
     """
     if vocabulary_size <= len(RESERVED_TOKENS):
         raise ValueError(f"vocabulary_size must exceed {len(RESERVED_TOKENS)}, got {vocabulary_size}.")
-    if units < 1 or embedding_dim < 1:
-        raise ValueError(f"units and embedding_dim must be positive, got {units} and {embedding_dim}.")
+    if units < 1 or embedding_dim < 1 or subword_buckets < 0:
+        raise ValueError(
+            "units and embedding_dim must be positive and subword_buckets not negative, "
+            f"got {units}, {embedding_dim} and {subword_buckets}."
+        )
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
-    token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
-    x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    inputs = {"token_ids": keras.Input(shape=(None,), dtype="int64", name="token_ids")}
+    if subword_buckets:
+        inputs["subword_ids"] = keras.Input(shape=(None, None), dtype="int64", name="subword_ids")
+    x = WordVectors(vocabulary_size, embedding_dim, subword_buckets, name="word_vectors")(inputs)
     x = keras.layers.Dropout(dropout, seed=seed, name="embedding_dropout")(x)
     x = keras.layers.Bidirectional(
         recurrent_layer(cell, units, return_sequences=True), name="bidirectional"
@@ -95,7 +158,7 @@ def build_model(
     x = MaskedMeanMaxPooling(name="pooling")(x)
     x = keras.layers.Dropout(dropout, seed=seed, name="pooled_dropout")(x)
     probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    model = keras.Model(token_ids, probability, name=f"sentiment_{cell}")
+    model = keras.Model(inputs, probability, name=f"sentiment_{cell}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
@@ -104,63 +167,113 @@ def build_model(
     return model
 
 
-def encode(token_ids: TokenIds, texts: tf.Tensor, max_length: int) -> tf.Tensor:
-    """`[batch]` raw strings -> `[batch, length]` int64 ids, 0-padded.
+def _pad_to(tensor: tf.Tensor, axis: int, size: tf.Tensor) -> tf.Tensor:
+    paddings = [[0, 0]] * len(tensor.shape)
+    paddings[axis] = [0, tf.maximum(0, size - tf.shape(tensor)[axis])]
+    return tf.pad(tensor, paddings)
 
-    `length` is the batch's longest text, at most `max_length` tokens (longer
-    texts keep their first tokens) and at least 1, so that a batch of empty
-    strings still runs (every step masked).
+
+class Preprocessor(tf.Module):
+    """Raw strings -> the model's inputs, in TensorFlow ops (the export tracks it).
+
+    Args:
+        token_ids: The vocabulary lookup.
+        max_length: Tokens kept per text (the first ones).
+        subword_buckets: Hash buckets of the character 3-, 4- and 5-grams of
+            each token (with `<` and `>` marking its ends); 0 for none.
     """
-    ids = token_ids.ids(tokenize(texts))[:, :max_length].to_tensor(default_value=0)
-    return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+
+    NGRAM_WIDTHS = (3, 4, 5)
+
+    def __init__(self, token_ids: TokenIds, max_length: int, subword_buckets: int = 0):
+        super().__init__(name="preprocessor")
+        if max_length < 1 or subword_buckets < 0:
+            raise ValueError(f"Need max_length >= 1 and subword_buckets >= 0, got {max_length}, {subword_buckets}.")
+        self.token_ids = token_ids
+        self.max_length = max_length
+        self.subword_buckets = subword_buckets
+
+    def tokens(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return tokenize(texts)[:, : self.max_length]
+
+    def subword_ids(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+        """`[batch, (tokens)]` -> `[batch, (tokens), (n-grams)]` ids in 1..subword_buckets."""
+        marked = tf.strings.join(["<", tokens.flat_values, ">"])
+        characters = tf.strings.unicode_split(marked, "UTF-8", errors="replace")
+        ngrams = tf.concat(
+            [
+                tf_text.ngrams(characters, width, reduction_type=tf_text.Reduction.STRING_JOIN,
+                               string_separator="")
+                for width in self.NGRAM_WIDTHS
+            ],
+            axis=1,
+        )
+        ids = tf.ragged.map_flat_values(
+            lambda grams: tf.strings.to_hash_bucket_fast(grams, self.subword_buckets) + 1, ngrams
+        )
+        return tokens.with_flat_values(ids)
+
+    def __call__(self, texts: tf.Tensor, word_dropout: float = 0.0) -> dict[str, tf.Tensor]:
+        """`[batch]` strings -> `{"token_ids": [batch, length], "subword_ids": [batch, length, n]}`.
+
+        `length` is the batch's longest text (at most `max_length`, at least
+        1, so a batch of empty strings still runs with every step masked).
+        `word_dropout` replaces that fraction of the known tokens by [UNK]
+        (for training: it teaches the [UNK] vector that unseen words get).
+        """
+        tokens = self.tokens(texts)
+        ids = self.token_ids.ids(tokens).to_tensor(default_value=0)
+        length = tf.maximum(tf.shape(ids)[1], 1)
+        ids = _pad_to(ids, 1, length)
+        if word_dropout > 0:
+            dropped = (ids >= len(RESERVED_TOKENS)) & (tf.random.uniform(tf.shape(ids)) < word_dropout)
+            ids = tf.where(dropped, tf.constant(_UNK_ID, tf.int64), ids)
+        inputs = {"token_ids": ids}
+        if self.subword_buckets:
+            subwords = self.subword_ids(tokens).to_tensor(default_value=0)
+            inputs["subword_ids"] = _pad_to(_pad_to(subwords, 1, length), 2, 1)
+        return inputs
 
 
 def training_dataset(
-    token_ids: TokenIds,
+    preprocessor: Preprocessor,
     texts: list[str],
     labels: np.ndarray,
     *,
     batch_size: int,
-    max_length: int,
     word_dropout: float = 0.0,
     shuffle: bool = True,
     seed: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of `(ids, labels)`, texts of similar length batched together.
+    """Batches of `(inputs, labels)`, texts of similar length batched together.
 
     Bucketing by length keeps padding, and so the recurrent steps, short.
-    `word_dropout` replaces that fraction of the known tokens by [UNK] (anew
-    every epoch), which also trains the [UNK] vector that unseen words get.
+    Word dropout is drawn anew every epoch.
     """
-    ids = token_ids.ids(tokenize(tf.constant(texts)))[:, :max_length]
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (ids.to_tensor(default_value=0), ids.row_lengths(), labels.astype("float32"))
-    ).map(lambda row, length, label: (row[:length], label))
+    lengths = preprocessor.tokens(tf.constant(texts)).row_lengths()
+    dataset = tf.data.Dataset.from_tensor_slices((texts, lengths, labels.astype("float32")))
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    if word_dropout > 0:
-        def drop_words(row, label):
-            keep = tf.random.uniform(tf.shape(row)) >= word_dropout
-            known = row >= len(RESERVED_TOKENS)
-            return tf.where(known & ~keep, tf.constant(_UNK_ID, tf.int64), row), label
-
-        dataset = dataset.map(drop_words, num_parallel_calls=tf.data.AUTOTUNE)
-    boundaries = [b for b in (8, 16, 24, 32, 48, 64, 96, 128, 256) if b < max_length]
+    boundaries = [b for b in (8, 16, 24, 32, 48, 64, 96, 128, 256) if b < preprocessor.max_length]
     dataset = dataset.bucket_by_sequence_length(
-        lambda row, label: tf.shape(row)[0] + 1,
+        lambda text, length, label: tf.cast(length, tf.int32) + 1,
         bucket_boundaries=[b + 1 for b in boundaries],
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+    )
+    dataset = dataset.map(
+        lambda text, length, label: (preprocessor(text, word_dropout), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def make_serving_function(model: keras.Model, token_ids: TokenIds, max_length: int):
+def make_serving_function(model: keras.Model, preprocessor: Preprocessor):
     """The `serving_default` function: raw `text` -> `probability`, `label`."""
     labels = tf.constant(LABELS)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        probability = tf.cast(model(encode(token_ids, text, max_length), training=False), tf.float32)
+        probability = tf.cast(model(preprocessor(text), training=False), tf.float32)
         probability = tf.reshape(probability, [-1])
         label = tf.gather(labels, tf.cast(probability >= 0.5, tf.int32))
         return {"probability": probability, "label": label}
@@ -170,21 +283,26 @@ def make_serving_function(model: keras.Model, token_ids: TokenIds, max_length: i
 
 @dataclass
 class Artifacts:
-    """What `explain` needs beside the SavedModel: the Keras model and its vocabulary."""
+    """What `explain` needs beside the SavedModel: the Keras model and its preprocessing."""
 
     model: keras.Model
-    token_ids: TokenIds
-    max_length: int
+    preprocessor: Preprocessor
     cell: str
 
 
-def save_artifacts(version_dir: Path, model: keras.Model, token_ids: TokenIds, max_length: int, cell: str) -> None:
+def save_artifacts(version_dir: Path, model: keras.Model, preprocessor: Preprocessor, cell: str) -> None:
     """Writes `extra/model.keras`, `extra/vocabulary.txt` and `extra/settings.json`."""
     extra = Path(version_dir) / EXTRA_DIR
     extra.mkdir()
     model.save(extra / "model.keras")
-    (extra / "vocabulary.txt").write_text("\n".join(token_ids.vocabulary) + "\n", encoding="utf-8")
-    (extra / "settings.json").write_text(json.dumps({"max_length": max_length, "cell": cell}))
+    vocabulary = preprocessor.token_ids.vocabulary
+    (extra / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    settings = {
+        "max_length": preprocessor.max_length,
+        "subword_buckets": preprocessor.subword_buckets,
+        "cell": cell,
+    }
+    (extra / "settings.json").write_text(json.dumps(settings))
 
 
 def load_artifacts(version_dir: Path) -> Artifacts:
@@ -198,8 +316,10 @@ def load_artifacts(version_dir: Path) -> Artifacts:
         )
     settings = json.loads(needed[2].read_text())
     vocabulary = needed[1].read_text(encoding="utf-8").split("\n")[:-1]
-    model = load_keras_model(needed[0])
-    return Artifacts(model, TokenIds(vocabulary), int(settings["max_length"]), settings["cell"])
+    preprocessor = Preprocessor(
+        TokenIds(vocabulary), int(settings["max_length"]), int(settings["subword_buckets"])
+    )
+    return Artifacts(load_keras_model(needed[0]), preprocessor, settings["cell"])
 
 
 def predict_texts(serve, texts: list[str], batch_size: int = 256) -> np.ndarray:
