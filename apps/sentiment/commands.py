@@ -44,12 +44,12 @@ APP = "sentiment"
 DEFAULT_MODEL_DIR = DEFAULT_ROOT / APP
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data", default="sample",
-        help=f"{', '.join(BUILT_IN)} (default sample, synthetic), a CSV/TSV file, "
-             "or an aclImdb-style folder",
+        help=f"{', '.join(BUILT_IN)} (default sample, synthetic), a CSV/TSV file, an "
+             "aclImdb-style folder, or a folder with train.tsv/.csv and dev or test tables",
     )
     group.add_argument("--text-column", default=None, help="text column of a CSV/TSV file")
     group.add_argument("--label-column", default=None, help="label column of a CSV/TSV file")
