@@ -155,6 +155,8 @@ def train_seq2seq(
         history = fit(
             model, dataset(train, args.seed), epochs=args.epochs,
             validation_data=held_out_data, verbose=args.verbose, callbacks=callbacks,
+            # The dataset shuffles itself (seeded); Keras cannot shuffle a tf.data.Dataset.
+            shuffle=False,
         )
     nll, tokens = token_log_likelihood(model, held_out_data)
     server = TextSeq2Seq(
