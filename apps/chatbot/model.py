@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from apps.chatbot.data import CONTEXT_SEPARATOR
 from apps.common.seq2seq.serving import TextSeq2Seq, export_endpoints, join_tokens
+from apps.common.text import tokenize
 
 APP = "chatbot"
 _STRINGS = tf.TensorSpec([None], tf.string)
@@ -103,10 +104,15 @@ def perplexity(score_function, sources: list[str], replies: list[str], batch_siz
 
 
 def distinct_n(replies: list[str], n: int) -> float:
-    """Distinct n-grams / all n-grams over the whitespace tokens of `replies` (0 if none)."""
+    """Distinct n-grams / all n-grams over the tokens of `replies` (0 if none).
+
+    Tokens are the model's own (`apps.common.text.tokenize`), so generated
+    and human replies are counted alike.
+    """
+    if not replies:
+        return 0.0
+    token_rows = [[t.decode("utf-8") for t in row] for row in tokenize(tf.constant(replies)).to_list()]
     ngrams = [
-        tuple(tokens[i : i + n])
-        for tokens in (reply.split() for reply in replies)
-        for i in range(len(tokens) - n + 1)
+        tuple(tokens[i : i + n]) for tokens in token_rows for i in range(len(tokens) - n + 1)
     ]
     return len(set(ngrams)) / len(ngrams) if ngrams else 0.0
