@@ -10,6 +10,8 @@
   files), held-out splits and `tf.data` pipelines of token ids.
 - `serving`: a `tf.Module` that holds the model and both vocabularies and maps
   strings to strings; exports with several signatures.
+- `training`: the `train` arguments, vocabularies, fitting (with a time
+  budget) and held-out perplexity that both apps share.
 """
 
 from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
