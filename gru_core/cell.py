@@ -149,18 +149,18 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         sequence in one matrix product instead of once per step.
         """
         kernel = ops.cast(self.kernel, inputs.dtype)
-        if len(inputs.shape) == 2:
-            projected = ops.matmul(inputs, kernel)
-        else:
-            # A 2-D product: a batched one is several times slower on CPU.
-            flat = ops.reshape(inputs, (-1, inputs.shape[-1]))
-            projected = ops.reshape(
-                ops.matmul(flat, kernel),
-                (*ops.shape(inputs)[:-1], 3 * self.units),
-            )
+        # A 2-D product: a batched one is several times slower on CPU. The
+        # bias is added before reshaping back, where TensorFlow fuses it into
+        # the product.
+        flat = ops.reshape(inputs, (-1, inputs.shape[-1]))
+        projected = ops.matmul(flat, kernel)
         if self.use_bias:
             projected = projected + ops.cast(self.bias, inputs.dtype)
-        return projected
+        if len(inputs.shape) == 2:
+            return projected
+        return ops.reshape(
+            projected, (*ops.shape(inputs)[:-1], 3 * self.units)
+        )
 
     def split_recurrent_kernel(self, dtype):
         """The recurrent kernel as (gate part [z|r], candidate part), in `dtype`.
