@@ -152,7 +152,11 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         # A 2-D product: a batched one is several times slower on CPU. The
         # bias is added before reshaping back, where TensorFlow fuses it into
         # the product.
-        flat = ops.reshape(inputs, (-1, inputs.shape[-1]))
+        flat = (
+            inputs
+            if len(inputs.shape) == 2
+            else ops.reshape(inputs, (-1, inputs.shape[-1]))
+        )
         projected = ops.matmul(flat, kernel)
         if self.use_bias:
             projected = projected + ops.cast(self.bias, inputs.dtype)

@@ -2,13 +2,15 @@
 
 With the default activations (σ gates, tanh candidate) the derivatives of a
 step are simple enough to write down, so the recurrence runs as one
-`tf.custom_gradient` function: a forward `tf.while_loop` that keeps the gates
-and states of every step, and a backward loop (backpropagation through time)
-that needs only two small matrix products per step. Everything that does not
-depend on the carried state gradient is computed for all steps at once outside
-the loops, and so are the recurrent-kernel gradients, as one large product
-each. Autodiff through the generic loop instead records and replays every op
-of every step, which on CPU costs more than the arithmetic.
+`tf.custom_gradient` function: a forward `tf.while_loop` that records the
+gates, candidates and states of every step, and a backward loop
+(backpropagation through time) with two small matrix products per step. The
+recurrent-kernel gradients are then one large product each over all steps.
+Autodiff through the generic loop instead needs four small products per step
+and records and replays every op of every step, which on CPU costs more than
+the arithmetic. The input projections are two products (gate half, candidate
+half), so neither the forward nor the backward pass splits or concatenates
+whole sequences.
 
 For one step, with h = h_{t-1}, g = h ⊙ d (d the recurrent dropout mask, or 1)
 and m the step mask (1 = run the step, 0 = carry the state):
