@@ -36,9 +36,15 @@ def sources_with_context(text: tf.Tensor, context: tf.Tensor) -> tf.Tensor:
 
 
 def make_signatures(server: TextSeq2Seq) -> dict:
-    """The `tf.function`s of the export, keyed by signature name."""
+    """The `tf.function`s of the export, keyed by signature name.
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    The decoders write their loops with `tf.while_loop` themselves, so
+    AutoGraph (which re-reads the Python source when tracing) stays off.
+    """
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False
+    )
     def reply(text):
         target_ids, _ = server.generate(text)
         return {"reply": join_tokens(server.detokenize(target_ids))}
@@ -49,7 +55,7 @@ def make_signatures(server: TextSeq2Seq) -> dict:
         tf.TensorSpec([], tf.float32, name="temperature"),
         tf.TensorSpec([], tf.int32, name="top_k"),
         tf.TensorSpec([], tf.float32, name="top_p"),
-    ])
+    ], autograph=False)
     def converse(text, context, temperature, top_k, top_p):
         target_ids, _ = server.generate(
             sources_with_context(text, context),
@@ -61,7 +67,7 @@ def make_signatures(server: TextSeq2Seq) -> dict:
         tf.TensorSpec([None], tf.string, name="text"),
         tf.TensorSpec([None], tf.string, name="context"),
         tf.TensorSpec([None], tf.string, name="reply"),
-    ])
+    ], autograph=False)
     def score(text, context, reply):
         nll, tokens = server.target_log_likelihood(sources_with_context(text, context), reply)
         return {"nll": nll, "tokens": tokens}

@@ -27,14 +27,18 @@ TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 
 
 def make_signatures(server: TextSeq2Seq) -> dict:
-    """The `tf.function`s of the export, keyed by signature name."""
+    """The `tf.function`s of the export, keyed by signature name.
 
-    @tf.function(input_signature=[TEXT_SPEC])
+    The decoders write their loops with `tf.while_loop` themselves, so
+    AutoGraph (which re-reads the Python source when tracing) stays off.
+    """
+
+    @tf.function(input_signature=[TEXT_SPEC], autograph=False)
     def translate(text):
         target_ids, _ = server.generate(text)
         return {"translation": join_tokens(server.detokenize(target_ids))}
 
-    @tf.function(input_signature=[TEXT_SPEC])
+    @tf.function(input_signature=[TEXT_SPEC], autograph=False)
     def attention(text):
         target_ids, weights = server.generate(text)
         return {

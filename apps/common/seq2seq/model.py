@@ -338,7 +338,7 @@ def token_log_likelihood(model: Seq2Seq, dataset) -> tuple[float, int]:
     """
     total, count = 0.0, 0
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def batch_sums(inputs, targets):
         logits = model(inputs, training=False)
         losses = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
