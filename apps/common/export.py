@@ -16,6 +16,7 @@ from typing import Callable
 
 import keras
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from apps.common.errors import InputError
 
@@ -139,7 +140,14 @@ def load_exported(model_dir: Path | str):
                 f"{model_dir}: not a SavedModel folder (no saved_model.pb) and "
                 "no numbered versions inside it."
             )
-    loaded = tf.saved_model.load(str(model_dir))
+    # Exports are saved without gradient functions (serving needs none), and
+    # TensorFlow warns about that at every load.
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        loaded = tf.saved_model.load(str(model_dir))
+    finally:
+        absl_logging.set_verbosity(verbosity)
     if "serving_default" not in loaded.signatures:
         raise InputError(f"{model_dir}: the SavedModel has no serving_default signature.")
     return loaded

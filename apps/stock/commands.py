@@ -13,7 +13,17 @@ import tensorflow as tf
 
 from apps.common.errors import InputError
 from apps.common.export import export_serving_model, load_exported
-from apps.common.training import Stopwatch, TrainReport, add_training_arguments, count_parameters, set_seed
+from apps.common.training import (
+    Stopwatch,
+    TrainReport,
+    add_training_arguments,
+    count_parameters,
+    count_recurrent_parameters,
+    make_strategy,
+    publish_report,
+    run_directory,
+    set_seed,
+)
 from apps.registry import Command, register
 from apps.stock import data as stock_data
 from apps.stock.evaluation import Evaluation, evaluate, plot
@@ -161,7 +171,11 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     print(f"{series.name}: {len(series)} prices from {series.dates[0].date()} to {series.dates[-1].date()}; "
           f"{len(split.train)} train / {len(split.validation)} validation / {len(split.test)} test windows")
     with Stopwatch() as clock:
-        forecaster, epochs = train_forecaster(series, split, config)
+        forecaster, epochs = train_forecaster(
+            series, split, config, strategy=make_strategy(args.strategy),
+            backup_dir=run_directory(APP, args) / "backup",
+            checkpoint_every=args.checkpoint_every, fresh=args.fresh,
+        )
     model_name = f"model ({config.cell})"
     validation = evaluate(series, split.validation, forecaster.predict_prices(series, split.validation),
                           model_name=model_name, ma_window=args.ma_window)
@@ -195,10 +209,11 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     report = TrainReport(
         app=APP, data=series.name, cell=config.cell, metric="test RMSE / persistence",
         value=test.ratio, train_seconds=clock.seconds, epochs=epochs,
-        parameters=count_parameters(forecaster.model), export_path=export_path, extra=extra,
+        parameters=count_parameters(forecaster.model),
+        recurrent_parameters=count_recurrent_parameters(forecaster.model),
+        export_path=export_path, extra=extra,
     )
-    print(report.summary())
-    return report
+    return publish_report(report, args)
 
 
 def _export(forecaster: Forecaster, series: stock_data.PriceSeries, config: TrainingConfig,
@@ -307,8 +322,17 @@ def run_predict(args: argparse.Namespace) -> pd.Series:
     return result
 
 
+def demo(export_path: str) -> str:
+    """Forecasts the sample series' next prices with an export (for `gru-suite reproduce`)."""
+    exported = ExportedForecaster(Path(export_path))
+    series = stock_data.sample_prices()
+    forecast = exported(series.close[None, -exported.window:])[0]
+    return (f"after {series.close[-1]:.2f}, the next {exported.horizon} price(s): "
+            + ", ".join(f"{price:.2f}" for price in forecast))
+
+
 register(Command("train", APP, "forecast prices from yfinance, a CSV or the synthetic sample",
-                 configure_train, run_train))
+                 configure_train, run_train, quick_args=("--epochs", "5"), demo=demo))
 register(Command("evaluate", APP, "score a stock export against persistence and a moving average",
                  configure_evaluate, run_evaluate))
 register(Command("predict", APP, "forecast the next horizon prices with a stock export",

@@ -16,6 +16,7 @@ used for a choice.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -23,6 +24,7 @@ import tensorflow as tf
 
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
+from apps.common.training import fit
 from apps.stock.data import PriceSeries
 
 EXTRA_FEATURES = ("volume", "range")
@@ -261,15 +263,24 @@ class TrainingConfig:
     verbose: int = 1
 
 
-def train_forecaster(series: PriceSeries, split: Split, config: TrainingConfig) -> tuple[Forecaster, int]:
+def train_forecaster(
+    series: PriceSeries,
+    split: Split,
+    config: TrainingConfig,
+    *,
+    strategy: tf.distribute.Strategy | None = None,
+    backup_dir: Path | None = None,
+    checkpoint_every: int | str = "epoch",
+    fresh: bool = False,
+) -> tuple[Forecaster, int]:
     """Fits normalization and the model on `split`, early-stopped on validation loss.
 
     Returns the forecaster (with shrink factors fitted on validation unless
     `config.shrink` is False) and the number of epochs run. `config.limit`
-    keeps the most recent training examples.
+    keeps the most recent training examples. The model is built in
+    `strategy`'s scope; `backup_dir`, `checkpoint_every` and `fresh` are
+    `apps.common.training.fit`'s.
     """
-    from apps.common.training import fit
-
     features = step_features(series, config.features)
     normalization = Normalization.fit(features, series.close, split, config.horizon)
     train = split.train if config.limit is None else split.train[-config.limit:]
@@ -279,11 +290,12 @@ def train_forecaster(series: PriceSeries, split: Split, config: TrainingConfig) 
         targets = target_log_returns(series.close, anchors, config.horizon) / normalization.target_scale
         return inputs, targets.astype(np.float32)
 
-    model = build_model(
-        config.window, config.horizon, features.shape[1], cell=config.cell,
-        units=config.units, layers=config.layers, dropout=config.dropout,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_model(
+            config.window, config.horizon, features.shape[1], cell=config.cell,
+            units=config.units, layers=config.layers, dropout=config.dropout,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
     train_inputs, train_targets = dataset(train)
     history = fit(
         model,
@@ -297,6 +309,9 @@ def train_forecaster(series: PriceSeries, split: Split, config: TrainingConfig) 
         callbacks=[keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True
         )],
+        backup_dir=backup_dir,
+        checkpoint_every=checkpoint_every,
+        fresh=fresh,
     )
     forecaster = Forecaster(model, normalization, config.window, config.horizon, config.features)
     if config.shrink:
