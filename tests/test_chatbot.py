@@ -76,6 +76,11 @@ def test_enc_dec_files(tmp_path):
     train, held_out = data.load_splits(str(tmp_path / "pairs.enc"))
     assert len(train) == 18 and len(held_out) == 2
     assert len(data.evaluation_pairs(str(tmp_path / "pairs.enc"))) == 20
+    # An empty turn (Cornell's .enc/.dec have a few) drops its pair.
+    (tmp_path / "pairs.enc").write_text("hi\n\nbye\n")
+    (tmp_path / "pairs.dec").write_text("hello\nwhat?\nsee you\n")
+    assert data.evaluation_pairs(str(tmp_path / "pairs.enc")).sources == ["hi", "bye"]
+    (tmp_path / "pairs.enc").write_text("\n".join(f"hi {i}" for i in range(20)) + "\n")
     (tmp_path / "pairs.dec").write_text("hello\n")
     with pytest.raises(InputError, match="pairs.enc has 20 lines but .*pairs.dec has 1"):
         data.load_splits(str(tmp_path / "pairs.enc"))

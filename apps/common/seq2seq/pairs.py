@@ -83,11 +83,14 @@ def read_tab_separated(path: Path | str, min_columns: int = 2) -> TextPairs:
     return TextPairs(sources, targets)
 
 
-def read_aligned_files(source_path: Path | str, target_path: Path | str) -> TextPairs:
+def read_aligned_files(
+    source_path: Path | str, target_path: Path | str, skip_empty: bool = False
+) -> TextPairs:
     """Pairs from two line-aligned files (line i of one translates line i of the other).
 
-    Raises `InputError` when the line counts differ or a line is empty
-    (naming the file and line).
+    Raises `InputError` when the line counts differ or, unless `skip_empty`
+    (which drops such pairs instead), when a line is empty (naming the file
+    and line).
     """
     source_path, target_path = Path(source_path), Path(target_path)
     sides = []
@@ -104,6 +107,11 @@ def read_aligned_files(source_path: Path | str, target_path: Path | str) -> Text
             f"{source_path} has {len(sources)} lines but {target_path} has "
             f"{len(targets)}: line-aligned files must have the same number of lines."
         )
+    if skip_empty:
+        kept = [(s.strip(), t.strip()) for s, t in zip(sources, targets) if s.strip() and t.strip()]
+        if not kept:
+            raise InputError(f"{source_path}, {target_path}: no pair with both lines non-empty.")
+        return TextPairs([s for s, _ in kept], [t for _, t in kept])
     for path, lines in ((source_path, sources), (target_path, targets)):
         for number, line in enumerate(lines, start=1):
             if not line.strip():
