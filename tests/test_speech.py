@@ -25,7 +25,16 @@ from apps.speech.data import (
     load_label_folders,
     speech_commands_set,
 )
-from apps.speech.model import FEATURES, build_model, fix_length as fix_length_tf, log_mel_spectrogram
+from apps.speech.model import (
+    FEATURES,
+    SpeechFeatures,
+    build_model,
+    log_mel_spectrogram,
+    speech_features,
+)
+from apps.speech.model import (
+    fix_length as fix_length_tf,
+)
 
 
 def tone(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -102,27 +111,61 @@ def test_fix_length_in_graph_matches_numpy(size):
     np.testing.assert_array_equal(fix_length_tf(audio[np.newaxis])[0].numpy(), fix_length(audio))
 
 
-def test_in_graph_features_match_librosa():
+def librosa_features(waveform: np.ndarray) -> np.ndarray:
+    """`speech_features`, step by step with librosa and NumPy."""
+    waveform = waveform / max(np.abs(waveform).max(), 1e-4)
+    mel = librosa.feature.melspectrogram(y=waveform, **FEATURES.librosa_arguments())
+    log_mel = np.log(mel + FEATURES.log_offset)
+    energy = np.log(np.exp(log_mel).sum(axis=0))
+    speech = energy > energy.max() - FEATURES.speech_floor
+    log_mel = np.maximum(log_mel, log_mel.max() - FEATURES.dynamic_range)
+    log_mel = log_mel - log_mel[:, speech].mean(axis=1, keepdims=True)
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=FEATURES.num_cepstra, dct_type=2, norm="ortho")
+    return mfcc.T
+
+
+def test_in_graph_log_mel_matches_librosa():
     """The tolerance stated in apps/speech/model.py: 0.05 in natural-log mel power."""
     rng = np.random.default_rng(0)
-    waveforms = np.stack([
-        0.3 * rng.standard_normal(CLIP_SAMPLES),
-        tone(440, 1, SAMPLE_RATE) + tone(3100, 1, SAMPLE_RATE, 0.2) + 0.01 * rng.standard_normal(CLIP_SAMPLES),
-    ]).astype(np.float32)
+    waveforms = np.stack(
+        [
+            0.3 * rng.standard_normal(CLIP_SAMPLES),
+            tone(440, 1, SAMPLE_RATE)
+            + tone(3100, 1, SAMPLE_RATE, 0.2)
+            + 0.01 * rng.standard_normal(CLIP_SAMPLES),
+        ]
+    ).astype(np.float32)
     features = log_mel_spectrogram(tf.constant(waveforms)).numpy()
     assert features.shape == (2, FEATURES.num_frames, FEATURES.num_mel_bins)
+    filters = librosa.filters.mel(
+        sr=SAMPLE_RATE,
+        n_fft=FEATURES.frame_length,
+        n_mels=FEATURES.num_mel_bins,
+        fmin=FEATURES.lower_hertz,
+        fmax=FEATURES.upper_hertz,
+        htk=True,
+        norm=None,
+    )
     for waveform, ours in zip(waveforms, features):
         mel = librosa.feature.melspectrogram(y=waveform, **FEATURES.librosa_arguments())
         reference = np.log(mel + FEATURES.log_offset).T
         assert np.abs(ours - reference).max() < 0.05
         # The short-time Fourier transforms agree to round-off: with librosa's
         # own filter bank on tf.signal's power spectrum the features match closely.
-        power = np.abs(tf.signal.stft(waveform, 512, 160, 512).numpy()) ** 2
-        filters = librosa.filters.mel(
-            sr=SAMPLE_RATE, n_fft=512, n_mels=FEATURES.num_mel_bins, fmin=FEATURES.lower_hertz,
-            fmax=FEATURES.upper_hertz, htk=True, norm=None,
+        stft = tf.signal.stft(
+            waveform, FEATURES.frame_length, FEATURES.frame_step, FEATURES.frame_length
         )
+        power = np.abs(stft.numpy()) ** 2
         assert np.abs(np.log(power @ filters.T + FEATURES.log_offset) - reference).max() < 2e-3
+
+
+def test_model_features_match_librosa_mfcc_on_speech():
+    """The whole in-graph pipeline against librosa on synthetic spoken words: within 0.1."""
+    clips = load_data("sample", limit=6).test.waveforms
+    ours = speech_features(tf.constant(clips)).numpy()
+    assert ours.shape == (len(clips), *FEATURES.feature_shape)
+    for waveform, features in zip(clips, ours):
+        assert np.abs(features - librosa_features(waveform)).max() < 0.1
 
 
 def write_label_folders(root, rate: int, suffix: str, per_label: int = 4):
@@ -152,14 +195,20 @@ def test_label_folders_with_split_lists_and_noise(tmp_path):
 def test_label_folders_without_lists_use_the_hash_rule(tmp_path):
     write_label_folders(tmp_path, 8000, ".wav", per_label=6)
     data = load_directory(tmp_path)
-    for split_name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
+    for split_name, split in (
+        ("train", data.train),
+        ("validation", data.validation),
+        ("test", data.test),
+    ):
         assert all(speech_commands_set(f) == split_name for f in split.files)
     assert len(data.train) + len(data.validation) + len(data.test) == 12
     assert data.noise.size >= CLIP_SAMPLES  # synthetic noise stands in
 
 
 def test_hash_rule_keeps_speakers_together_and_splits_ten_ten_eighty():
-    assert speech_commands_set("yes/0a7c2a8d_nohash_0.wav") == speech_commands_set("no/0a7c2a8d_nohash_3.wav")
+    assert speech_commands_set("yes/0a7c2a8d_nohash_0.wav") == speech_commands_set(
+        "no/0a7c2a8d_nohash_3.wav"
+    )
     sets = [speech_commands_set(f"yes/{i:08x}_nohash_0.wav") for i in range(3000)]
     assert sets.count("validation") / 3000 == pytest.approx(0.1, abs=0.03)
     assert sets.count("test") / 3000 == pytest.approx(0.1, abs=0.03)
@@ -169,8 +218,11 @@ def test_flat_layout_index_split_and_speakers(tmp_path):
     for digit in range(3):
         for speaker in ("ann", "bob"):
             for index in range(7):
-                sf.write(tmp_path / f"{digit}_{speaker}_{index}.wav",
-                         tone(400 + 300 * digit, 0.3, 8000), 8000)
+                sf.write(
+                    tmp_path / f"{digit}_{speaker}_{index}.wav",
+                    tone(400 + 300 * digit, 0.3, 8000),
+                    8000,
+                )
     data = load_directory(tmp_path)
     assert data.labels == ["0", "1", "2"]
     assert (len(data.train), len(data.validation), len(data.test)) == (12, 0, 30)
@@ -207,3 +259,13 @@ def test_builder_takes_each_cell(cell):
     assert model.predict(np.zeros((2, CLIP_SAMPLES), np.float32), verbose=0).shape == (2, 3)
     with pytest.raises(ValueError, match="num_labels"):
         build_model(1)
+
+
+def test_model_features_ignore_recording_level():
+    rng = np.random.default_rng(3)
+    word = np.zeros(CLIP_SAMPLES, np.float32)
+    word[4000:12000] = tone(500, 0.5, SAMPLE_RATE) + 0.05 * rng.standard_normal(8000)
+    loud, quiet = SpeechFeatures()(np.stack([word, 0.05 * word])).numpy()
+    np.testing.assert_allclose(loud, quiet, atol=1e-4)
+    speech_frames = slice(30, 70)  # the word, without the padding around it
+    assert np.abs(loud[speech_frames, 0].mean()) < 1.0  # mean-normalized

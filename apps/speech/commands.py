@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import keras
@@ -38,14 +39,18 @@ from apps.speech.model import SpeechServer, augment_waveform, build_model
 SILENCE_PEAK = 1e-4
 
 
-def training_dataset(split: AudioSplit, noise: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+def training_dataset(
+    split: AudioSplit, noise: np.ndarray, batch_size: int, seed: int
+) -> tf.data.Dataset:
     """Shuffled, augmented `(waveform, label)` batches, one pass per epoch."""
     noise_tensor = tf.constant(noise)
     return (
         tf.data.Dataset.from_tensor_slices((split.waveforms, split.labels))
         .shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-        .map(lambda waveform, label: (augment_waveform(waveform, noise_tensor), label),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda waveform, label: (augment_waveform(waveform, noise_tensor), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -108,13 +113,12 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_labels: int) -
 
 
 def save_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Draws `matrix` as a labelled heat map with counts to a PNG at `path`."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     size = max(4.0, 0.45 * len(labels) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
+    figure = Figure(figsize=(size, size))
+    axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(labels)), labels, rotation=90)
     axes.set_yticks(range(len(labels)), labels)
@@ -123,18 +127,27 @@ def save_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, tit
     axes.set_title(title)
     for (row, column), count in np.ndenumerate(matrix):
         if count:
-            axes.text(column, row, str(count), ha="center", va="center", fontsize=7,
-                      color="white" if count > matrix.max() / 2 else "black")
+            axes.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > matrix.max() / 2 else "black",
+            )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="sample",
-                        help=f"{', '.join(DATA_SETS)} or a folder (LABEL/*.wav or "
-                             "LABEL_SPEAKER_INDEX.wav); default sample (synthetic)")
+    parser.add_argument(
+        "--data",
+        default="sample",
+        help=f"{', '.join(DATA_SETS)} or a folder (LABEL/*.wav or "
+        "LABEL_SPEAKER_INDEX.wav); default sample (synthetic)",
+    )
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="default 2e-3")
     add_training_arguments(parser, epochs=60, batch_size=32, units=64)
 
@@ -151,39 +164,63 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     run_dir = run_directory("speech", args)
     with Stopwatch() as watch:
         model = train_speech_model(
-            data, cell=args.cell, units=args.units, epochs=args.epochs,
-            batch_size=args.batch_size, learning_rate=args.learning_rate,
-            seed=args.seed, verbose=args.verbose, strategy=make_strategy(args.strategy),
-            backup_dir=run_dir / "backup", checkpoint_every=args.checkpoint_every,
+            data,
+            cell=args.cell,
+            units=args.units,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            verbose=args.verbose,
+            strategy=make_strategy(args.strategy),
+            backup_dir=run_dir / "backup",
+            checkpoint_every=args.checkpoint_every,
             fresh=args.fresh,
         )
     predicted = np.argmax(model.predict(data.test.waveforms, verbose=0), axis=-1)
     accuracy = float(np.mean(predicted == data.test.labels))
     matrix_path = run_dir / "confusion_matrix.png"
     save_confusion_matrix(
-        confusion_matrix(data.test.labels, predicted, len(data.labels)), data.labels, matrix_path,
+        confusion_matrix(data.test.labels, predicted, len(data.labels)),
+        data.labels,
+        matrix_path,
         f"{data.name}, {args.cell}: test accuracy {accuracy:.3f}",
     )
+    sizes = f"{len(data.train)}/{len(data.validation)}/{len(data.test)}"
     report = TrainReport(
-        app="speech", data=data.name, cell=args.cell, metric="test accuracy", value=accuracy,
-        train_seconds=watch.seconds, epochs=args.epochs, parameters=count_parameters(model),
+        app="speech",
+        data=data.name,
+        cell=args.cell,
+        metric="test accuracy",
+        value=accuracy,
+        train_seconds=watch.seconds,
+        epochs=args.epochs,
+        parameters=count_parameters(model),
         recurrent_parameters=count_recurrent_parameters(model),
         extra={
-            "clips (train/validation/test)": f"{len(data.train)}/{len(data.validation)}/{len(data.test)}",
+            "clips (train/validation/test)": sizes,
             "labels": len(data.labels),
             "confusion matrix": str(matrix_path),
         },
     )
     if not args.no_export:
         server = SpeechServer(model, data.labels)
-        report.export_path = str(export_serving_model("speech", server.serve, [model, server], args.export_dir))
+        report.export_path = str(
+            export_serving_model("speech", server.serve, [model, server], args.export_dir)
+        )
     return publish_report(report, args)
 
 
 def configure_predict(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True,
-                        help="an export folder, or saved_models/speech for the newest version")
-    parser.add_argument("files", nargs="+", type=Path, help="audio files, any rate and channel count")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="an export folder, or saved_models/speech for the newest version",
+    )
+    parser.add_argument(
+        "files", nargs="+", type=Path, help="audio files, any rate and channel count"
+    )
 
 
 def run_predict(args: argparse.Namespace) -> list[dict]:
@@ -191,13 +228,14 @@ def run_predict(args: argparse.Namespace) -> list[dict]:
 
     A bad file is reported and skipped; the command fails only if every file is bad.
     """
-    serve = load_exported(args.model).signatures["serving_default"]
+    loaded = load_exported(args.model)  # keeps the signature's variables alive
+    serve = loaded.signatures["serving_default"]
     results = []
     for path in args.files:
         try:
             waveform = load_audio(path)
         except InputError as error:
-            print(f"{path}: error: {error}")
+            print(f"skipped: {error}", file=sys.stderr)
             results.append({"file": str(path), "error": str(error)})
             continue
         outputs = serve(waveform=tf.constant(waveform[np.newaxis, :]))
@@ -210,14 +248,30 @@ def run_predict(args: argparse.Namespace) -> list[dict]:
             notes.append(f"{waveform.size / SAMPLE_RATE:.1f} s long: used its loudest second")
         note = f" ({'; '.join(notes)})" if notes else ""
         print(f"{path}: {label} (p={probabilities.max():.3f}){note}")
-        results.append({"file": str(path), "label": label, "probability": float(probabilities.max()),
-                        "probabilities": probabilities})
+        results.append(
+            {
+                "file": str(path),
+                "label": label,
+                "probability": float(probabilities.max()),
+                "probabilities": probabilities,
+            }
+        )
     if all("error" in result for result in results):
         raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
     return results
 
 
-register(Command("train", "speech", "train a spoken-word recognizer on raw audio",
-                 configure_train, run_train))
-register(Command("predict", "speech", "recognize the spoken word in audio files",
-                 configure_predict, run_predict))
+register(
+    Command(
+        "train", "speech", "train a spoken-word recognizer on raw audio", configure_train, run_train
+    )
+)
+register(
+    Command(
+        "predict",
+        "speech",
+        "recognize the spoken word in audio files",
+        configure_predict,
+        run_predict,
+    )
+)

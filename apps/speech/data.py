@@ -41,7 +41,9 @@ NOISE_FOLDER = "_background_noise_"
 SPEECH_COMMANDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 # The sha256 TensorFlow Datasets records for this archive.
 SPEECH_COMMANDS_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
-FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
+FSDD_URL = (
+    "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
+)
 # No checksum: GitHub builds tag archives on request and does not promise
 # byte-identical tarballs, and we know of no published hash for this one.
 FSDD_SHA256 = None
@@ -126,8 +128,9 @@ def synthetic_noise(size: int, rng: np.random.Generator) -> np.ndarray:
     if kind == 3:
         time = np.arange(size) / SAMPLE_RATE
         base = rng.choice([50.0, 60.0])
-        noise = sum(np.sin(2 * np.pi * base * k * time + rng.uniform(0, 2 * np.pi)) / k
-                    for k in range(1, 6))
+        noise = sum(
+            np.sin(2 * np.pi * base * k * time + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 6)
+        )
         noise = noise + 0.1 * rng.standard_normal(size)
     else:
         # White (0), pink (1) and brown (2) noise: power falling as 1/f^kind.
@@ -156,7 +159,9 @@ def _is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
 
 
-def speech_commands_set(relative_path: str, validation_percentage=10.0, testing_percentage=10.0) -> str:
+def speech_commands_set(
+    relative_path: str, validation_percentage=10.0, testing_percentage=10.0
+) -> str:
     """The Speech Commands hash rule: which split ("train"/"validation"/"test") a file is in.
 
     Clips of one speaker (the file name before `_nohash_`) always share a split.
@@ -189,7 +194,9 @@ def _load_noise(folder: Path) -> np.ndarray:
     return noise
 
 
-def load_label_folders(root: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0) -> SpeechData:
+def load_label_folders(
+    root: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0
+) -> SpeechData:
     """Reads the Speech Commands layout: `root/LABEL/*.wav` (any audio format).
 
     The split comes from `validation_list.txt` / `testing_list.txt` in `root`
@@ -200,7 +207,8 @@ def load_label_folders(root: Path | str, name: str | None = None, limit: int | N
     """
     root = Path(root)
     label_dirs = sorted(
-        d for d in root.iterdir()
+        d
+        for d in root.iterdir()
         if d.is_dir() and not d.name.startswith(("_", ".")) and any(map(_is_audio, d.iterdir()))
     )
     if len(label_dirs) < 2:
@@ -231,13 +239,22 @@ def load_label_folders(root: Path | str, name: str | None = None, limit: int | N
         for split, (files, ids) in split_files.items()
     }
     return SpeechData(
-        name or str(root), labels, splits["train"], splits["validation"], splits["test"],
+        name or str(root),
+        labels,
+        splits["train"],
+        splits["validation"],
+        splits["test"],
         _load_noise(root / NOISE_FOLDER),
     )
 
 
-def load_flat_folder(root: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0,
-                     test_speakers: set[str] | None = None) -> SpeechData:
+def load_flat_folder(
+    root: Path | str,
+    name: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    test_speakers: set[str] | None = None,
+) -> SpeechData:
     """Reads the FSDD layout: flat `root/{label}_{speaker}_{index}.wav`.
 
     By the data set's convention recording indices 0-4 are the test split and
@@ -254,7 +271,9 @@ def load_flat_folder(root: Path | str, name: str | None = None, limit: int | Non
                 f"{path}: expected a name like LABEL_SPEAKER_INDEX.wav (e.g. 7_jackson_12.wav)."
             )
         entries.append((path, match["label"], match["speaker"], int(match["index"])))
-    labels = sorted({label for _, label, _, _ in entries}, key=lambda s: (not s.isdigit(), s.zfill(8)))
+    labels = sorted(
+        {label for _, label, _, _ in entries}, key=lambda s: (not s.isdigit(), s.zfill(8))
+    )
     if len(labels) < 2:
         raise InputError(f"{root}: expected audio files of at least two labels.")
     if test_speakers is not None:
@@ -272,13 +291,18 @@ def load_flat_folder(root: Path | str, name: str | None = None, limit: int | Non
         raise InputError(f"{root}: the split leaves no training or no test recordings.")
     empty = AudioSplit(np.zeros((0, CLIP_SAMPLES), np.float32), np.zeros(0, np.int32), [])
     return SpeechData(
-        name or str(root), labels,
-        _decode_split(*train, root, limit, seed), empty, _decode_split(*test, root, limit, seed),
+        name or str(root),
+        labels,
+        _decode_split(*train, root, limit, seed),
+        empty,
+        _decode_split(*test, root, limit, seed),
         _load_noise(root / NOISE_FOLDER),
     )
 
 
-def load_directory(path: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0) -> SpeechData:
+def load_directory(
+    path: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0
+) -> SpeechData:
     """Reads a local folder in the Speech Commands or the FSDD layout (detected)."""
     path = Path(path)
     if not path.is_dir():
@@ -303,13 +327,15 @@ def load_speech_commands(limit: int | None = None, seed: int = 0) -> SpeechData:
 
 def load_fsdd(limit: int | None = None, seed: int = 0) -> SpeechData:
     """Downloads (once, cached) and reads the Free Spoken Digit Dataset v1.0.10."""
-    extracted = Path(keras.utils.get_file(
-        "fsdd_v1_0_10.tar.gz",
-        FSDD_URL,
-        file_hash=FSDD_SHA256,
-        cache_subdir="gru_suite",
-        extract=True,
-    ))
+    extracted = Path(
+        keras.utils.get_file(
+            "fsdd_v1_0_10.tar.gz",
+            FSDD_URL,
+            file_hash=FSDD_SHA256,
+            cache_subdir="gru_suite",
+            extract=True,
+        )
+    )
     matches = sorted(extracted.glob("**/recordings"))
     if not matches:
         raise InputError(f"{extracted}: the FSDD archive has no recordings/ folder.")

@@ -34,12 +34,34 @@ import soundfile as sf
 from apps.speech.data import SAMPLE_DIR, SAMPLE_RATE, synthetic_noise
 
 WORDS = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-    "yes", "no", "up", "down", "left", "right", "stop", "go",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "stop",
+    "go",
 )
 VOICES = (
-    "en-us", "en-gb+f2", "en-gb-scotland", "en-us+f3", "en-029",
-    "en-gb-x-rp+m3", "en-us+f4", "en-gb+m5",
+    "en-us",
+    "en-gb+f2",
+    "en-gb-scotland",
+    "en-us+f3",
+    "en-029",
+    "en-gb-x-rp+m3",
+    "en-us+f4",
+    "en-gb+m5",
 )
 MARGIN_SECONDS = 0.05
 
@@ -65,8 +87,10 @@ def make_clip(word: str, index: int, rng: np.random.Generator) -> np.ndarray:
     pitch = int(rng.integers(20, 81))
     speech, _ = librosa.effects.trim(synthesize(word, voice, speed, pitch), top_db=40)
     margin = np.zeros(int(MARGIN_SECONDS * SAMPLE_RATE), np.float32)
-    speech = np.concatenate([margin, speech, margin]) * rng.uniform(0.3, 0.9) / max(
-        np.abs(speech).max(), 1e-6
+    speech = (
+        np.concatenate([margin, speech, margin])
+        * rng.uniform(0.3, 0.9)
+        / max(np.abs(speech).max(), 1e-6)
     )
     noise = synthetic_noise(len(speech), rng)
     snr_db = rng.uniform(5.0, 30.0)

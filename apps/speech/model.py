@@ -1,15 +1,16 @@
-"""Log-mel features in TensorFlow ops, the spoken-word GRU model and its serving function.
+"""MFCC features in TensorFlow ops, the spoken-word GRU model and its serving function.
 
-The features are defined once, by `FEATURES` and `log_mel_spectrogram`, and
+The features are defined once, by `FEATURES` and `speech_features`, and
 computed inside the model from the raw waveform, so training, evaluation and
-the exported SavedModel all see the same thing. They match
-`librosa.feature.melspectrogram(y, sr=16000, n_fft=512, hop_length=160,
-win_length=512, window="hann", center=False, power=2.0, n_mels=40, fmin=20,
-fmax=7600, htk=True, norm=None)` followed by `log(mel + 1e-6)`, within 0.05
-(natural log) per value: the short-time Fourier transforms agree to float32
-round-off, and the only difference is that `tf.signal.linear_to_mel_weight_matrix`
-draws its triangular filters linearly on the mel scale, librosa linearly in
-hertz (the weights differ by less than 0.01).
+the exported SavedModel all see the same thing. Their log-mel stage,
+`log_mel_spectrogram`, matches `librosa.feature.melspectrogram(y, sr=16000,
+n_fft=512, hop_length=160, win_length=512, window="hann", center=False,
+power=2.0, n_mels=40, fmin=20, fmax=7600, htk=True, norm=None)` followed by
+`log(mel + 1e-6)` within 0.05 (natural log) per value: the short-time
+Fourier transforms agree to float32 round-off, and the only difference is
+that `tf.signal.linear_to_mel_weight_matrix` draws its triangular filters
+linearly on the mel scale, librosa linearly in hertz (the weights differ by
+less than 0.01).
 """
 
 from __future__ import annotations
@@ -35,18 +36,33 @@ class FeatureConfig:
     lower_hertz: float = 20.0
     upper_hertz: float = 7600.0
     log_offset: float = 1e-6
+    dynamic_range: float = 9.2  # natural log, 40 dB: quieter mel values are raised to this floor
+    speech_floor: float = 7.0  # frames within this of the loudest (30 dB) count as speech
+    num_cepstra: int = 13  # MFCCs kept
 
     @property
     def num_frames(self) -> int:
         return 1 + (self.clip_samples - self.frame_length) // self.frame_step
 
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        return (self.num_frames, self.num_cepstra)
+
     def librosa_arguments(self) -> dict:
         """The `librosa.feature.melspectrogram` arguments these features match."""
         return dict(
-            sr=self.sample_rate, n_fft=self.frame_length, hop_length=self.frame_step,
-            win_length=self.frame_length, window="hann", center=False, power=2.0,
-            n_mels=self.num_mel_bins, fmin=self.lower_hertz, fmax=self.upper_hertz,
-            htk=True, norm=None,
+            sr=self.sample_rate,
+            n_fft=self.frame_length,
+            hop_length=self.frame_step,
+            win_length=self.frame_length,
+            window="hann",
+            center=False,
+            power=2.0,
+            n_mels=self.num_mel_bins,
+            fmin=self.lower_hertz,
+            fmax=self.upper_hertz,
+            htk=True,
+            norm=None,
         )
 
 
@@ -98,20 +114,61 @@ def fix_length(waveforms: tf.Tensor, length: int = CLIP_SAMPLES) -> tf.Tensor:
     return tf.ensure_shape(fixed, [None, length])
 
 
-@keras.saving.register_keras_serializable(package="speech")
-class LogMelFeatures(keras.layers.Layer):
-    """Raw waveforms -> log-mel features, after scaling each clip to unit peak.
+def speech_frames(log_mel: tf.Tensor, floor: float = FEATURES.speech_floor) -> tf.Tensor:
+    """`[batch, frames, 1]` 1.0 where a frame's total log energy is within `floor`
+    (natural log, about 30 dB) of the clip's loudest frame, else 0.0."""
+    energy = tf.reduce_logsumexp(log_mel, axis=2, keepdims=True)
+    return tf.cast(energy > tf.reduce_max(energy, axis=1, keepdims=True) - floor, log_mel.dtype)
 
-    The peak scaling makes the model indifferent to recording level; clips
-    quieter than 1e-4 (digital silence) are left as they are.
+
+def subtract_speech_mean(features: tf.Tensor, speech: tf.Tensor) -> tf.Tensor:
+    """Per-utterance mean normalization of `[batch, frames, bins]` features.
+
+    Subtracts, per clip and bin, the mean over the `speech` frames (see
+    `speech_frames`), so the padding around a short word does not count. This
+    removes what a microphone and room add to every frame, which is much of
+    what differs between recording sessions and speakers.
     """
+    mean = tf.reduce_sum(features * speech, axis=1, keepdims=True) / tf.maximum(
+        tf.reduce_sum(speech, axis=1, keepdims=True), 1.0
+    )
+    return features - mean
+
+
+def speech_features(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) -> tf.Tensor:
+    """`[batch, samples]` raw waveforms -> `[batch, frames, num_cepstra]`: the model's input.
+
+    1. each clip is scaled to unit peak (clips quieter than 1e-4, digital
+       silence, are left as they are), so the recording level does not matter;
+    2. `log_mel_spectrogram`;
+    3. values more than `dynamic_range` below the clip's loudest are raised to
+       that floor, so recordings with different noise floors look alike;
+    4. `subtract_speech_mean` (per-utterance mean normalization) over the
+       frames `speech_frames` finds in the log-mel values before step 3;
+    5. the first `num_cepstra` coefficients of the orthonormal DCT-II: MFCCs,
+       which keep the spectral envelope and drop the pitch harmonics.
+
+    Against librosa: `librosa.feature.mfcc(S=..., n_mfcc=13, dct_type=2,
+    norm="ortho")` of the same steps applied to librosa's mel spectrogram
+    (see tests/test_speech.py).
+    """
+    peak = tf.reduce_max(tf.abs(waveforms), axis=1, keepdims=True)
+    log_mel = log_mel_spectrogram(waveforms / tf.maximum(peak, 1e-4), config)
+    speech = speech_frames(log_mel, config.speech_floor)
+    top = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
+    log_mel = subtract_speech_mean(tf.maximum(log_mel, top - config.dynamic_range), speech)
+    return tf.signal.dct(log_mel, type=2, norm="ortho")[..., : config.num_cepstra]
+
+
+@keras.saving.register_keras_serializable(package="speech")
+class SpeechFeatures(keras.layers.Layer):
+    """Raw waveforms -> MFCC features (`speech_features`), inside the model."""
 
     def call(self, waveforms):
-        peak = tf.reduce_max(tf.abs(waveforms), axis=1, keepdims=True)
-        return log_mel_spectrogram(waveforms / tf.maximum(peak, 1e-4))
+        return speech_features(waveforms)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], FEATURES.num_frames, FEATURES.num_mel_bins)
+        return (input_shape[0], *FEATURES.feature_shape)
 
 
 @keras.saving.register_keras_serializable(package="speech")
@@ -123,7 +180,9 @@ class SpecAugment(keras.layers.Layer):
     example (zero is the mean after the preceding normalization).
     """
 
-    def __init__(self, time_masks=2, max_time=10, frequency_masks=2, max_frequency=6, seed=None, **kwargs):
+    def __init__(
+        self, time_masks=2, max_time=10, frequency_masks=2, max_frequency=6, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.time_masks, self.max_time = time_masks, max_time
         self.frequency_masks, self.max_frequency = frequency_masks, max_frequency
@@ -137,7 +196,9 @@ class SpecAugment(keras.layers.Layer):
         for _ in range(count):
             width = keras.random.randint([batch, 1], 0, max_width + 1, seed=self.seed_generator)
             room = tf.cast(tf.maximum(size - width + 1, 1), tf.float32)
-            start = tf.cast(keras.random.uniform([batch, 1], seed=self.seed_generator) * room, tf.int32)
+            start = tf.cast(
+                keras.random.uniform([batch, 1], seed=self.seed_generator) * room, tf.int32
+            )
             keep &= (positions < start) | (positions >= start + width)
         return keep
 
@@ -153,8 +214,10 @@ class SpecAugment(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "time_masks": self.time_masks, "max_time": self.max_time,
-            "frequency_masks": self.frequency_masks, "max_frequency": self.max_frequency,
+            "time_masks": self.time_masks,
+            "max_time": self.max_time,
+            "frequency_masks": self.frequency_masks,
+            "max_frequency": self.max_frequency,
             "seed": self.seed,
         }
 
@@ -172,7 +235,7 @@ def build_model(
 ) -> keras.Model:
     """Waveform `[batch, CLIP_SAMPLES]` -> label probabilities `[batch, num_labels]`.
 
-    Log-mel features, batch normalization, SpecAugment (training only), an
+    MFCC features (`speech_features`), batch normalization, SpecAugment (training only), an
     optional convolutional front end (two strided Conv1D blocks, 4x fewer
     time steps; `conv_filters=0` leaves it out), `recurrent_layers` stacked
     recurrent layers (bidirectional if asked; the last returns its final
@@ -183,13 +246,14 @@ def build_model(
     if units < 1 or recurrent_layers < 1 or conv_filters < 0:
         raise ValueError("units and recurrent_layers must be positive, conv_filters non-negative.")
     waveforms = keras.Input((FEATURES.clip_samples,), name="waveform")
-    x = LogMelFeatures(name="log_mel")(waveforms)
+    x = SpeechFeatures(name="features")(waveforms)
     x = keras.layers.BatchNormalization(name="feature_norm")(x)
     x = SpecAugment(seed=seed, name="spec_augment")(x)
     if conv_filters:
         for block in range(2):
-            x = keras.layers.Conv1D(conv_filters, 5, strides=2, padding="same", use_bias=False,
-                                    name=f"conv{block}")(x)
+            x = keras.layers.Conv1D(
+                conv_filters, 5, strides=2, padding="same", use_bias=False, name=f"conv{block}"
+            )(x)
             x = keras.layers.BatchNormalization(name=f"conv{block}_norm")(x)
             x = keras.layers.ReLU(name=f"conv{block}_relu")(x)
     for layer in range(recurrent_layers):
@@ -241,13 +305,14 @@ def augment_waveform(
     waveform = tf.image.resize(waveform[tf.newaxis, :, tf.newaxis], [1, stretched])
     waveform = fix_length(tf.reshape(waveform, [1, stretched]), length)[0]
     shift = tf.random.uniform([], -max_shift, max_shift + 1, tf.int32)
-    waveform = tf.roll(tf.pad(waveform, [[max_shift, max_shift]]), shift, 0)[max_shift:max_shift + length]
+    waveform = tf.roll(tf.pad(waveform, [[max_shift, max_shift]]), shift, 0)[
+        max_shift : max_shift + length
+    ]
     start = tf.random.uniform([], 0, tf.shape(noise)[0] - length + 1, tf.int32)
-    segment = noise[start:start + length]
+    segment = noise[start : start + length]
     snr_db = tf.random.uniform([], *snr_db_range)
     signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
     noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
     gain = tf.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
     mix = tf.cast(tf.random.uniform([]) < noise_probability, tf.float32)
     return waveform + mix * gain * segment
-
