@@ -236,20 +236,26 @@ def _load_folder(
     )
 
 
+def _download(fname: str, origin: str, md5: str) -> Path:
+    """`keras.utils.get_file` into the Keras cache, extracted; an `InputError` if it fails."""
+    try:
+        return Path(
+            keras.utils.get_file(fname, origin, file_hash=md5, cache_subdir="gru_suite", extract=True)
+        )
+    except Exception as error:  # get_file raises a bare Exception on network errors.
+        raise InputError(
+            f"{origin}: download failed ({error}); pass a local copy with --data PATH."
+        ) from error
+
+
 def download_imdb() -> Path:
     """The aclImdb folder, downloaded and extracted into the Keras cache once."""
-    extracted = keras.utils.get_file(
-        "aclImdb_v1.tar.gz", IMDB_URL, file_hash=IMDB_MD5, cache_subdir="gru_suite", extract=True
-    )
-    return Path(extracted) / "aclImdb"
+    return _download("aclImdb_v1.tar.gz", IMDB_URL, IMDB_MD5) / "aclImdb"
 
 
 def download_sst2() -> Path:
     """The SST-2 folder (train.tsv, dev.tsv), downloaded into the Keras cache once."""
-    extracted = keras.utils.get_file(
-        "SST-2.zip", SST2_URL, file_hash=SST2_MD5, cache_subdir="gru_suite", extract=True
-    )
-    return Path(extracted) / "SST-2"
+    return _download("SST-2.zip", SST2_URL, SST2_MD5) / "SST-2"
 
 
 def load_data(
