@@ -176,8 +176,9 @@ class SpecAugment(keras.layers.Layer):
     """SpecAugment-style masking (Park et al. 2019), active in training only.
 
     Zeroes `time_masks` random spans of up to `max_time` frames and
-    `frequency_masks` spans of up to `max_frequency` mel bins in every
-    example (zero is the mean after the preceding normalization).
+    `frequency_masks` spans of up to `max_frequency` feature bins (here
+    cepstral coefficients) in every example (zero is the mean after the
+    preceding batch normalization).
     """
 
     def __init__(
@@ -235,8 +236,8 @@ def build_model(
 ) -> keras.Model:
     """Waveform `[batch, CLIP_SAMPLES]` -> label probabilities `[batch, num_labels]`.
 
-    MFCC features (`speech_features`), batch normalization, SpecAugment (training only), an
-    optional convolutional front end (two strided Conv1D blocks, 4x fewer
+    MFCC features (`speech_features`), batch normalization, SpecAugment
+    (training only), an optional convolutional front end (two strided Conv1D blocks, 4x fewer
     time steps; `conv_filters=0` leaves it out), `recurrent_layers` stacked
     recurrent layers (bidirectional if asked; the last returns its final
     state), dropout and a softmax.
