@@ -209,6 +209,9 @@ def fit(
                 str(backup_dir), save_freq=checkpoint_every, double_checkpoint=True
             )
         )
+    if isinstance(train_data, tf.data.Dataset):
+        # A Dataset shuffles itself; Keras warns when fit is asked to as well.
+        fit_kwargs.setdefault("shuffle", False)
     return model.fit(
         train_data,
         validation_data=validation_data,

@@ -278,8 +278,18 @@ def run_explain(args: argparse.Namespace) -> dict[str, Any]:
     return {"path": str(output), "probability": probability, "tokens": labels, "mean_update": means}
 
 
+DEMO_TEXTS = ["not bad at all", "slow at first but worth it", "not good, and not even funny"]
+
+
+def demo(export_path: str) -> str:
+    """Classifies a few texts with an export (for `gru-suite reproduce`)."""
+    loaded = load_exported(export_path)
+    probabilities = predict_texts(loaded.signatures["serving_default"], DEMO_TEXTS)
+    return "; ".join(f"{text!r}: {p:.2f}" for text, p in zip(DEMO_TEXTS, probabilities))
+
+
 register(Command("train", APP, "train a movie-review sentiment classifier and export it",
-                 configure_train, run_train))
+                 configure_train, run_train, demo=demo))
 register(Command("evaluate", APP, "accuracy and F1 of a sentiment export on a data set's held-out split",
                  configure_evaluate, run_evaluate))
 register(Command("predict", APP, "classify raw texts (arguments or stdin lines) with a sentiment export",
