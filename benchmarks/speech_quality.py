@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=25, help="epochs on the index split")
     parser.add_argument(
-        "--speaker-epochs", type=int, default=15, help="epochs per leave-one-speaker-out fold"
+        "--speaker-epochs", type=int, default=30, help="epochs per leave-one-speaker-out fold"
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
