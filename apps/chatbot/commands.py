@@ -24,7 +24,14 @@ from apps.common.seq2seq.training import (
     check_seq2seq_arguments,
     train_seq2seq,
 )
-from apps.common.training import TrainReport, add_training_arguments, count_parameters, set_seed
+from apps.common.training import (
+    TrainReport,
+    add_training_arguments,
+    count_parameters,
+    count_recurrent_parameters,
+    publish_report,
+    set_seed,
+)
 from apps.registry import Command, register
 
 DATA_HELP = (
@@ -48,7 +55,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     train, held_out = load_splits(args.data)
     train = train.head(args.limit)
     # Room for the utterance, the separator and the turn before it.
-    run = train_seq2seq(train, held_out, args, max_source_length=2 * args.max_length)
+    run = train_seq2seq(train, held_out, args, app=APP, max_source_length=2 * args.max_length)
     export_path = None
     if args.no_export:
         signatures = make_signatures(run.server)
@@ -65,6 +72,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
         train_seconds=run.train_seconds,
         epochs=run.epochs_run,
         parameters=count_parameters(run.model),
+        recurrent_parameters=count_recurrent_parameters(run.model),
         export_path=str(export_path) if export_path else None,
         extra={
             "distinct-1 / distinct-2": f"{distinct_n(replies, 1):.3f} / {distinct_n(replies, 2):.3f}",
@@ -74,8 +82,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             **({"stopped by --minutes": True} if run.stopped_early else {}),
         },
     )
-    print(report.summary())
-    return report
+    return publish_report(report, args)
 
 
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -201,8 +208,17 @@ def run_chat(args: argparse.Namespace) -> list[str]:
     return replies
 
 
+DEMO_UTTERANCES = ["hello", "what is your name", "do you like music"]
+
+
+def demo(export_path: str) -> str:
+    """Replies to a few utterances with an export (for `gru-suite reproduce`)."""
+    replies = generate_replies(load_exported(export_path).signatures["serving_default"], DEMO_UTTERANCES)
+    return "; ".join(f"{text!r} -> {reply!r}" for text, reply in zip(DEMO_UTTERANCES, replies))
+
+
 register(Command("train", APP, "train a GRU encoder-decoder chatbot and export it",
-                 configure_train, run_train))
+                 configure_train, run_train, quick_args=("--epochs", "4"), demo=demo))
 register(Command("evaluate", APP, "held-out perplexity and distinct-1/2 of an exported chatbot",
                  configure_evaluate, run_evaluate))
 register(Command("predict", APP, "reply to utterances with an exported chatbot",

@@ -65,7 +65,9 @@ def _run_reproduce(args: argparse.Namespace) -> list[dict]:
     for index, app in enumerate(apps, 1):
         command = commands[app]
         print(f"[{index}/{len(apps)}] {app}: training on its sample data", flush=True)
-        argv = ["train", app, "--export-dir", str(args.export_dir)]
+        # Outside a terminal a progress bar is a wall of carriage returns: one line per epoch.
+        verbosity = "1" if sys.stdout.isatty() else "2"
+        argv = ["train", app, "--export-dir", str(args.export_dir), "--verbose", verbosity]
         if args.quick:
             argv += list(command.quick_args)
         report: TrainReport = cli.run(argv)

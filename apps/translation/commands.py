@@ -12,9 +12,17 @@ from apps.common.seq2seq.training import (
     check_seq2seq_arguments,
     train_seq2seq,
 )
-from apps.common.training import TrainReport, add_training_arguments, count_parameters, set_seed
+from apps.common.training import (
+    TrainReport,
+    add_training_arguments,
+    count_parameters,
+    count_recurrent_parameters,
+    publish_report,
+    set_seed,
+)
 from apps.registry import Command, register
 from apps.translation.data import evaluation_pairs, load_splits
+from apps.translation.grammar import generate_pairs
 from apps.translation.model import (
     APP,
     corpus_scores,
@@ -45,7 +53,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     check_seq2seq_arguments(args)
     set_seed(args.seed)
     train, validation = load_splits(args.data, args.reverse)
-    run = train_seq2seq(train.head(args.limit), validation, args)
+    run = train_seq2seq(train.head(args.limit), validation, args, app=APP)
     export_path = None
     if args.no_export:
         signatures = make_signatures(run.server)
@@ -62,6 +70,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
         train_seconds=run.train_seconds,
         epochs=run.epochs_run,
         parameters=count_parameters(run.model),
+        recurrent_parameters=count_recurrent_parameters(run.model),
         export_path=str(export_path) if export_path else None,
         extra={
             "held-out chrF": round(scores["chrf"], 2),
@@ -72,8 +81,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             **({"stopped by --minutes": True} if run.stopped_early else {}),
         },
     )
-    print(report.summary())
-    return report
+    return publish_report(report, args)
 
 
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -129,8 +137,15 @@ def run_explain(args: argparse.Namespace) -> Path:
     return path
 
 
+def demo(export_path: str) -> str:
+    """Translates a few grammar sentences with an export (for `gru-suite reproduce`)."""
+    sources = [source for source, _ in generate_pairs(2, seed=2026)]
+    translations = translate_batches(load_exported(export_path).signatures["serving_default"], sources)
+    return "; ".join(f"{source!r} -> {target!r}" for source, target in zip(sources, translations))
+
+
 register(Command("train", APP, "train a GRU encoder-decoder with attention and export it",
-                 configure_train, run_train))
+                 configure_train, run_train, quick_args=("--epochs", "3", "--limit", "6000"), demo=demo))
 register(Command("evaluate", APP, "corpus BLEU and chrF of an exported translator",
                  configure_evaluate, run_evaluate))
 register(Command("predict", APP, "translate sentences with an exported model",

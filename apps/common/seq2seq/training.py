@@ -14,7 +14,7 @@ from apps.common.seq2seq.model import Seq2Seq, build_seq2seq, token_log_likeliho
 from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, TextSeq2Seq
 from apps.common.text import TokenIds, build_vocabulary
-from apps.common.training import Stopwatch, fit
+from apps.common.training import Stopwatch, fit, make_strategy, run_directory
 
 
 def add_seq2seq_arguments(
@@ -116,28 +116,32 @@ def train_seq2seq(
     held_out: TextPairs,
     args: argparse.Namespace,
     *,
+    app: str,
     max_source_length: int | None = None,
 ) -> Seq2SeqRun:
     """Builds vocabularies and a model from `args`, trains on `train`, measures `held_out`.
 
-    `max_source_length` (tokens, [START]/[END] included) defaults to
-    `args.max_length`; the chatbot needs more room for its context.
+    `app` names the run folder (backups for resuming, see
+    `apps.common.training.run_directory`). `max_source_length` (tokens,
+    [START]/[END] included) defaults to `args.max_length`; the chatbot needs
+    more room for its context.
     """
     if len(train) == 0 or len(held_out) == 0:
         raise InputError("Need at least one training and one held-out pair.")
     max_source_length = max_source_length or args.max_length
     source_vocabulary = TokenIds(build_vocabulary(train.sources, args.vocabulary_size))
     target_vocabulary = TokenIds(build_vocabulary(train.targets, args.vocabulary_size))
-    model = build_seq2seq(
-        source_vocabulary.size,
-        target_vocabulary.size,
-        embedding_dim=args.embedding_dim,
-        units=args.units,
-        cell=args.cell,
-        attention=args.attention,
-        dropout=args.dropout,
-        learning_rate=args.learning_rate,
-    )
+    with make_strategy(args.strategy).scope():
+        model = build_seq2seq(
+            source_vocabulary.size,
+            target_vocabulary.size,
+            embedding_dim=args.embedding_dim,
+            units=args.units,
+            cell=args.cell,
+            attention=args.attention,
+            dropout=args.dropout,
+            learning_rate=args.learning_rate,
+        )
 
     def dataset(pairs: TextPairs, shuffle_seed: int | None):
         return make_dataset(
@@ -155,8 +159,8 @@ def train_seq2seq(
         history = fit(
             model, dataset(train, args.seed), epochs=args.epochs,
             validation_data=held_out_data, verbose=args.verbose, callbacks=callbacks,
-            # The dataset shuffles itself (seeded); Keras cannot shuffle a tf.data.Dataset.
-            shuffle=False,
+            backup_dir=run_directory(app, args) / "backup",
+            checkpoint_every=args.checkpoint_every, fresh=args.fresh,
         )
     nll, tokens = token_log_likelihood(model, held_out_data)
     server = TextSeq2Seq(
