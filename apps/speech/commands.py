@@ -28,6 +28,7 @@ from apps.registry import Command, register
 from apps.speech.data import (
     CLIP_SAMPLES,
     DATA_SETS,
+    SAMPLE_DIR,
     SAMPLE_RATE,
     AudioSplit,
     SpeechData,
@@ -261,9 +262,24 @@ def run_predict(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+DEMO_WORDS = ("yes", "seven", "stop")
+
+
+def demo(export_path: str) -> str:
+    """Recognizes one sample clip of a few words with an export (for `gru-suite reproduce`)."""
+    serve = load_exported(export_path).signatures["serving_default"]
+    said = []
+    for word in DEMO_WORDS:
+        waveform = load_audio(SAMPLE_DIR / word / f"{word}_00.flac")
+        label = serve(waveform=tf.constant(waveform[np.newaxis, :]))["label"].numpy()[0]
+        said.append(f"{word} -> {label.decode('utf-8')}")
+    return "; ".join(said)
+
+
 register(
     Command(
-        "train", "speech", "train a spoken-word recognizer on raw audio", configure_train, run_train
+        "train", "speech", "train a spoken-word recognizer on raw audio", configure_train, run_train,
+        quick_args=("--epochs", "25"), demo=demo,
     )
 )
 register(
