@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -92,8 +93,9 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..K-1 (mean ± spread)")
     parser.add_argument("--cells", nargs="+", default=list(CELL_FACTS), choices=list(CELL_FACTS))
     parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER,
-                        help="after --: arguments for `gru-suite train APP` (data, epochs, units...)")
+    parser.add_argument("--train-args", default="", metavar="'ARGS'",
+                        help="arguments for `gru-suite train APP`, quoted as one string "
+                             "(for example --train-args '--epochs 2 --units 16')")
 
 
 def _train_in_subprocess(app: str, cell: str, seed: int, train_args: list[str]) -> TrainReport:
@@ -122,7 +124,7 @@ def _run_compare(args: argparse.Namespace) -> list[dict]:
         raise InputError(f"unknown app {args.app!r}; registered: {', '.join(sorted(_train_commands()))}")
     if args.seeds < 1:
         raise InputError(f"--seeds must be at least 1, got {args.seeds}")
-    train_args = [a for a in args.train_args if a != "--"]
+    train_args = shlex.split(args.train_args)
     rows = []
     for cell in args.cells:
         reports = []
