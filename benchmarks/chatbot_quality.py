@@ -72,6 +72,8 @@ def main() -> None:
         "--epochs", str(args.epochs), "--units", str(args.units),
         "--batch-size", str(args.batch_size), "--vocabulary-size", str(args.vocabulary_size),
         "--max-length", str(args.max_length), "--export-dir", str(export_dir), "--verbose", "2",
+        # Never resume a backup left by an earlier (killed) run of the same command.
+        "--fresh",
     ])
     train, held_out = load_splits(spec)
     loaded = load_exported(report.export_path)

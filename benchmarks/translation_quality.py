@@ -47,6 +47,8 @@ def main() -> None:
         "--embedding-dim", str(args.embedding_dim), "--batch-size", str(args.batch_size),
         "--cell", args.cell, "--decoding", args.decoding, "--vocabulary-size", "10000",
         "--max-length", "40", "--dropout", "0.2", "--export-dir", str(export_dir), "--verbose", "2",
+        # Never resume a backup left by an earlier (killed) run of the same command.
+        "--fresh",
     ])
     scores = cli.run(["evaluate", "translation", "--model", report.export_path, "--data", val])
     print(

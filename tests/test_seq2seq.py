@@ -162,3 +162,63 @@ def test_split_is_seeded_and_disjoint():
     assert len(held) == 5 and len(train) == 45 and train.sources == again.sources
     assert not set(train.sources) & set(held.sources)
     assert all(s[1:] == t[1:] for s, t in zip(held.sources, held.targets))
+
+
+def _skewed_pairs():
+    from apps.common.seq2seq import TextPairs
+
+    # A skewed target side, like real text: "a" is most of the tokens.
+    targets = ["a a a b", "a a c", "a b", "a a a a d", "a e"]
+    sources = ["x y", "y z", "z", "x x", "w"]
+    return TextPairs(sources, targets)
+
+
+def test_target_token_counts_count_outputs_with_end_and_without_padding():
+    from apps.common.seq2seq import make_dataset
+    from apps.common.seq2seq.model import target_token_counts
+    from apps.common.text import END, START, TokenIds, build_vocabulary
+
+    pairs = _skewed_pairs()
+    source_vocabulary = TokenIds(build_vocabulary(pairs.sources))
+    target_vocabulary = TokenIds(build_vocabulary(pairs.targets))
+    data = make_dataset(pairs, source_vocabulary, target_vocabulary,
+                        max_source_length=8, max_target_length=8, batch_size=2)
+    counts = target_token_counts(data, target_vocabulary.size)
+    words = target_vocabulary.vocabulary
+    assert counts[0] == 0 and counts[words.index(START)] == 0
+    assert counts[words.index(END)] == len(pairs)
+    assert counts[words.index("a")] == 11 and counts[words.index("e")] == 1
+    assert counts.sum() == sum(len(t.split()) + 1 for t in pairs.targets)
+
+
+def test_output_prior_starts_the_model_at_the_unigram_distribution():
+    # Regression: with a zero output bias, a skewed real-corpus vocabulary made
+    # the decoder saturate its units to fit the unigram and training stalled
+    # at the unigram loss. The model must start there instead.
+    from apps.common.seq2seq import make_dataset, masked_cross_entropy
+    from apps.common.seq2seq.model import set_output_prior, target_token_counts
+    from apps.common.text import TokenIds, build_vocabulary
+
+    pairs = _skewed_pairs()
+    source_vocabulary = TokenIds(build_vocabulary(pairs.sources))
+    target_vocabulary = TokenIds(build_vocabulary(pairs.targets))
+    data = make_dataset(pairs, source_vocabulary, target_vocabulary,
+                        max_source_length=8, max_target_length=8, batch_size=8)
+    tf.keras.utils.set_random_seed(0)
+    model = build_seq2seq(source_vocabulary.size, target_vocabulary.size,
+                          embedding_dim=8, units=12, cell="gru", attention="luong", dropout=0.0)
+    counts = target_token_counts(data, target_vocabulary.size)
+    bias = set_output_prior(model, counts)
+    assert np.argmin(bias) == 0 and np.argmax(bias) == int(np.argmax(counts))
+    smoothed = counts + 1.0
+    smoothed[0] = 1.0
+    prior = smoothed / smoothed.sum()
+    (inputs, targets), = list(data)
+    probabilities = tf.nn.softmax(model(inputs)).numpy()[targets.numpy() != 0]
+    np.testing.assert_allclose(probabilities.mean(0), prior, atol=0.02)
+    unigram_loss = -np.sum(counts * np.log(prior)) / counts.sum()
+    loss = float(masked_cross_entropy(targets, model(inputs)))
+    assert abs(loss - unigram_loss) < 0.05
+    assert loss < np.log(target_vocabulary.size) - 0.3
+    with pytest.raises(ValueError):
+        set_output_prior(model, counts[:-1])

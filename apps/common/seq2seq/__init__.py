@@ -23,6 +23,8 @@ from apps.common.seq2seq.model import (
     build_seq2seq,
     masked_accuracy,
     masked_cross_entropy,
+    set_output_prior,
+    target_token_counts,
     token_log_likelihood,
 )
 from apps.common.seq2seq.pairs import (
@@ -52,6 +54,8 @@ __all__ = [
     "read_aligned_files",
     "read_tab_separated",
     "sample_decode",
+    "set_output_prior",
     "split_pairs",
+    "target_token_counts",
     "token_log_likelihood",
 ]

@@ -12,6 +12,15 @@ Id 0 is padding: source padding never receives attention weight (its score is
 replaced by a very negative number before the softmax) and target padding is
 left out of the loss and the accuracy.
 
+Before training, `set_output_prior` starts the output layer's bias at the log
+frequencies of the training targets. With a zero bias the model's cheapest way
+to the (very skewed) unigram distribution of a real corpus is to drive the
+decoder's tanh/sigmoid units into saturation, to one constant vector that the
+output kernel maps to the unigram logits; saturated units pass no gradient, so
+training then sits at the unigram loss for good (accuracy frozen at the share
+of the commonest token, empty or constant decodes). Starting at the unigram
+removes that pull.
+
 `cell="lstm"` works too: an LSTM has two states (h, c); the encoder bridges
 each of them separately and the decoder carries both. Decoding steps call the
 recurrent layer's cell directly, so every cell type decodes the same way.
@@ -20,6 +29,7 @@ recurrent layer's cell directly, so every cell type decodes the same way.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -298,6 +308,39 @@ def masked_accuracy(target_ids, logits):
     mask = ops.cast(ops.not_equal(target_ids, 0), "float32")
     hits = ops.cast(ops.equal(predicted, target_ids), "float32") * mask
     return ops.sum(hits) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def target_token_counts(dataset, vocabulary_size: int) -> np.ndarray:
+    """How often each target id occurs as a non-padding output of `dataset`.
+
+    `dataset` yields `(inputs, target_output_ids)` batches, as `make_dataset`
+    builds them ([END] included, padding left out).
+    """
+    counts = np.zeros(vocabulary_size, np.int64)
+    for _, targets in dataset:
+        ids = np.asarray(targets).reshape(-1)
+        counts += np.bincount(ids[ids != 0], minlength=vocabulary_size)[:vocabulary_size]
+    return counts
+
+
+def set_output_prior(model: Seq2Seq, counts, smoothing: float = 1.0) -> np.ndarray:
+    """Sets the output layer's bias to the log of the smoothed target frequencies.
+
+    With the hidden layers' contribution near zero at initialization, the
+    model then starts out predicting the training unigram distribution
+    instead of a uniform one (see the module docstring for why that matters).
+    Padding (id 0) is never a target and gets the smallest bias. Returns the bias.
+    """
+    counts = np.asarray(counts, np.float64)
+    if counts.shape != (model.target_vocabulary_size,):
+        raise ValueError(
+            f"Expected {model.target_vocabulary_size} counts, got shape {counts.shape}."
+        )
+    smoothed = counts + smoothing
+    smoothed[0] = smoothing
+    bias = np.log(smoothed / smoothed.sum()).astype("float32")
+    model.decoder.logits.bias.assign(bias)
+    return bias
 
 
 def build_seq2seq(

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 import keras
 
 from apps.common.errors import InputError
-from apps.common.seq2seq.model import Seq2Seq, build_seq2seq, token_log_likelihood
+from apps.common.seq2seq.model import (
+    Seq2Seq,
+    build_seq2seq,
+    set_output_prior,
+    target_token_counts,
+    token_log_likelihood,
+)
 from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, TextSeq2Seq
 from apps.common.text import TokenIds, build_vocabulary
@@ -150,6 +156,10 @@ def train_seq2seq(
             batch_size=args.batch_size, shuffle_seed=shuffle_seed,
         )
 
+    train_data = dataset(train, args.seed)
+    # Start at the training unigram: a zero output bias lets a big skewed
+    # vocabulary saturate the decoder and stall training at the unigram loss.
+    set_output_prior(model, target_token_counts(train_data, target_vocabulary.size))
     held_out_data = dataset(held_out, None)
     callbacks = []
     budget = TimeBudget(args.minutes) if args.minutes else None
@@ -157,7 +167,7 @@ def train_seq2seq(
         callbacks.append(budget)
     with Stopwatch() as watch:
         history = fit(
-            model, dataset(train, args.seed), epochs=args.epochs,
+            model, train_data, epochs=args.epochs,
             validation_data=held_out_data, verbose=args.verbose, callbacks=callbacks,
             backup_dir=run_directory(app, args) / "backup",
             checkpoint_every=args.checkpoint_every, fresh=args.fresh,
