@@ -22,7 +22,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from apps.chatbot.data import CONTEXT_SEPARATOR
-from apps.common.seq2seq.serving import TextSeq2Seq, export_endpoints, join_tokens
+from apps.common.seq2seq.serving import TextSeq2Seq, export_seq2seq, join_tokens, run_on_texts
 from apps.common.text import tokenize
 
 APP = "chatbot"
@@ -78,21 +78,12 @@ def make_signatures(server: TextSeq2Seq) -> dict:
 def export_chatbot(server: TextSeq2Seq, root: Path | str) -> tuple[Path, dict]:
     """Writes a new export version; returns its folder and the signature functions."""
     signatures = make_signatures(server)
-    path = export_endpoints(
-        APP, signatures,
-        [server.model, server.source_vocabulary, server.target_vocabulary],
-        root,
-    )
-    return path, signatures
+    return export_seq2seq(APP, server, signatures, root), signatures
 
 
 def generate_replies(reply_function, texts: list[str], batch_size: int = 64) -> list[str]:
     """Runs a `text -> reply` function (serving_default) over `texts` in batches."""
-    replies: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        result = reply_function(text=tf.constant(texts[start : start + batch_size]))
-        replies += [r.decode("utf-8") for r in result["reply"].numpy()]
-    return replies
+    return run_on_texts(reply_function, texts, "reply", batch_size)
 
 
 def perplexity(score_function, sources: list[str], replies: list[str], batch_size: int = 64) -> float:

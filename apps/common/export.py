@@ -75,6 +75,7 @@ def export_serving_model(
     tracked: list,
     root: Path | str = DEFAULT_ROOT,
     extras: Callable[[Path], None] | None = None,
+    more_endpoints: dict[str, tf.types.experimental.PolymorphicFunction] | None = None,
 ) -> Path:
     """Exports `serve_fn` as the `serving_default` signature of a new version.
 
@@ -83,17 +84,21 @@ def export_serving_model(
         serve_fn: A `tf.function` with an `input_signature` whose TensorSpecs
             are named (the signature's input names) and which returns a dict
             (the output names).
-        tracked: Keras models / layers and other trackables `serve_fn` uses.
+        tracked: Keras models / layers and other trackables the endpoints use.
         extras: Optional `extras(version_dir)` that writes more files (a
             `.keras` model for introspection, say) into the version before
             it is published; `tf.saved_model.load` ignores them.
+        more_endpoints: Further signatures by name, like `serve_fn`
+            (attention weights for `explain`, a chatbot's `converse`).
     """
+    endpoints = {"serving_default": serve_fn, **(more_endpoints or {})}
 
     def write(directory: Path) -> None:
         archive = keras.export.ExportArchive()
         for resource in tracked:
             archive.track(resource)
-        archive.add_endpoint("serving_default", serve_fn)
+        for name, function in endpoints.items():
+            archive.add_endpoint(name, function)
         # Serving needs no gradients; saving custom gradients (gru_core's fused
         # loop has one) fails on the tensors its backward pass captures.
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 import sacrebleu
 import tensorflow as tf
 
-from apps.common.seq2seq.serving import TextSeq2Seq, export_endpoints, join_tokens
+from apps.common.seq2seq.serving import TextSeq2Seq, export_seq2seq, join_tokens, run_on_texts
 from apps.common.text import standardize
 
 APP = "translation"
@@ -53,21 +53,12 @@ def make_signatures(server: TextSeq2Seq) -> dict:
 def export_translator(server: TextSeq2Seq, root: Path | str) -> tuple[Path, dict]:
     """Writes a new export version; returns its folder and the signature functions."""
     signatures = make_signatures(server)
-    path = export_endpoints(
-        APP, signatures,
-        [server.model, server.source_vocabulary, server.target_vocabulary],
-        root,
-    )
-    return path, signatures
+    return export_seq2seq(APP, server, signatures, root), signatures
 
 
 def translate_batches(translate, texts: list[str], batch_size: int = 64) -> list[str]:
     """Runs a `text -> translation` function over `texts` in batches."""
-    outputs: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        result = translate(text=tf.constant(texts[start : start + batch_size]))
-        outputs += [t.decode("utf-8") for t in result["translation"].numpy()]
-    return outputs
+    return run_on_texts(translate, texts, "translation", batch_size)
 
 
 def normalized(texts: list[str]) -> list[str]:

@@ -34,7 +34,7 @@ from apps.common.seq2seq.pairs import (
     read_tab_separated,
     split_pairs,
 )
-from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq, export_endpoints
+from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq, export_seq2seq, run_on_texts
 
 __all__ = [
     "Attention",
@@ -46,13 +46,14 @@ __all__ = [
     "TextSeq2Seq",
     "beam_search_decode",
     "build_seq2seq",
-    "export_endpoints",
+    "export_seq2seq",
     "greedy_decode",
     "make_dataset",
     "masked_accuracy",
     "masked_cross_entropy",
     "read_aligned_files",
     "read_tab_separated",
+    "run_on_texts",
     "sample_decode",
     "set_output_prior",
     "split_pairs",

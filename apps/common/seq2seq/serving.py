@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import keras
 import tensorflow as tf
 
-from apps.common.export import write_versioned
+from apps.common.export import export_serving_model
 from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
 from apps.common.seq2seq.model import Seq2Seq
 from apps.common.seq2seq.pairs import encode_sources
@@ -154,33 +153,22 @@ class TextSeq2Seq(tf.Module):
         return tf.gather(self.target_vocabulary.words, target_ids)
 
 
-def export_endpoints(
-    app: str,
-    endpoints: dict[str, Callable],
-    tracked: list,
-    root: Path | str,
-) -> Path:
-    """Exports several signatures (one must be "serving_default") as a new version of `app`.
+def export_seq2seq(app: str, server: TextSeq2Seq, signatures: dict[str, Callable], root: Path | str) -> Path:
+    """Exports `signatures` (one named "serving_default") of `server` as a new version of `app`."""
+    signatures = dict(signatures)
+    return export_serving_model(
+        app,
+        signatures.pop("serving_default"),
+        [server.model, server.source_vocabulary, server.target_vocabulary],
+        root,
+        more_endpoints=signatures,
+    )
 
-    `apps.common.export.export_serving_model` writes one signature; explain and
-    multi-turn chat need more, so this writes through `write_versioned`, the
-    same all-or-nothing versioning.
-    """
-    if "serving_default" not in endpoints:
-        raise ValueError("An export needs a 'serving_default' endpoint.")
 
-    def write(directory: Path) -> None:
-        archive = keras.export.ExportArchive()
-        for resource in tracked:
-            archive.track(resource)
-        for name, function in endpoints.items():
-            archive.add_endpoint(name, function)
-        # Serving needs no gradients; saving them fails for the teacher-forced
-        # recurrent loops the `score`-like signatures run.
-        archive.write_out(
-            str(directory),
-            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
-            verbose=False,
-        )
-
-    return write_versioned(app, write, root)
+def run_on_texts(function: Callable, texts: list[str], output: str, batch_size: int = 64) -> list[str]:
+    """Runs a `text -> output` string signature over `texts` in batches; returns the outputs."""
+    results: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        batch = function(text=tf.constant(texts[start : start + batch_size]))
+        results += [value.decode("utf-8") for value in batch[output].numpy()]
+    return results
