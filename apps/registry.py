@@ -21,7 +21,7 @@ CORE_VERBS = {
     "train": "train a model and export it as a SavedModel",
     "evaluate": "evaluate an exported model on a data set",
     "predict": "run an exported model on raw inputs",
-    "export": "export a trained run as a new SavedModel version",
+    "explain": "plot what a model's gates or attention did on an input, as a PNG",
 }
 
 

@@ -31,7 +31,7 @@ def test_cli_help_works_with_no_app_registered(capsys):
         parser.parse_args(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for verb in ("train", "evaluate", "predict", "export"):
+    for verb in ("train", "evaluate", "predict"):
         assert verb in out
     assert "none registered yet" in out
 
