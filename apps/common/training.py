@@ -102,7 +102,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy for `--strategy`; build and compile models in its scope().
 
     `--batch-size` is the global batch: Keras splits each batch across the
-    replicas, shards the dataset between workers and reduces the metrics.
+    replicas and reduces the metrics.
     """
     return STRATEGIES[name]()
 
