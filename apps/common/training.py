@@ -132,15 +132,13 @@ def count_parameters(model: keras.Model) -> int:
 
 
 def recurrent_layers(layer: keras.layers.Layer) -> list[keras.layers.RNN]:
-    """The recurrent layers inside `layer`: nested models and Bidirectional wrappers opened."""
-    if isinstance(layer, keras.layers.Bidirectional):
-        return [layer.forward_layer, layer.backward_layer]
-    if isinstance(layer, keras.layers.RNN):
-        return [layer]
-    found = []
-    for inner in getattr(layer, "layers", []):
-        found += recurrent_layers(inner)
-    return found
+    """The recurrent layers anywhere inside `layer` (Bidirectional wrappers, custom layers, nested models)."""
+    # Keras's own walk over tracked sub-layers; there is no public equivalent
+    # that enters custom layers.
+    return [
+        inner for inner in layer._flatten_layers(include_self=True, recursive=True)
+        if isinstance(inner, keras.layers.RNN)
+    ]
 
 
 def count_recurrent_parameters(model: keras.Model) -> int:
