@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.registry import REGISTRY, Registry, load_app_packages
 
@@ -47,6 +48,9 @@ def run(argv: Sequence[str], registry: Registry = REGISTRY) -> Any:
     compare) and tests can drive the CLI in-process.
     """
     args = build_parser(registry).parse_args(list(argv))
+    if getattr(args, "strategy", None):
+        # A multi-worker strategy must exist before TensorFlow runs any op.
+        make_strategy(args.strategy)
     return args.command.run(args)
 
 

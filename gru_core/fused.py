@@ -238,7 +238,8 @@ def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None,
         projected = tf.matmul(flat_inputs, kernel[:, part])
         if bias is not None:
             projected = tf.nn.bias_add(projected, bias[part])
-        return tf.reshape(projected, [*leading_dims, -1])
+        # The width is spelled out: with an empty batch, -1 cannot be inferred.
+        return tf.reshape(projected, [*leading_dims, projected.shape[-1]])
 
     states = gru_sequence(
         project(slice(None, 2 * units)),

@@ -648,6 +648,19 @@ def test_variable_batch_and_length():
         np.testing.assert_allclose(out, ref_for(layer, x)["state"], atol=ATOL)
 
 
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_empty_batch(return_sequences):
+    # A replica can get an empty share of a distributed batch.
+    layer = built_gru(4, 3, return_sequences=return_sequences)
+    x = tf.zeros((0, 5, 3))
+    with tf.GradientTape() as tape:
+        out = layer(x, mask=tf.ones((0, 5), bool))
+        loss = tf.reduce_sum(out)
+    assert out.shape == ((0, 5, 4) if return_sequences else (0, 4))
+    for gradient in tape.gradient(loss, layer.trainable_weights):
+        np.testing.assert_array_equal(np_(gradient), 0.0)
+
+
 def test_jit_compile_forward_and_fit():
     features, units = 3, 4
     inputs = keras.Input((None, features))

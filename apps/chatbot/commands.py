@@ -27,8 +27,6 @@ from apps.common.seq2seq.training import (
 from apps.common.training import (
     TrainReport,
     add_training_arguments,
-    count_parameters,
-    count_recurrent_parameters,
     publish_report,
     set_seed,
 )
@@ -71,8 +69,6 @@ def run_train(args: argparse.Namespace) -> TrainReport:
         value=run.held_out_perplexity,
         train_seconds=run.train_seconds,
         epochs=run.epochs_run,
-        parameters=count_parameters(run.model),
-        recurrent_parameters=count_recurrent_parameters(run.model),
         export_path=str(export_path) if export_path else None,
         extra={
             "distinct-1 / distinct-2": f"{distinct_n(replies, 1):.3f} / {distinct_n(replies, 2):.3f}",
@@ -82,7 +78,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             **({"stopped by --minutes": True} if run.stopped_early else {}),
         },
     )
-    return publish_report(report, args)
+    return publish_report(report, args, run.model)
 
 
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:

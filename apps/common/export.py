@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 from absl import logging as absl_logging
 
+from apps.common.distributed import is_chief
 from apps.common.errors import InputError
 
 DEFAULT_ROOT = Path("saved_models")
@@ -76,8 +77,11 @@ def export_serving_model(
     root: Path | str = DEFAULT_ROOT,
     extras: Callable[[Path], None] | None = None,
     more_endpoints: dict[str, tf.types.experimental.PolymorphicFunction] | None = None,
-) -> Path:
+) -> Path | None:
     """Exports `serve_fn` as the `serving_default` signature of a new version.
+
+    Returns the version folder, or None in a multi-worker run's workers other
+    than the chief: the chief exports for all of them.
 
     Args:
         app: The app name, the folder under `root`.
@@ -91,6 +95,9 @@ def export_serving_model(
         more_endpoints: Further signatures by name, like `serve_fn`
             (attention weights for `explain`, a chatbot's `converse`).
     """
+    if not is_chief():
+        print(f"{app}: not the chief worker, so not exporting (the chief does)")
+        return None
     endpoints = {"serving_default": serve_fn, **(more_endpoints or {})}
 
     def write(directory: Path) -> None:

@@ -18,6 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from apps.common.cells import CELLS
+from apps.common.distributed import (
+    STRATEGIES, backup_folder, fit_across_workers, is_multi_worker,
+    worker_description,
+)
 from apps.common.export import DEFAULT_ROOT
 
 
@@ -32,10 +36,12 @@ class TrainReport:
     value: float
     train_seconds: float
     epochs: int
-    parameters: int
-    recurrent_parameters: int = 0
     export_path: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Filled in by publish_report from the trained model and the process.
+    parameters: int = 0
+    recurrent_parameters: int = 0
+    weights_sha256: str | None = None
     peak_memory_mb: float | None = None
 
     def summary(self) -> str:
@@ -83,28 +89,12 @@ def add_training_arguments(
     runs.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",
                       help="back up the training state every STEPS batches (default 50)")
     runs.add_argument("--strategy", choices=sorted(STRATEGIES), default="default",
-                      help="tf.distribute strategy: default (one device) or mirrored (all "
-                           "local GPUs)")
+                      help="tf.distribute strategy: default (one device), mirrored (all local "
+                           "GPUs) or multi-worker (every worker in TF_CONFIG; see the README)")
 
-
-# MultiWorkerMirroredStrategy is left out: Keras 3's `fit` does not run under it
-# (keras-team/keras#20585; PerReplica inputs reach the train step).
-STRATEGIES = {
-    "default": tf.distribute.get_strategy,
-    "mirrored": tf.distribute.MirroredStrategy,
-}
 
 # Arguments that change where results go or how much is printed, not what is trained.
 _NOT_PART_OF_THE_RUN = {"verbose", "export_dir", "no_export", "report", "run_dir", "fresh", "command"}
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy for `--strategy`; build and compile models in its scope().
-
-    `--batch-size` is the global batch: Keras splits each batch across the
-    replicas and reduces the metrics.
-    """
-    return STRATEGIES[name]()
 
 
 def run_directory(app: str, args: argparse.Namespace) -> Path:
@@ -163,11 +153,26 @@ def write_report(report: TrainReport, path: Path) -> None:
     path.write_text(json.dumps(dataclasses.asdict(report), indent=2, default=str))
 
 
-def publish_report(report: TrainReport, args: argparse.Namespace) -> TrainReport:
-    """Records the process's peak memory, prints the summary, writes `--report`.
+def weights_fingerprint(model: keras.Model) -> str:
+    """SHA-256 of all of `model`'s weights: equal on every worker of a multi-worker run."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
 
-    Every train command ends with `return publish_report(report, args)`.
+
+def publish_report(report: TrainReport, args: argparse.Namespace, model: keras.Model) -> TrainReport:
+    """Completes `report` from the trained `model` and the process, prints it, writes `--report`.
+
+    Adds the parameter counts, the weights' fingerprint, the peak memory and,
+    in a multi-worker run, which worker this is. Every train command ends with
+    `return publish_report(report, args, model)`.
     """
+    report.parameters = count_parameters(model)
+    report.recurrent_parameters = count_recurrent_parameters(model)
+    report.weights_sha256 = weights_fingerprint(model)
+    if is_multi_worker(model.distribute_strategy):
+        report.extra["distributed"] = worker_description(model.distribute_strategy)
     if report.peak_memory_mb is None:
         # ru_maxrss is in KiB on Linux: the peak resident memory of this process.
         report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -196,16 +201,25 @@ def fit(
     up every `checkpoint_every` batches; a fit that finds a backup there (left
     by a run that was killed) resumes from it, unless `fresh`. The backup is
     deleted when training completes. The model must be built beforehand.
+
+    A model built under a multi-worker strategy trains with
+    `fit_across_workers` (same arguments, same callbacks).
     """
     callbacks = list(callbacks or [])
+    strategy = model.distribute_strategy
     if backup_dir is not None:
-        backup_dir = Path(backup_dir)
+        backup_dir = backup_folder(Path(backup_dir), strategy)
         if fresh and backup_dir.exists():
             shutil.rmtree(backup_dir)
         callbacks.append(
             keras.callbacks.BackupAndRestore(
                 str(backup_dir), save_freq=checkpoint_every, double_checkpoint=True
             )
+        )
+    if is_multi_worker(strategy):
+        return fit_across_workers(
+            model, train_data, epochs=epochs, validation_data=validation_data,
+            callbacks=callbacks, verbose=verbose, **fit_kwargs,
         )
     if isinstance(train_data, tf.data.Dataset):
         # A Dataset shuffles itself; Keras warns when fit is asked to as well.

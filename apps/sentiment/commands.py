@@ -14,14 +14,12 @@ import tensorflow as tf
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, existing_versions, export_serving_model, load_exported
 from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, build_vocabulary
+from apps.common.distributed import make_strategy
 from apps.common.training import (
     Stopwatch,
     TrainReport,
     add_training_arguments,
-    count_parameters,
-    count_recurrent_parameters,
     fit,
-    make_strategy,
     publish_report,
     run_directory,
     set_seed,
@@ -131,8 +129,6 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     report = TrainReport(
         app=APP, data=data.name, cell=args.cell, metric="held-out accuracy",
         value=metrics["accuracy"], train_seconds=watch.seconds, epochs=args.epochs,
-        parameters=count_parameters(model),
-        recurrent_parameters=count_recurrent_parameters(model),
         export_path=str(export_path) if export_path else None,
         extra={
             "held-out F1": round(metrics["f1"], 4),
@@ -140,7 +136,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             "vocabulary": token_ids.size,
         },
     )
-    return publish_report(report, args)
+    return publish_report(report, args, model)
 
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:

@@ -12,14 +12,12 @@ import tensorflow as tf
 
 from apps.common.errors import InputError
 from apps.common.export import export_serving_model, load_exported
+from apps.common.distributed import make_strategy
 from apps.common.training import (
     Stopwatch,
     TrainReport,
     add_training_arguments,
-    count_parameters,
-    count_recurrent_parameters,
     fit,
-    make_strategy,
     publish_report,
     run_directory,
     set_seed,
@@ -196,8 +194,6 @@ def run_train(args: argparse.Namespace) -> TrainReport:
         value=accuracy,
         train_seconds=watch.seconds,
         epochs=args.epochs,
-        parameters=count_parameters(model),
-        recurrent_parameters=count_recurrent_parameters(model),
         extra={
             "clips (train/validation/test)": sizes,
             "labels": len(data.labels),
@@ -206,10 +202,9 @@ def run_train(args: argparse.Namespace) -> TrainReport:
     )
     if not args.no_export:
         server = SpeechServer(model, data.labels)
-        report.export_path = str(
-            export_serving_model("speech", server.serve, [model, server], args.export_dir)
-        )
-    return publish_report(report, args)
+        export_path = export_serving_model("speech", server.serve, [model, server], args.export_dir)
+        report.export_path = str(export_path) if export_path else None
+    return publish_report(report, args, model)
 
 
 def configure_predict(parser: argparse.ArgumentParser) -> None:

@@ -13,13 +13,11 @@ import tensorflow as tf
 
 from apps.common.errors import InputError
 from apps.common.export import export_serving_model, load_exported
+from apps.common.distributed import make_strategy
 from apps.common.training import (
     Stopwatch,
     TrainReport,
     add_training_arguments,
-    count_parameters,
-    count_recurrent_parameters,
-    make_strategy,
     publish_report,
     run_directory,
     set_seed,
@@ -205,19 +203,18 @@ def run_train(args: argparse.Namespace) -> TrainReport:
         extra["export"] = ("skipped: extra features need volume/high/low, and the serving "
                            "signature takes closing prices only; train without --features to export")
     elif not args.no_export:
-        export_path = str(_export(forecaster, series, config, test, args.export_dir))
+        exported = _export(forecaster, series, config, test, args.export_dir)
+        export_path = str(exported) if exported else None
     report = TrainReport(
         app=APP, data=series.name, cell=config.cell, metric="test RMSE / persistence",
         value=test.ratio, train_seconds=clock.seconds, epochs=epochs,
-        parameters=count_parameters(forecaster.model),
-        recurrent_parameters=count_recurrent_parameters(forecaster.model),
         export_path=export_path, extra=extra,
     )
-    return publish_report(report, args)
+    return publish_report(report, args, forecaster.model)
 
 
 def _export(forecaster: Forecaster, series: stock_data.PriceSeries, config: TrainingConfig,
-            test: Evaluation, root: Path) -> Path:
+            test: Evaluation, root: Path) -> Path | None:
     metadata = {
         "window": config.window,
         "horizon": config.horizon,

@@ -15,8 +15,6 @@ from apps.common.seq2seq.training import (
 from apps.common.training import (
     TrainReport,
     add_training_arguments,
-    count_parameters,
-    count_recurrent_parameters,
     publish_report,
     set_seed,
 )
@@ -69,8 +67,6 @@ def run_train(args: argparse.Namespace) -> TrainReport:
         value=scores["bleu"],
         train_seconds=run.train_seconds,
         epochs=run.epochs_run,
-        parameters=count_parameters(run.model),
-        recurrent_parameters=count_recurrent_parameters(run.model),
         export_path=str(export_path) if export_path else None,
         extra={
             "held-out chrF": round(scores["chrf"], 2),
@@ -81,7 +77,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             **({"stopped by --minutes": True} if run.stopped_early else {}),
         },
     )
-    return publish_report(report, args)
+    return publish_report(report, args, run.model)
 
 
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:

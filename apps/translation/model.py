@@ -50,7 +50,7 @@ def make_signatures(server: TextSeq2Seq) -> dict:
     return {"serving_default": translate, "attention": attention}
 
 
-def export_translator(server: TextSeq2Seq, root: Path | str) -> tuple[Path, dict]:
+def export_translator(server: TextSeq2Seq, root: Path | str) -> tuple[Path | None, dict]:
     """Writes a new export version; returns its folder and the signature functions."""
     signatures = make_signatures(server)
     return export_seq2seq(APP, server, signatures, root), signatures

@@ -153,7 +153,7 @@ class TextSeq2Seq(tf.Module):
         return tf.gather(self.target_vocabulary.words, target_ids)
 
 
-def export_seq2seq(app: str, server: TextSeq2Seq, signatures: dict[str, Callable], root: Path | str) -> Path:
+def export_seq2seq(app: str, server: TextSeq2Seq, signatures: dict[str, Callable], root: Path | str) -> Path | None:
     """Exports `signatures` (one named "serving_default") of `server` as a new version of `app`."""
     signatures = dict(signatures)
     return export_serving_model(

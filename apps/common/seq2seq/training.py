@@ -20,7 +20,8 @@ from apps.common.seq2seq.model import (
 from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, TextSeq2Seq
 from apps.common.text import TokenIds, build_vocabulary
-from apps.common.training import Stopwatch, fit, make_strategy, run_directory
+from apps.common.distributed import make_strategy
+from apps.common.training import Stopwatch, fit, run_directory
 
 
 def add_seq2seq_arguments(
