@@ -37,6 +37,9 @@ CONTEXT_SEPARATOR = "\u241e"
 HELD_OUT_FRACTION = 0.1
 SPLIT_SEED = 0
 CORNELL_URL = "http://www.cs.cornell.edu/~cristian/data/cornell_movie_dialogs_corpus.zip"
+# The corpus page publishes none; this is the sha256 that Julia's
+# CorpusLoaders.jl registers for the same URL (its DataDeps check it on download).
+CORNELL_SHA256 = "3bde8a571f615201bc2d2453e22878090719638592f774720eddec739de8c900"
 FIELD_SEPARATOR = " +++$+++ "
 
 
@@ -152,9 +155,9 @@ def _read_latin1(path: Path) -> list[str]:
 
 def download_cornell() -> Path:
     """Downloads (once) and extracts the corpus; returns the folder with movie_lines.txt."""
-    # The corpus page publishes no checksum, so none is checked.
     folder = Path(keras.utils.get_file(
-        "cornell_movie_dialogs_corpus.zip", CORNELL_URL, cache_subdir="gru_suite", extract=True
+        "cornell_movie_dialogs_corpus.zip", CORNELL_URL, file_hash=CORNELL_SHA256,
+        cache_subdir="gru_suite", extract=True,
     ))
     matches = sorted(folder.rglob("movie_lines.txt"))
     if not matches:

@@ -41,12 +41,11 @@ NOISE_FOLDER = "_background_noise_"
 SPEECH_COMMANDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 # The sha256 TensorFlow Datasets records for this archive.
 SPEECH_COMMANDS_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
-FSDD_URL = (
-    "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
-)
-# No checksum: GitHub builds tag archives on request and does not promise
-# byte-identical tarballs, and we know of no published hash for this one.
-FSDD_SHA256 = None
+# v1.0.9: five speakers, 2,500 recordings. Its sha256 is the one TensorFlow
+# Datasets records for this URL (spoken_digit/checksums.tsv); v1.0.10 (a sixth
+# speaker) has no published hash.
+FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/v1.0.9.tar.gz"
+FSDD_SHA256 = "8bc44cde129d505cbbb6b365c09f80c663f2aa77578afc634e6141a2f87100c0"
 
 DATA_SETS = ("sample", "speech_commands", "fsdd")
 _FLAT_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
@@ -326,10 +325,10 @@ def load_speech_commands(limit: int | None = None, seed: int = 0) -> SpeechData:
 
 
 def load_fsdd(limit: int | None = None, seed: int = 0) -> SpeechData:
-    """Downloads (once, cached) and reads the Free Spoken Digit Dataset v1.0.10."""
+    """Downloads (once, cached, checked) and reads the Free Spoken Digit Dataset v1.0.9."""
     extracted = Path(
         keras.utils.get_file(
-            "fsdd_v1_0_10.tar.gz",
+            "fsdd_v1_0_9.tar.gz",
             FSDD_URL,
             file_hash=FSDD_SHA256,
             cache_subdir="gru_suite",
