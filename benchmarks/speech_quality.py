@@ -8,6 +8,12 @@ Two measurements on `<data-dir>/fsdd/recordings` (8 kHz WAV,
    speaker in turn, and average.
 
     python benchmarks/speech_quality.py --data-dir ../shared/datasets [--cell gru]
+        [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers]
+
+`--test-speeds` averages each model over its input played at several speeds
+(what `train speech --test-speeds` exports); `--synthetic-speakers [DIR]` adds
+synthetic espeak-ng digits to every training set (more voices, none of them a
+real speaker's): the app's sample, or a larger set that `make_sample` writes.
 
 Targets: >= 0.98 on the index split, >= 0.90 averaged over unseen speakers.
 """
@@ -24,8 +30,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from apps.common.cells import CELLS  # noqa: E402
-from apps.speech.commands import train_speech_model  # noqa: E402
-from apps.speech.data import AudioSplit, SpeechData, load_flat_folder  # noqa: E402
+from apps.speech.commands import predict_label_ids, speed_list, train_speech_model  # noqa: E402
+from apps.speech.data import AudioSplit, SpeechData, load_data, load_flat_folder  # noqa: E402
+from apps.speech.model import SpeechServer  # noqa: E402
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def speaker_of(file_name: str) -> str:
@@ -38,9 +47,34 @@ def subset(split: AudioSplit, keep: np.ndarray) -> AudioSplit:
     )
 
 
+def synthetic_digits(labels: list[str], source: str) -> AudioSplit:
+    """The spoken digits of `source` ("sample", or a folder `make_sample` wrote), labelled as FSDD's."""
+    sample = load_data(source)
+    waveforms, label_ids, files = [], [], []
+    for split in (sample.train, sample.validation, sample.test):
+        for waveform, label, file in zip(split.waveforms, split.labels, split.files):
+            word = sample.labels[label]
+            if word in DIGIT_WORDS:
+                waveforms.append(waveform)
+                label_ids.append(labels.index(str(DIGIT_WORDS.index(word))))
+                files.append(file)
+    return AudioSplit(np.stack(waveforms), np.array(label_ids, np.int64), files)
+
+
+def joined(first: AudioSplit, second: AudioSplit) -> AudioSplit:
+    return AudioSplit(
+        np.concatenate([first.waveforms, second.waveforms]),
+        np.concatenate([first.labels, second.labels.astype(first.labels.dtype)]),
+        first.files + second.files,
+    )
+
+
 def accuracy(data: SpeechData, args: argparse.Namespace, epochs: int) -> tuple[float, float]:
-    """Trains on `data.train`; returns (test accuracy, seconds)."""
+    """Trains on `data.train` (plus `args.extra`); returns (test accuracy, seconds)."""
     start = time.perf_counter()
+    if args.extra is not None:
+        data = SpeechData(data.name, data.labels, joined(data.train, args.extra), data.validation,
+                          data.test, data.noise)
     model = train_speech_model(
         data,
         cell=args.cell,
@@ -51,7 +85,7 @@ def accuracy(data: SpeechData, args: argparse.Namespace, epochs: int) -> tuple[f
         seed=args.seed,
         verbose=args.verbose,
     )
-    predicted = np.argmax(model.predict(data.test.waveforms, batch_size=128, verbose=0), axis=-1)
+    predicted = predict_label_ids(SpeechServer(model, data.labels, args.test_speeds), data.test.waveforms)
     return float(np.mean(predicted == data.test.labels)), time.perf_counter() - start
 
 
@@ -73,6 +107,14 @@ def main() -> None:
         default=None,
         help="run one of the two measurements",
     )
+    parser.add_argument("--test-speeds", type=speed_list, default=(1.0,), metavar="S1,S2,...",
+                        help="average the model over the clip played at these speeds (as "
+                             "`train speech --test-speeds`); default 1")
+    parser.add_argument("--synthetic-speakers", nargs="?", const="sample", default=None,
+                        metavar="DIR",
+                        help="also train on synthetic espeak-ng digits: the app's sample (160 "
+                             "clips, 8 voices) or a folder written by `python -m "
+                             "apps.speech.make_sample --out DIR --digits --voices many`")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     args = parser.parse_args()
 
@@ -81,9 +123,11 @@ def main() -> None:
         raise SystemExit(f"{recordings}: not found (pass --data-dir, the folder holding fsdd/).")
     start = time.perf_counter()
     data = load_flat_folder(recordings, "fsdd")
+    args.extra = synthetic_digits(data.labels, args.synthetic_speakers) if args.synthetic_speakers else None
     print(
         f"decoded {len(data.train) + len(data.test)} recordings in "
-        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}",
+        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; test speeds "
+        f"{args.test_speeds}; synthetic speakers: {args.synthetic_speakers}",
         flush=True,
     )
 

@@ -86,3 +86,14 @@ def test_a_bad_tf_config_is_named_before_any_training(monkeypatch, tf_config, me
         monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
         run(["train", "sentiment", "--strategy", "multi-worker", "--no-export"])
+
+
+def test_mirrored_strategy_trains_and_exports(tmp_path):
+    report = run([
+        "train", "sentiment", "--strategy", "mirrored", "--limit", "200", "--epochs", "1",
+        "--batch-size", "16", "--units", "8", "--embedding-dim", "16", "--verbose", "0",
+        "--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "models"),
+    ])
+    assert report.export_path == str(tmp_path / "models" / "sentiment" / "1")
+    assert "distributed" not in report.extra
+    assert len(report.weights_sha256) == 64

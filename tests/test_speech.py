@@ -29,6 +29,7 @@ from apps.speech.model import (
     FEATURES,
     SpeechFeatures,
     build_model,
+    change_speed,
     log_mel_spectrogram,
     speech_features,
 )
@@ -45,6 +46,18 @@ def tone(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) ->
 def peak_frequency(audio: np.ndarray, rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(audio))
     return float(np.fft.rfftfreq(audio.size, 1 / rate)[np.argmax(spectrum)])
+
+
+def test_change_speed_raises_the_pitch_and_keeps_the_clip_length():
+    clip = tone(500, CLIP_SAMPLES / SAMPLE_RATE, SAMPLE_RATE)[np.newaxis]
+    faster = change_speed(tf.constant(clip), 1.25).numpy()
+    assert faster.shape == (1, CLIP_SAMPLES)
+    assert peak_frequency(faster[0], SAMPLE_RATE) == pytest.approx(625, abs=3)
+    # The shorter sound is centred between zeros.
+    assert np.count_nonzero(faster[0]) == pytest.approx(CLIP_SAMPLES / 1.25, abs=2)
+    slower = change_speed(tf.constant(clip), 0.8).numpy()
+    assert peak_frequency(slower[0], SAMPLE_RATE) == pytest.approx(400, abs=3)
+    np.testing.assert_allclose(change_speed(tf.constant(clip), 1.0).numpy(), clip, atol=1e-6)
 
 
 def test_load_audio_resamples_and_mixes_down(tmp_path):

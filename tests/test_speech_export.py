@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 import soundfile as sf
+import tensorflow as tf
 
 from apps import cli
 from apps.common.errors import InputError
@@ -19,7 +20,7 @@ from apps.common.export import export_serving_model
 from apps.registry import load_app_packages
 from apps.speech.commands import train_speech_model
 from apps.speech.data import CLIP_SAMPLES, SAMPLE_RATE, fix_length, load_audio, load_data
-from apps.speech.model import SpeechServer
+from apps.speech.model import SpeechServer, change_speed
 
 load_app_packages()
 
@@ -117,15 +118,37 @@ def test_train_command_reports_confusion_matrix_and_exports(tmp_path):
             str(tmp_path / "run"),
             "--verbose",
             "0",
+            "--test-speeds",
+            "0.9,1,1.1",
         ]
     )
+    assert report.extra["test speeds"] == "0.9,1,1.1"
     assert report.app == "speech" and report.metric == "test accuracy" and 0 <= report.value <= 1
     assert (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 1000
     assert report.extra["confusion matrix"] == str(tmp_path / "run" / "confusion_matrix.png")
     assert (tmp_path / "exports" / "speech" / "1" / "saved_model.pb").is_file()
 
 
-def test_train_command_rejects_bad_arguments(tmp_path):
+def test_speed_averaging_serves_the_mean_log_probability(trained):
+    sample, model, _ = trained
+    clips = tf.constant(sample.test.waveforms[:4])
+    speeds = (0.9, 1.0, 1.1)
+    server = SpeechServer(model, sample.labels, speeds)
+    served = server.serve(clips)["probabilities"].numpy()
+    log_probabilities = np.mean(
+        [np.log(model.predict(change_speed(clips, speed), verbose=0) + 1e-7) for speed in speeds],
+        axis=0,
+    )
+    expected = np.exp(log_probabilities) / np.exp(log_probabilities).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert not np.allclose(served, model.predict(clips, verbose=0), atol=1e-4)
+
+
+def test_train_command_rejects_bad_arguments(tmp_path, capsys):
+    for speeds in ("3", "fast"):
+        with pytest.raises(SystemExit):
+            cli.run(["train", "speech", "--test-speeds", speeds, "--no-export"])
+        assert "--test-speeds" in capsys.readouterr().err
     with pytest.raises(InputError, match="--epochs"):
         cli.run(["train", "speech", "--epochs", "0", "--no-export"])
     with pytest.raises(InputError, match="nowhere"):

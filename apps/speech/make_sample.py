@@ -8,6 +8,10 @@ Debian, gives the same audio):
     apt-get update && apt-get install -y espeak-ng
     python -m apps.speech.make_sample [--clips-per-word 16] [--out DIR]
 
+`--digits --voices many --clips-per-word 100 --out DIR` makes the larger set of
+digits in 273 voices that `benchmarks/speech_quality.py --synthetic-speakers DIR`
+trains on besides the real speakers.
+
 Every word is spoken by a rotating set of espeak-ng voices (US, British,
 Scottish, Caribbean English; male and female variants) at varied speeds and
 pitches. Each clip is trimmed to the word plus a short margin, given a random
@@ -63,6 +67,18 @@ VOICES = (
     "en-us+f4",
     "en-gb+m5",
 )
+# `--voices many`: every English dialect with every voice variant espeak-ng
+# ships (273 voices), for larger synthetic sets such as the speech benchmark's.
+MANY_VOICES = tuple(
+    dialect + variant
+    for dialect in ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                    "en-gb-x-gbcwmd", "en-029")
+    for variant in ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3",
+                    "+f4", "+f5", "+Andy", "+Annie", "+Alex", "+Andrea", "+Belinda", "+Benjamin",
+                    "+David", "+Ed", "+Edward", "+grandpa", "+Jacky", "+John", "+Lee", "+Linda",
+                    "+Max", "+Michael", "+Mike", "+Paul", "+Rob", "+Robert", "+Steph", "+Zac",
+                    "+anika", "+klatt", "+klatt2", "+klatt3")
+)
 MARGIN_SECONDS = 0.05
 
 
@@ -79,10 +95,12 @@ def synthesize(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     return audio
 
 
-def make_clip(word: str, index: int, rng: np.random.Generator) -> np.ndarray:
+def make_clip(
+    word: str, index: int, rng: np.random.Generator, voices: tuple[str, ...] = VOICES
+) -> np.ndarray:
     # Shifted every round of voices, so the test and validation clips (every
     # 8th) are spoken by different voices, each also heard in training.
-    voice = VOICES[(index + index // len(VOICES)) % len(VOICES)]
+    voice = voices[(index + index // len(voices)) % len(voices)]
     speed = int(rng.integers(120, 211))
     pitch = int(rng.integers(20, 81))
     speech, _ = librosa.effects.trim(synthesize(word, voice, speed, pitch), top_db=40)
@@ -99,8 +117,14 @@ def make_clip(word: str, index: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
 
 
-def generate(out_dir: Path, clips_per_word: int, seed: int = 0) -> None:
-    """Writes `clips_per_word` clips of every word and the split lists to `out_dir`.
+def generate(
+    out_dir: Path,
+    clips_per_word: int,
+    seed: int = 0,
+    words: tuple[str, ...] = WORDS,
+    voices: tuple[str, ...] = VOICES,
+) -> None:
+    """Writes `clips_per_word` clips of each of `words` and the split lists to `out_dir`.
 
     Clip indices 0 modulo 8 of every word go to the test list, 1 modulo 8 to
     the validation list (two clips each, in two voices).
@@ -110,12 +134,13 @@ def generate(out_dir: Path, clips_per_word: int, seed: int = 0) -> None:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     testing, validation = [], []
-    for word_number, word in enumerate(WORDS):
-        rng = np.random.default_rng([seed, word_number])
+    for word in words:
+        rng = np.random.default_rng([seed, WORDS.index(word)])
         (out_dir / word).mkdir(parents=True)
         for index in range(clips_per_word):
             name = f"{word}/{word}_{index:02d}.flac"
-            sf.write(out_dir / name, make_clip(word, index, rng), SAMPLE_RATE, subtype="PCM_16")
+            clip = make_clip(word, index, rng, voices)
+            sf.write(out_dir / name, clip, SAMPLE_RATE, subtype="PCM_16")
             if index % 8 == 0:
                 testing.append(name)
             elif index % 8 == 1:
@@ -129,8 +154,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=SAMPLE_DIR)
     parser.add_argument("--clips-per-word", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--digits", action="store_true", help="only the words zero to nine")
+    parser.add_argument("--voices", choices=("sample", "many"), default="sample",
+                        help=f"the sample's {len(VOICES)} voices (default) or {len(MANY_VOICES)}: "
+                             "every English dialect with every variant")
     args = parser.parse_args()
-    generate(args.out, args.clips_per_word, args.seed)
+    generate(
+        args.out, args.clips_per_word, args.seed,
+        words=WORDS[:10] if args.digits else WORDS,
+        voices=MANY_VOICES if args.voices == "many" else VOICES,
+    )
 
 
 if __name__ == "__main__":
