@@ -195,6 +195,8 @@ def fit_across_workers(
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    # As Model.fit does: an optimizer keeping moving averages swaps them in.
+    model.optimizer.finalize_variable_values(model.trainable_weights)
     callback_list.on_train_end(logs)
     return history
 
