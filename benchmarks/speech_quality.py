@@ -8,7 +8,7 @@ Two measurements on `<data-dir>/fsdd/recordings` (8 kHz WAV,
    speaker in turn, and average.
 
     python benchmarks/speech_quality.py --data-dir ../shared/datasets [--cell gru]
-        [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers]
+        [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers [DIR]] [--ensemble K]
 
 `--test-speeds` averages each model over its input played at several speeds
 (what `train speech --test-speeds` exports); `--synthetic-speakers [DIR]` adds
@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from apps.common.cells import CELLS  # noqa: E402
-from apps.speech.commands import predict_label_ids, speed_list, train_speech_model  # noqa: E402
+from apps.speech.commands import served_probabilities, speed_list, train_speech_model  # noqa: E402
 from apps.speech.data import AudioSplit, SpeechData, load_data, load_flat_folder  # noqa: E402
 from apps.speech.model import SpeechServer  # noqa: E402
 
@@ -70,22 +70,27 @@ def joined(first: AudioSplit, second: AudioSplit) -> AudioSplit:
 
 
 def accuracy(data: SpeechData, args: argparse.Namespace, epochs: int) -> tuple[float, float]:
-    """Trains on `data.train` (plus `args.extra`); returns (test accuracy, seconds)."""
+    """Trains `args.ensemble` models on `data.train` (plus `args.extra`); returns (test accuracy
+    of their averaged log-probabilities, seconds)."""
     start = time.perf_counter()
     if args.extra is not None:
         data = SpeechData(data.name, data.labels, joined(data.train, args.extra), data.validation,
                           data.test, data.noise)
-    model = train_speech_model(
-        data,
-        cell=args.cell,
-        units=args.units,
-        epochs=epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        verbose=args.verbose,
-    )
-    predicted = predict_label_ids(SpeechServer(model, data.labels, args.test_speeds), data.test.waveforms)
+    log_probabilities = 0.0
+    for member in range(args.ensemble):
+        model = train_speech_model(
+            data,
+            cell=args.cell,
+            units=args.units,
+            epochs=epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed + member,
+            verbose=args.verbose,
+        )
+        server = SpeechServer(model, data.labels, args.test_speeds)
+        log_probabilities += np.log(served_probabilities(server, data.test.waveforms) + 1e-7)
+    predicted = np.argmax(log_probabilities, axis=-1)
     return float(np.mean(predicted == data.test.labels)), time.perf_counter() - start
 
 
@@ -115,6 +120,8 @@ def main() -> None:
                         help="also train on synthetic espeak-ng digits: the app's sample (160 "
                              "clips, 8 voices) or a folder written by `python -m "
                              "apps.speech.make_sample --out DIR --digits --voices many`")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="models per measurement (seeds seed, seed+1, ...), averaged; default 1")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     args = parser.parse_args()
 

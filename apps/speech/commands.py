@@ -104,10 +104,10 @@ def train_speech_model(
     return model
 
 
-def predict_label_ids(server: SpeechServer, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The label ids `server` serves for `waveforms`, `batch_size` clips at a time."""
+def served_probabilities(server: SpeechServer, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The label probabilities `server` serves for `waveforms`, `batch_size` clips at a time."""
     return np.concatenate([
-        np.argmax(server.serve(tf.constant(waveforms[start:start + batch_size]))["probabilities"], axis=-1)
+        server.serve(tf.constant(waveforms[start:start + batch_size]))["probabilities"].numpy()
         for start in range(0, len(waveforms), batch_size)
     ])
 
@@ -201,7 +201,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             fresh=args.fresh,
         )
     server = SpeechServer(model, data.labels, args.test_speeds)
-    predicted = predict_label_ids(server, data.test.waveforms)
+    predicted = np.argmax(served_probabilities(server, data.test.waveforms), axis=-1)
     accuracy = float(np.mean(predicted == data.test.labels))
     matrix_path = run_dir / "confusion_matrix.png"
     save_confusion_matrix(
