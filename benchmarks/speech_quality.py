@@ -32,9 +32,8 @@ import numpy as np  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.speech.commands import served_probabilities, speed_list, train_speech_model  # noqa: E402
 from apps.speech.data import AudioSplit, SpeechData, load_data, load_flat_folder  # noqa: E402
+from apps.speech.make_sample import DIGITS  # noqa: E402
 from apps.speech.model import SpeechServer  # noqa: E402
-
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def speaker_of(file_name: str) -> str:
@@ -54,9 +53,9 @@ def synthetic_digits(labels: list[str], source: str) -> AudioSplit:
     for split in (sample.train, sample.validation, sample.test):
         for waveform, label, file in zip(split.waveforms, split.labels, split.files):
             word = sample.labels[label]
-            if word in DIGIT_WORDS:
+            if word in DIGITS:
                 waveforms.append(waveform)
-                label_ids.append(labels.index(str(DIGIT_WORDS.index(word))))
+                label_ids.append(labels.index(str(DIGITS.index(word))))
                 files.append(file)
     return AudioSplit(np.stack(waveforms), np.array(label_ids, np.int64), files)
 
@@ -69,12 +68,14 @@ def joined(first: AudioSplit, second: AudioSplit) -> AudioSplit:
     )
 
 
-def accuracy(data: SpeechData, args: argparse.Namespace, epochs: int) -> tuple[float, float]:
-    """Trains `args.ensemble` models on `data.train` (plus `args.extra`); returns (test accuracy
+def accuracy(
+    data: SpeechData, args: argparse.Namespace, epochs: int, extra: AudioSplit | None
+) -> tuple[float, float]:
+    """Trains `args.ensemble` models on `data.train` (plus `extra`); returns (test accuracy
     of their averaged log-probabilities, seconds)."""
     start = time.perf_counter()
-    if args.extra is not None:
-        data = SpeechData(data.name, data.labels, joined(data.train, args.extra), data.validation,
+    if extra is not None:
+        data = SpeechData(data.name, data.labels, joined(data.train, extra), data.validation,
                           data.test, data.noise)
     log_probabilities = 0.0
     for member in range(args.ensemble):
@@ -130,7 +131,7 @@ def main() -> None:
         raise SystemExit(f"{recordings}: not found (pass --data-dir, the folder holding fsdd/).")
     start = time.perf_counter()
     data = load_flat_folder(recordings, "fsdd")
-    args.extra = synthetic_digits(data.labels, args.synthetic_speakers) if args.synthetic_speakers else None
+    extra = synthetic_digits(data.labels, args.synthetic_speakers) if args.synthetic_speakers else None
     print(
         f"decoded {len(data.train) + len(data.test)} recordings in "
         f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; test speeds "
@@ -139,7 +140,7 @@ def main() -> None:
     )
 
     if args.only in (None, "index"):
-        value, seconds = accuracy(data, args, args.epochs)
+        value, seconds = accuracy(data, args, args.epochs, extra)
         print(
             f"index split (train 5-49, test 0-4): accuracy {value:.4f} "
             f"({len(data.train)}/{len(data.test)} clips, {args.epochs} epochs, {seconds:.0f} s)",
@@ -163,7 +164,7 @@ def main() -> None:
                 subset(everything, speakers == speaker),
                 data.noise,
             )
-            results[speaker], seconds = accuracy(fold, args, args.speaker_epochs)
+            results[speaker], seconds = accuracy(fold, args, args.speaker_epochs, extra)
             total += seconds
             print(
                 f"  unseen speaker {speaker}: accuracy {results[speaker]:.4f} ({seconds:.0f} s)",

@@ -11,10 +11,10 @@ from typing import Any
 
 import tensorflow as tf
 
+from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, existing_versions, export_serving_model, load_exported
 from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, build_vocabulary
-from apps.common.distributed import make_strategy
 from apps.common.training import (
     Stopwatch,
     TrainReport,

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.common.export import export_serving_model, load_exported
-from apps.common.distributed import make_strategy
 from apps.common.training import (
     Stopwatch,
     TrainReport,
@@ -165,7 +165,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 
 def speed_list(text: str) -> tuple[float, ...]:
-    """Parses `--test-speeds`: comma-separated positive factors."""
+    """Parses `--test-speeds`: comma-separated speed factors between 0.5 and 2."""
     try:
         speeds = tuple(float(part) for part in text.split(","))
     except ValueError:

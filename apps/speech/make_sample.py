@@ -57,6 +57,7 @@ WORDS = (
     "stop",
     "go",
 )
+DIGITS = WORDS[:10]
 VOICES = (
     "en-us",
     "en-gb+f2",
@@ -161,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     generate(
         args.out, args.clips_per_word, args.seed,
-        words=WORDS[:10] if args.digits else WORDS,
+        words=DIGITS if args.digits else WORDS,
         voices=MANY_VOICES if args.voices == "many" else VOICES,
     )
 

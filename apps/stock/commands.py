@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.common.export import export_serving_model, load_exported
-from apps.common.distributed import make_strategy
 from apps.common.training import (
     Stopwatch,
     TrainReport,

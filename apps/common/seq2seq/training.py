@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import keras
 
+from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.common.seq2seq.model import (
     Seq2Seq,
@@ -20,7 +21,6 @@ from apps.common.seq2seq.model import (
 from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, TextSeq2Seq
 from apps.common.text import TokenIds, build_vocabulary
-from apps.common.distributed import make_strategy
 from apps.common.training import Stopwatch, fit, run_directory
 
 
