@@ -8,12 +8,14 @@ Two measurements on `<data-dir>/fsdd/recordings` (8 kHz WAV,
    speaker in turn, and average.
 
     python benchmarks/speech_quality.py --data-dir ../shared/datasets [--cell gru]
-        [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers [DIR]] [--ensemble K]
+        [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers [DIR]]
+        [--synthetic-rate 8000] [--ensemble K]
 
 `--test-speeds` averages each model over its input played at several speeds
 (what `train speech --test-speeds` exports); `--synthetic-speakers [DIR]` adds
 synthetic espeak-ng digits to every training set (more voices, none of them a
-real speaker's): the app's sample, or a larger set that `make_sample` writes.
+real speaker's): the app's sample, or a larger set that `make_sample` writes;
+`--synthetic-rate 8000` narrows those clips to FSDD's own bandwidth.
 
 Targets: >= 0.98 on the index split, >= 0.90 averaged over unseen speakers.
 """
@@ -27,11 +29,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
 from apps.common.cells import CELLS  # noqa: E402
 from apps.speech.commands import served_probabilities, speed_list, train_speech_model  # noqa: E402
-from apps.speech.data import AudioSplit, SpeechData, load_data, load_flat_folder  # noqa: E402
+from apps.speech.data import (  # noqa: E402
+    CLIP_SAMPLES, SAMPLE_RATE, AudioSplit, SpeechData, load_data, load_flat_folder,
+)
 from apps.speech.make_sample import DIGITS  # noqa: E402
 from apps.speech.model import SpeechServer  # noqa: E402
 
@@ -46,8 +51,12 @@ def subset(split: AudioSplit, keep: np.ndarray) -> AudioSplit:
     )
 
 
-def synthetic_digits(labels: list[str], source: str) -> AudioSplit:
-    """The spoken digits of `source` ("sample", or a folder `make_sample` wrote), labelled as FSDD's."""
+def synthetic_digits(labels: list[str], source: str, through_rate: int | None = None) -> AudioSplit:
+    """The spoken digits of `source` ("sample", or a folder `make_sample` wrote), labelled as FSDD's.
+
+    `through_rate`: each clip is resampled to this rate and back (to FSDD's 8 kHz,
+    so the synthetic voices have no more bandwidth than the recordings).
+    """
     sample = load_data(source)
     waveforms, label_ids, files = [], [], []
     for split in (sample.train, sample.validation, sample.test):
@@ -57,7 +66,12 @@ def synthetic_digits(labels: list[str], source: str) -> AudioSplit:
                 waveforms.append(waveform)
                 label_ids.append(labels.index(str(DIGITS.index(word))))
                 files.append(file)
-    return AudioSplit(np.stack(waveforms), np.array(label_ids, np.int64), files)
+    waveforms = np.stack(waveforms)
+    if through_rate:
+        narrow = librosa.resample(waveforms, orig_sr=SAMPLE_RATE, target_sr=through_rate)
+        waveforms = librosa.resample(narrow, orig_sr=through_rate, target_sr=SAMPLE_RATE)
+        waveforms = librosa.util.fix_length(waveforms, size=CLIP_SAMPLES, axis=-1).astype(np.float32)
+    return AudioSplit(waveforms, np.array(label_ids, np.int64), files)
 
 
 def joined(first: AudioSplit, second: AudioSplit) -> AudioSplit:
@@ -121,6 +135,9 @@ def main() -> None:
                         help="also train on synthetic espeak-ng digits: the app's sample (160 "
                              "clips, 8 voices) or a folder written by `python -m "
                              "apps.speech.make_sample --out DIR --digits --voices many`")
+    parser.add_argument("--synthetic-rate", type=int, default=None, metavar="HZ",
+                        help="resample the synthetic clips to this rate and back (8000: "
+                             "FSDD's bandwidth)")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="models per measurement (seeds seed, seed+1, ...), averaged; default 1")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
@@ -131,11 +148,14 @@ def main() -> None:
         raise SystemExit(f"{recordings}: not found (pass --data-dir, the folder holding fsdd/).")
     start = time.perf_counter()
     data = load_flat_folder(recordings, "fsdd")
-    extra = synthetic_digits(data.labels, args.synthetic_speakers) if args.synthetic_speakers else None
+    extra = None
+    if args.synthetic_speakers:
+        extra = synthetic_digits(data.labels, args.synthetic_speakers, args.synthetic_rate)
     print(
         f"decoded {len(data.train) + len(data.test)} recordings in "
         f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; test speeds "
-        f"{args.test_speeds}; synthetic speakers: {args.synthetic_speakers}",
+        f"{args.test_speeds}; synthetic speakers: {args.synthetic_speakers} "
+        f"(through {args.synthetic_rate or SAMPLE_RATE} Hz)",
         flush=True,
     )
 
