@@ -87,6 +87,16 @@ def test_train_reports_held_out_metrics_and_exports_a_version(trained):
         assert (root / "exports" / "sentiment" / "1" / name).is_file(), name
 
 
+def test_training_dataset_declares_the_batches_it_yields():
+    # Lengths 1..40 words spread over several length buckets, most with a remainder.
+    texts = [" ".join(["word"] * (1 + index % 40)) for index in range(300)]
+    preprocessor = Preprocessor(TokenIds(build_vocabulary(texts)), 32)
+    dataset = training_dataset(preprocessor, texts, np.zeros(len(texts)), batch_size=16)
+    batches = list(dataset)
+    assert int(dataset.cardinality()) == len(batches) > len(texts) // 16
+    assert sum(len(labels) for _, labels in batches) == len(texts)
+
+
 @pytest.mark.parametrize("subword_buckets", [0, 50])
 def test_predictions_are_the_same_before_and_after_export(tmp_path, subword_buckets):
     data = load_data("sample")
@@ -95,7 +105,7 @@ def test_predictions_are_the_same_before_and_after_export(tmp_path, subword_buck
     model = build_model(preprocessor.token_ids.size, subword_buckets=subword_buckets,
                         units=8, embedding_dim=8, seed=0)
     model.fit(training_dataset(preprocessor, texts, labels, batch_size=64, word_dropout=0.2),
-              epochs=1, verbose=0)
+              epochs=1, verbose=0, shuffle=False)
     serve = make_serving_function(model, preprocessor)
     probe = data.test.texts[:40] + AWKWARD_TEXTS + ["zzunseen wordzz"]
     before = serve(text=tf.constant(probe))

@@ -248,7 +248,9 @@ def training_dataset(
     """Batches of `(inputs, labels)`, texts of similar length batched together.
 
     Bucketing by length keeps padding, and so the recurrent steps, short.
-    Word dropout is drawn anew every epoch.
+    Word dropout is drawn anew every epoch. The number of batches is
+    declared (`cardinality`), so Keras knows the epoch's length instead of
+    running into the end of the data.
     """
     lengths = preprocessor.tokens(tf.constant(texts)).row_lengths()
     dataset = tf.data.Dataset.from_tensor_slices((texts, lengths, labels.astype("float32")))
@@ -260,6 +262,10 @@ def training_dataset(
         bucket_boundaries=[b + 1 for b in boundaries],
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
     )
+    # Each bucket yields full batches and then its remainder, whatever the order.
+    per_bucket = np.bincount(np.searchsorted(boundaries, lengths.numpy(), side="right"))
+    batches = int(np.sum(-(-per_bucket // batch_size)))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     dataset = dataset.map(
         lambda text, length, label: (preprocessor(text, word_dropout), label),
         num_parallel_calls=tf.data.AUTOTUNE,
