@@ -168,11 +168,7 @@ def main() -> None:
         )
 
     if args.only in (None, "speakers"):
-        everything = AudioSplit(
-            np.concatenate([data.train.waveforms, data.test.waveforms]),
-            np.concatenate([data.train.labels, data.test.labels]),
-            data.train.files + data.test.files,
-        )
+        everything = joined(data.train, data.test)
         speakers = np.array([speaker_of(f) for f in everything.files])
         results, total = {}, 0.0
         for speaker in sorted(set(speakers)):
