@@ -38,7 +38,7 @@ from apps.speech.data import (  # noqa: E402
     CLIP_SAMPLES, SAMPLE_RATE, AudioSplit, SpeechData, load_data, load_flat_folder,
 )
 from apps.speech.make_sample import DIGITS  # noqa: E402
-from apps.speech.model import SpeechServer  # noqa: E402
+from apps.speech.model import FEATURES, SpeechServer  # noqa: E402
 
 
 def speaker_of(file_name: str) -> str:
@@ -100,6 +100,7 @@ def accuracy(
             epochs=epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            max_frequency=args.max_frequency,
             seed=args.seed + member,
             verbose=args.verbose,
         )
@@ -138,6 +139,9 @@ def main() -> None:
     parser.add_argument("--synthetic-rate", type=int, default=None, metavar="HZ",
                         help="resample the synthetic clips to this rate and back (8000: "
                              "FSDD's bandwidth)")
+    parser.add_argument("--max-frequency", type=float, default=FEATURES.upper_hertz,
+                        metavar="HZ", help="top of the mel filter bank (4000: FSDD's bandwidth); "
+                        f"default {FEATURES.upper_hertz:g}")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="models per measurement (seeds seed, seed+1, ...), averaged; default 1")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
@@ -153,7 +157,8 @@ def main() -> None:
         extra = synthetic_digits(data.labels, args.synthetic_speakers, args.synthetic_rate)
     print(
         f"decoded {len(data.train) + len(data.test)} recordings in "
-        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; test speeds "
+        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; mel up to {args.max_frequency:g} Hz; "
+        f"test speeds "
         f"{args.test_speeds}; synthetic speakers: {args.synthetic_speakers} "
         f"(through {args.synthetic_rate or SAMPLE_RATE} Hz)",
         flush=True,

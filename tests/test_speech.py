@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import librosa
 import numpy as np
 import pytest
@@ -27,11 +29,11 @@ from apps.speech.data import (
 )
 from apps.speech.model import (
     FEATURES,
+    FeatureConfig,
     SpeechFeatures,
     build_model,
     change_speed,
     log_mel_spectrogram,
-    speech_features,
 )
 from apps.speech.model import (
     fix_length as fix_length_tf,
@@ -124,16 +126,25 @@ def test_fix_length_in_graph_matches_numpy(size):
     np.testing.assert_array_equal(fix_length_tf(audio[np.newaxis])[0].numpy(), fix_length(audio))
 
 
-def librosa_features(waveform: np.ndarray) -> np.ndarray:
-    """`speech_features`, step by step with librosa and NumPy."""
+def librosa_log_mel(waveform: np.ndarray, config: FeatureConfig = FEATURES) -> np.ndarray:
+    """`[num_mel_bins, frames]` log-mel power of the peak-normalized clip, with librosa."""
     waveform = waveform / max(np.abs(waveform).max(), 1e-4)
-    mel = librosa.feature.melspectrogram(y=waveform, **FEATURES.librosa_arguments())
-    log_mel = np.log(mel + FEATURES.log_offset)
-    energy = np.log(np.exp(log_mel).sum(axis=0))
-    speech = energy > energy.max() - FEATURES.speech_floor
-    log_mel = np.maximum(log_mel, log_mel.max() - FEATURES.dynamic_range)
+    mel = librosa.feature.melspectrogram(y=waveform, **config.librosa_arguments())
+    return np.log(mel + config.log_offset)
+
+
+def frame_energy(log_mel: np.ndarray) -> np.ndarray:
+    return np.log(np.exp(log_mel).sum(axis=0))
+
+
+def librosa_features(waveform: np.ndarray, config: FeatureConfig = FEATURES) -> np.ndarray:
+    """`speech_features`, step by step with librosa and NumPy."""
+    log_mel = librosa_log_mel(waveform, config)
+    energy = frame_energy(log_mel)
+    speech = energy > energy.max() - config.speech_floor
+    log_mel = np.maximum(log_mel, log_mel.max() - config.dynamic_range)
     log_mel = log_mel - log_mel[:, speech].mean(axis=1, keepdims=True)
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=FEATURES.num_cepstra, dct_type=2, norm="ortho")
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.num_cepstra, dct_type=2, norm="ortho")
     return mfcc.T
 
 
@@ -172,13 +183,50 @@ def test_in_graph_log_mel_matches_librosa():
         assert np.abs(np.log(power @ filters.T + FEATURES.log_offset) - reference).max() < 2e-3
 
 
-def test_model_features_match_librosa_mfcc_on_speech():
-    """The whole in-graph pipeline against librosa on synthetic spoken words: within 0.1."""
-    clips = load_data("sample", limit=6).test.waveforms
-    ours = speech_features(tf.constant(clips)).numpy()
+@pytest.mark.parametrize("upper_hertz", [FEATURES.upper_hertz, 4000.0])
+def test_model_features_match_librosa_mfcc_on_speech(upper_hertz):
+    """The model's feature layer against librosa on synthetic spoken words: within 0.1."""
+    clips = load_data("sample").test.waveforms[:12]
+    ours = SpeechFeatures(upper_hertz)(clips).numpy()
     assert ours.shape == (len(clips), *FEATURES.feature_shape)
+    config = replace(FEATURES, upper_hertz=upper_hertz)
+    compared = 0
     for waveform, features in zip(clips, ours):
-        assert np.abs(features - librosa_features(waveform)).max() < 0.1
+        # A frame whose energy lies within the log-mel tolerance (0.05) of the
+        # speech threshold may count as speech on one side only; such clips
+        # cannot be compared this way.
+        energy = frame_energy(librosa_log_mel(waveform, config))
+        if np.abs(energy - (energy.max() - config.speech_floor)).min() < 0.05:
+            continue
+        assert np.abs(features - librosa_features(waveform, config)).max() < 0.1
+        compared += 1
+    assert compared >= 6
+
+
+def test_features_capped_at_4_khz_ignore_the_band_above():
+    """What an 8 kHz recording lacks (sound above 4 kHz) does not reach features capped there."""
+    rng = np.random.default_rng(5)
+    word = np.zeros(CLIP_SAMPLES, np.float32)
+    word[4000:12000] = tone(300, 0.5, SAMPLE_RATE) + tone(1200, 0.5, SAMPLE_RATE, 0.3)
+    hiss = librosa.resample(rng.standard_normal(CLIP_SAMPLES // 2), orig_sr=8000, target_sr=16000)
+    hiss = 0.2 * (hiss * np.cos(np.pi * np.arange(CLIP_SAMPLES)))  # moved to 4-8 kHz
+    clips = np.stack([word, word + hiss.astype(np.float32)])
+    capped = SpeechFeatures(4000)(clips).numpy()
+    np.testing.assert_allclose(capped[0], capped[1], atol=0.05)
+    full_band = SpeechFeatures()(clips).numpy()
+    assert np.abs(full_band[0] - full_band[1]).max() > 1.0
+
+
+def test_feature_band_is_validated_and_kept_by_saving(tmp_path):
+    for upper_hertz in (8001, 20):
+        with pytest.raises(ValueError, match="upper_hertz"):
+            SpeechFeatures(upper_hertz)
+    model = build_model(3, units=4, conv_filters=4, recurrent_layers=1, max_frequency=4000)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.get_layer("features").upper_hertz == 4000.0
+    clips = load_data("sample", limit=2).test.waveforms
+    np.testing.assert_allclose(loaded.predict(clips, verbose=0), model.predict(clips, verbose=0), atol=1e-6)
 
 
 def write_label_folders(root, rate: int, suffix: str, per_label: int = 4):

@@ -33,7 +33,7 @@ from apps.speech.data import (
     load_audio,
     load_data,
 )
-from apps.speech.model import SpeechServer, augment_waveform, build_model
+from apps.speech.model import FEATURES, SpeechServer, augment_waveform, build_model
 
 SILENCE_PEAK = 1e-4
 
@@ -63,6 +63,7 @@ def train_speech_model(
     epochs: int = 30,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
+    max_frequency: float = FEATURES.upper_hertz,
     seed: int = 0,
     verbose: int = 1,
     strategy: tf.distribute.Strategy | None = None,
@@ -72,14 +73,16 @@ def train_speech_model(
 ) -> keras.Model:
     """Builds and trains a model on `data.train` (validating on `data.validation` if any).
 
-    Adam with a cosine-decaying learning rate; the model is built in
-    `strategy`'s scope. `backup_dir`, `checkpoint_every` and `fresh` are
+    Adam with a cosine-decaying learning rate; the model (`build_model`, with
+    `max_frequency` the top of its mel filter bank) is built in `strategy`'s scope. `backup_dir`, `checkpoint_every` and `fresh` are
     handed to `apps.common.training.fit` (resumable runs).
     """
     set_seed(seed)
     steps = epochs * int(np.ceil(len(data.train) / batch_size))
     with (strategy or tf.distribute.get_strategy()).scope():
-        model = build_model(len(data.labels), cell=cell, units=units, seed=seed)
+        model = build_model(
+            len(data.labels), cell=cell, units=units, max_frequency=max_frequency, seed=seed
+        )
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=max(steps, 1), alpha=0.02
         )
@@ -161,6 +164,11 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         help="run the model on each clip played at these speeds and average (test accuracy "
         "and the export), e.g. 0.85,0.9,1,1.1,1.15; default 1 (once)",
     )
+    parser.add_argument(
+        "--max-frequency", type=float, default=FEATURES.upper_hertz, metavar="HZ",
+        help="top of the features' mel filter bank; 4000 for audio recorded at 8 kHz (fsdd, "
+        f"telephone speech); default {FEATURES.upper_hertz:g}",
+    )
     add_training_arguments(parser, epochs=60, batch_size=32, units=64)
 
 
@@ -181,6 +189,11 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1.")
     if args.limit is not None and args.limit < 2:
         raise InputError("--limit must be at least 2.")
+    if not FEATURES.lower_hertz < args.max_frequency <= SAMPLE_RATE / 2:
+        raise InputError(
+            f"--max-frequency must lie above {FEATURES.lower_hertz:g} Hz and at most "
+            f"{SAMPLE_RATE // 2} Hz (half the {SAMPLE_RATE} Hz the audio is decoded to)."
+        )
     data = load_data(args.data, limit=args.limit, seed=args.seed)
     if not len(data.test):
         raise InputError(f"{args.data}: the data set has no test clips.")
@@ -193,6 +206,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            max_frequency=args.max_frequency,
             seed=args.seed,
             verbose=args.verbose,
             strategy=make_strategy(args.strategy),
