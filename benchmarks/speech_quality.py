@@ -9,13 +9,14 @@ Two measurements on `<data-dir>/fsdd/recordings` (8 kHz WAV,
 
     python benchmarks/speech_quality.py --data-dir ../shared/datasets [--cell gru]
         [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers [DIR]]
-        [--synthetic-rate 8000] [--ensemble K]
+        [--synthetic-rate 8000] [--max-frequency 4000] [--ensemble K]
 
 `--test-speeds` averages each model over its input played at several speeds
 (what `train speech --test-speeds` exports); `--synthetic-speakers [DIR]` adds
 synthetic espeak-ng digits to every training set (more voices, none of them a
 real speaker's): the app's sample, or a larger set that `make_sample` writes;
-`--synthetic-rate 8000` narrows those clips to FSDD's own bandwidth.
+`--synthetic-rate 8000` narrows those clips to FSDD's own bandwidth;
+`--max-frequency 4000` ends the features' mel filters at that bandwidth too.
 
 Targets: >= 0.98 on the index split, >= 0.90 averaged over unseen speakers.
 """
@@ -100,6 +101,7 @@ def accuracy(
             epochs=epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            min_frequency=args.min_frequency,
             max_frequency=args.max_frequency,
             seed=args.seed + member,
             verbose=args.verbose,
@@ -139,6 +141,9 @@ def main() -> None:
     parser.add_argument("--synthetic-rate", type=int, default=None, metavar="HZ",
                         help="resample the synthetic clips to this rate and back (8000: "
                              "FSDD's bandwidth)")
+    parser.add_argument("--min-frequency", type=float, default=FEATURES.lower_hertz,
+                        metavar="HZ", help="bottom of the mel filter bank; "
+                        f"default {FEATURES.lower_hertz:g}")
     parser.add_argument("--max-frequency", type=float, default=FEATURES.upper_hertz,
                         metavar="HZ", help="top of the mel filter bank (4000: FSDD's bandwidth); "
                         f"default {FEATURES.upper_hertz:g}")
@@ -157,9 +162,9 @@ def main() -> None:
         extra = synthetic_digits(data.labels, args.synthetic_speakers, args.synthetic_rate)
     print(
         f"decoded {len(data.train) + len(data.test)} recordings in "
-        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; mel up to {args.max_frequency:g} Hz; "
-        f"test speeds "
-        f"{args.test_speeds}; synthetic speakers: {args.synthetic_speakers} "
+        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; mel filters "
+        f"{args.min_frequency:g}-{args.max_frequency:g} Hz; test speeds {args.test_speeds}; synthetic speakers: "
+        f"{args.synthetic_speakers} "
         f"(through {args.synthetic_rate or SAMPLE_RATE} Hz)",
         flush=True,
     )

@@ -183,13 +183,13 @@ def test_in_graph_log_mel_matches_librosa():
         assert np.abs(np.log(power @ filters.T + FEATURES.log_offset) - reference).max() < 2e-3
 
 
-@pytest.mark.parametrize("upper_hertz", [FEATURES.upper_hertz, 4000.0])
-def test_model_features_match_librosa_mfcc_on_speech(upper_hertz):
+@pytest.mark.parametrize("band", [(FEATURES.lower_hertz, FEATURES.upper_hertz), (100.0, 4000.0)])
+def test_model_features_match_librosa_mfcc_on_speech(band):
     """The model's feature layer against librosa on synthetic spoken words: within 0.1."""
     clips = load_data("sample").test.waveforms[:12]
-    ours = SpeechFeatures(upper_hertz)(clips).numpy()
+    ours = SpeechFeatures(*band)(clips).numpy()
     assert ours.shape == (len(clips), *FEATURES.feature_shape)
-    config = replace(FEATURES, upper_hertz=upper_hertz)
+    config = replace(FEATURES, lower_hertz=band[0], upper_hertz=band[1])
     compared = 0
     for waveform, features in zip(clips, ours):
         # A frame whose energy lies within the log-mel tolerance (0.05) of the
@@ -211,20 +211,23 @@ def test_features_capped_at_4_khz_ignore_the_band_above():
     hiss = librosa.resample(rng.standard_normal(CLIP_SAMPLES // 2), orig_sr=8000, target_sr=16000)
     hiss = 0.2 * (hiss * np.cos(np.pi * np.arange(CLIP_SAMPLES)))  # moved to 4-8 kHz
     clips = np.stack([word, word + hiss.astype(np.float32)])
-    capped = SpeechFeatures(4000)(clips).numpy()
+    capped = SpeechFeatures(upper_hertz=4000)(clips).numpy()
     np.testing.assert_allclose(capped[0], capped[1], atol=0.05)
     full_band = SpeechFeatures()(clips).numpy()
     assert np.abs(full_band[0] - full_band[1]).max() > 1.0
 
 
 def test_feature_band_is_validated_and_kept_by_saving(tmp_path):
-    for upper_hertz in (8001, 20):
-        with pytest.raises(ValueError, match="upper_hertz"):
-            SpeechFeatures(upper_hertz)
-    model = build_model(3, units=4, conv_filters=4, recurrent_layers=1, max_frequency=4000)
+    for lower_hertz, upper_hertz in ((20, 8001), (-1, 4000), (4000, 4000)):
+        with pytest.raises(ValueError, match="lower_hertz=.*upper_hertz="):
+            SpeechFeatures(lower_hertz, upper_hertz)
+    model = build_model(
+        3, units=4, conv_filters=4, recurrent_layers=1, min_frequency=100, max_frequency=4000
+    )
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
-    assert loaded.get_layer("features").upper_hertz == 4000.0
+    features = loaded.get_layer("features")
+    assert (features.lower_hertz, features.upper_hertz) == (100.0, 4000.0)
     clips = load_data("sample", limit=2).test.waveforms
     np.testing.assert_allclose(loaded.predict(clips, verbose=0), model.predict(clips, verbose=0), atol=1e-6)
 

@@ -63,6 +63,7 @@ def train_speech_model(
     epochs: int = 30,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
+    min_frequency: float = FEATURES.lower_hertz,
     max_frequency: float = FEATURES.upper_hertz,
     seed: int = 0,
     verbose: int = 1,
@@ -73,15 +74,20 @@ def train_speech_model(
 ) -> keras.Model:
     """Builds and trains a model on `data.train` (validating on `data.validation` if any).
 
-    Adam with a cosine-decaying learning rate; the model (`build_model`, with
-    `max_frequency` the top of its mel filter bank) is built in `strategy`'s scope. `backup_dir`, `checkpoint_every` and `fresh` are
+    Adam with a cosine-decaying learning rate; the model (`build_model`, its mel
+    filters from `min_frequency` to `max_frequency` Hz) is built in `strategy`'s scope. `backup_dir`, `checkpoint_every` and `fresh` are
     handed to `apps.common.training.fit` (resumable runs).
     """
     set_seed(seed)
     steps = epochs * int(np.ceil(len(data.train) / batch_size))
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(
-            len(data.labels), cell=cell, units=units, max_frequency=max_frequency, seed=seed
+            len(data.labels),
+            cell=cell,
+            units=units,
+            min_frequency=min_frequency,
+            max_frequency=max_frequency,
+            seed=seed,
         )
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=max(steps, 1), alpha=0.02
@@ -165,6 +171,11 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         "and the export), e.g. 0.85,0.9,1,1.1,1.15; default 1 (once)",
     )
     parser.add_argument(
+        "--min-frequency", type=float, default=FEATURES.lower_hertz, metavar="HZ",
+        help="bottom of the features' mel filter bank; 100 leaves out hum and the lowest "
+        f"pitch, which microphones record differently; default {FEATURES.lower_hertz:g}",
+    )
+    parser.add_argument(
         "--max-frequency", type=float, default=FEATURES.upper_hertz, metavar="HZ",
         help="top of the features' mel filter bank; 4000 for audio recorded at 8 kHz (fsdd, "
         f"telephone speech); default {FEATURES.upper_hertz:g}",
@@ -189,10 +200,11 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1.")
     if args.limit is not None and args.limit < 2:
         raise InputError("--limit must be at least 2.")
-    if not FEATURES.lower_hertz < args.max_frequency <= SAMPLE_RATE / 2:
+    if not 0 <= args.min_frequency < args.max_frequency <= SAMPLE_RATE / 2:
         raise InputError(
-            f"--max-frequency must lie above {FEATURES.lower_hertz:g} Hz and at most "
-            f"{SAMPLE_RATE // 2} Hz (half the {SAMPLE_RATE} Hz the audio is decoded to)."
+            "--min-frequency and --max-frequency need 0 <= min < max <= "
+            f"{SAMPLE_RATE // 2} Hz (half the {SAMPLE_RATE} Hz the audio is decoded to), got "
+            f"{args.min_frequency:g} and {args.max_frequency:g}."
         )
     data = load_data(args.data, limit=args.limit, seed=args.seed)
     if not len(data.test):
@@ -206,6 +218,7 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            min_frequency=args.min_frequency,
             max_frequency=args.max_frequency,
             seed=args.seed,
             verbose=args.verbose,

@@ -165,22 +165,31 @@ class SpeechFeatures(keras.layers.Layer):
     """Raw waveforms -> MFCC features (`speech_features`), inside the model.
 
     Args:
-        upper_hertz: the top of the mel filter bank. The default covers
-            16 kHz audio; for recordings made at 8 kHz (telephone band, FSDD)
-            4000 keeps every filter where the recordings have sound instead of
-            spending a quarter of them on an empty band.
+        lower_hertz: the bottom of the mel filter bank.
+        upper_hertz: its top. The defaults cover 16 kHz audio; for recordings
+            made at 8 kHz (telephone band, FSDD) 4000 keeps every filter where
+            the recordings have sound instead of spending a quarter of them on
+            an empty band. Raising `lower_hertz` to about 100 leaves out the
+            mains hum and the bottom of the voice's pitch range, which
+            microphones record very differently.
     """
 
-    def __init__(self, upper_hertz: float = FEATURES.upper_hertz, **kwargs):
+    def __init__(
+        self,
+        lower_hertz: float = FEATURES.lower_hertz,
+        upper_hertz: float = FEATURES.upper_hertz,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         nyquist = FEATURES.sample_rate / 2
-        if not FEATURES.lower_hertz < upper_hertz <= nyquist:
+        if not 0 <= lower_hertz < upper_hertz <= nyquist:
             raise ValueError(
-                f"upper_hertz must lie above {FEATURES.lower_hertz:g} and at most {nyquist:g} Hz "
-                f"(half the {FEATURES.sample_rate} Hz sample rate), got {upper_hertz}."
+                "The mel filter band needs 0 <= lower_hertz < upper_hertz <= "
+                f"{nyquist:g} Hz (half the {FEATURES.sample_rate} Hz sample rate), got "
+                f"lower_hertz={lower_hertz}, upper_hertz={upper_hertz}."
             )
-        self.upper_hertz = float(upper_hertz)
-        self.config = replace(FEATURES, upper_hertz=self.upper_hertz)
+        self.lower_hertz, self.upper_hertz = float(lower_hertz), float(upper_hertz)
+        self.config = replace(FEATURES, lower_hertz=self.lower_hertz, upper_hertz=self.upper_hertz)
 
     def call(self, waveforms):
         return speech_features(waveforms, self.config)
@@ -189,7 +198,11 @@ class SpeechFeatures(keras.layers.Layer):
         return (input_shape[0], *self.config.feature_shape)
 
     def get_config(self):
-        return {**super().get_config(), "upper_hertz": self.upper_hertz}
+        return {
+            **super().get_config(),
+            "lower_hertz": self.lower_hertz,
+            "upper_hertz": self.upper_hertz,
+        }
 
 
 @keras.saving.register_keras_serializable(package="speech")
@@ -253,6 +266,7 @@ def build_model(
     bidirectional: bool = True,
     conv_filters: int = 64,
     dropout: float = 0.2,
+    min_frequency: float = FEATURES.lower_hertz,
     max_frequency: float = FEATURES.upper_hertz,
     seed: int | None = None,
 ) -> keras.Model:
@@ -262,15 +276,15 @@ def build_model(
     (training only), an optional convolutional front end (two strided Conv1D blocks, 4x fewer
     time steps; `conv_filters=0` leaves it out), `recurrent_layers` stacked
     recurrent layers (bidirectional if asked; the last returns its final
-    state), dropout and a softmax. `max_frequency`: the top of the mel filter
-    bank (`SpeechFeatures`' `upper_hertz`).
+    state), dropout and a softmax. `min_frequency` and `max_frequency`: the
+    band of the mel filter bank (`SpeechFeatures`).
     """
     if num_labels < 2:
         raise ValueError(f"num_labels must be at least 2, got {num_labels}.")
     if units < 1 or recurrent_layers < 1 or conv_filters < 0:
         raise ValueError("units and recurrent_layers must be positive, conv_filters non-negative.")
     waveforms = keras.Input((FEATURES.clip_samples,), name="waveform")
-    x = SpeechFeatures(max_frequency, name="features")(waveforms)
+    x = SpeechFeatures(min_frequency, max_frequency, name="features")(waveforms)
     x = keras.layers.BatchNormalization(name="feature_norm")(x)
     x = SpecAugment(seed=seed, name="spec_augment")(x)
     if conv_filters:
