@@ -9,14 +9,16 @@ Two measurements on `<data-dir>/fsdd/recordings` (8 kHz WAV,
 
     python benchmarks/speech_quality.py --data-dir ../shared/datasets [--cell gru]
         [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers [DIR]]
-        [--synthetic-rate 8000] [--max-frequency 4000] [--ensemble K]
+        [--synthetic-rate 8000] [--min-frequency 100] [--max-frequency 4000]
+        [--ensemble K]
 
 `--test-speeds` averages each model over its input played at several speeds
 (what `train speech --test-speeds` exports); `--synthetic-speakers [DIR]` adds
 synthetic espeak-ng digits to every training set (more voices, none of them a
 real speaker's): the app's sample, or a larger set that `make_sample` writes;
 `--synthetic-rate 8000` narrows those clips to FSDD's own bandwidth;
-`--max-frequency 4000` ends the features' mel filters at that bandwidth too.
+`--max-frequency 4000` ends the features' mel filters at that bandwidth too, and
+`--min-frequency 100` starts them above the hum and lowest pitch.
 
 Targets: >= 0.98 on the index split, >= 0.90 averaged over unseen speakers.
 """
@@ -163,8 +165,8 @@ def main() -> None:
     print(
         f"decoded {len(data.train) + len(data.test)} recordings in "
         f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; mel filters "
-        f"{args.min_frequency:g}-{args.max_frequency:g} Hz; test speeds {args.test_speeds}; synthetic speakers: "
-        f"{args.synthetic_speakers} "
+        f"{args.min_frequency:g}-{args.max_frequency:g} Hz; test speeds {args.test_speeds}; "
+        f"synthetic speakers: {args.synthetic_speakers} "
         f"(through {args.synthetic_rate or SAMPLE_RATE} Hz)",
         flush=True,
     )

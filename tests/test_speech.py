@@ -229,7 +229,9 @@ def test_feature_band_is_validated_and_kept_by_saving(tmp_path):
     features = loaded.get_layer("features")
     assert (features.lower_hertz, features.upper_hertz) == (100.0, 4000.0)
     clips = load_data("sample", limit=2).test.waveforms
-    np.testing.assert_allclose(loaded.predict(clips, verbose=0), model.predict(clips, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(clips, verbose=0), model.predict(clips, verbose=0), atol=1e-6
+    )
 
 
 def write_label_folders(root, rate: int, suffix: str, per_label: int = 4):

@@ -75,8 +75,9 @@ def train_speech_model(
     """Builds and trains a model on `data.train` (validating on `data.validation` if any).
 
     Adam with a cosine-decaying learning rate; the model (`build_model`, its mel
-    filters from `min_frequency` to `max_frequency` Hz) is built in `strategy`'s scope. `backup_dir`, `checkpoint_every` and `fresh` are
-    handed to `apps.common.training.fit` (resumable runs).
+    filters from `min_frequency` to `max_frequency` Hz) is built in `strategy`'s
+    scope. `backup_dir`, `checkpoint_every` and `fresh` are handed to
+    `apps.common.training.fit` (resumable runs).
     """
     set_seed(seed)
     steps = epochs * int(np.ceil(len(data.train) / batch_size))
