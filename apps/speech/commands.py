@@ -33,7 +33,13 @@ from apps.speech.data import (
     load_audio,
     load_data,
 )
-from apps.speech.model import FEATURES, SpeechServer, augment_waveform, build_model
+from apps.speech.model import (
+    FEATURES,
+    SpeechServer,
+    augment_waveform,
+    build_model,
+    check_mel_band,
+)
 
 SILENCE_PEAK = 1e-4
 
@@ -201,12 +207,10 @@ def run_train(args: argparse.Namespace) -> TrainReport:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1.")
     if args.limit is not None and args.limit < 2:
         raise InputError("--limit must be at least 2.")
-    if not 0 <= args.min_frequency < args.max_frequency <= SAMPLE_RATE / 2:
-        raise InputError(
-            "--min-frequency and --max-frequency need 0 <= min < max <= "
-            f"{SAMPLE_RATE // 2} Hz (half the {SAMPLE_RATE} Hz the audio is decoded to), got "
-            f"{args.min_frequency:g} and {args.max_frequency:g}."
-        )
+    try:
+        check_mel_band(args.min_frequency, args.max_frequency)
+    except ValueError as error:
+        raise InputError(f"--min-frequency and --max-frequency: {error}") from None
     data = load_data(args.data, limit=args.limit, seed=args.seed)
     if not len(data.test):
         raise InputError(f"{args.data}: the data set has no test clips.")

@@ -160,6 +160,17 @@ def speech_features(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) -> t
     return tf.signal.dct(log_mel, type=2, norm="ortho")[..., : config.num_cepstra]
 
 
+def check_mel_band(lower_hertz: float, upper_hertz: float) -> None:
+    """Raises ValueError unless 0 <= lower_hertz < upper_hertz <= half the sample rate."""
+    nyquist = FEATURES.sample_rate / 2
+    if not 0 <= lower_hertz < upper_hertz <= nyquist:
+        raise ValueError(
+            "The mel filter band needs 0 <= lower_hertz < upper_hertz <= "
+            f"{nyquist:g} Hz (half the {FEATURES.sample_rate} Hz sample rate), got "
+            f"lower_hertz={lower_hertz:g}, upper_hertz={upper_hertz:g}."
+        )
+
+
 @keras.saving.register_keras_serializable(package="speech")
 class SpeechFeatures(keras.layers.Layer):
     """Raw waveforms -> MFCC features (`speech_features`), inside the model.
@@ -181,13 +192,7 @@ class SpeechFeatures(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        nyquist = FEATURES.sample_rate / 2
-        if not 0 <= lower_hertz < upper_hertz <= nyquist:
-            raise ValueError(
-                "The mel filter band needs 0 <= lower_hertz < upper_hertz <= "
-                f"{nyquist:g} Hz (half the {FEATURES.sample_rate} Hz sample rate), got "
-                f"lower_hertz={lower_hertz}, upper_hertz={upper_hertz}."
-            )
+        check_mel_band(lower_hertz, upper_hertz)
         self.lower_hertz, self.upper_hertz = float(lower_hertz), float(upper_hertz)
         self.config = replace(FEATURES, lower_hertz=self.lower_hertz, upper_hertz=self.upper_hertz)
 
