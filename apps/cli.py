@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.registry import REGISTRY, Registry, load_app_packages
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a bad flag in one line (status 2), without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="gru-suite",
         description="Train, export and serve GRU models for five applications.",
     )
@@ -49,14 +54,18 @@ def run(argv: Sequence[str], registry: Registry = REGISTRY) -> Any:
     """
     args = build_parser(registry).parse_args(list(argv))
     if getattr(args, "strategy", None):
+        from apps.common.distributed import make_strategy
+
         # A multi-worker strategy must exist before TensorFlow runs any op.
         make_strategy(args.strategy)
     return args.command.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter is noise on a command line.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Before anything imports TensorFlow: its start-up lines are noise here.
+    from apps.common.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     load_app_packages()
     try:
         run(sys.argv[1:] if argv is None else argv)

@@ -36,7 +36,7 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
 from apps.common.cells import CELLS  # noqa: E402
-from apps.speech.commands import served_probabilities, speed_list, train_speech_model  # noqa: E402
+from apps.speech.commands import SPEEDS, served_probabilities, train_speech_model  # noqa: E402
 from apps.speech.data import (  # noqa: E402
     CLIP_SAMPLES, SAMPLE_RATE, AudioSplit, SpeechData, load_data, load_flat_folder,
 )
@@ -109,7 +109,7 @@ def accuracy(
             verbose=args.verbose,
         )
         server = SpeechServer(model, data.labels, args.test_speeds)
-        log_probabilities += np.log(served_probabilities(server, data.test.waveforms) + 1e-7)
+        log_probabilities += np.log(served_probabilities(server.serve, data.test.waveforms) + 1e-7)
     predicted = np.argmax(log_probabilities, axis=-1)
     return float(np.mean(predicted == data.test.labels)), time.perf_counter() - start
 
@@ -132,7 +132,7 @@ def main() -> None:
         default=None,
         help="run one of the two measurements",
     )
-    parser.add_argument("--test-speeds", type=speed_list, default=(1.0,), metavar="S1,S2,...",
+    parser.add_argument("--test-speeds", type=SPEEDS, default=(1.0,), metavar="S1,S2,...",
                         help="average the model over the clip played at these speeds (as "
                              "`train speech --test-speeds`); default 1")
     parser.add_argument("--synthetic-speakers", nargs="?", const="sample", default=None,

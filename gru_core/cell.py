@@ -5,10 +5,9 @@ from __future__ import annotations
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-# Keras keeps its dropout-mask bookkeeping for RNN cells private; reusing it
-# means `keras.layers.RNN(GRUCell(...))` samples one mask per sequence, exactly
-# as it does for Keras's own cells.
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+# Keras's own dropout-mask bookkeeping: `keras.layers.RNN(GRUCell(...))`
+# samples one mask per sequence, exactly as it does for Keras's own cells.
+from gru_core.keras_private import DropoutRNNCell
 
 
 def _validate_rate(name: str, value: float) -> float:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-# The time loop that `keras.layers.RNN` itself runs (masking, go_backwards,
-# unroll); it is not exported under a public name.
-from keras.src.backend import rnn as run_time_loop
-
 from gru_core.cell import GRUCell
+from gru_core.keras_private import run_time_loop
 
 
 def _cell_property(name: str, doc: str = "") -> property:
@@ -176,6 +173,7 @@ class GRU(keras.layers.RNN):
             and self.cell.recurrent_activation is keras.activations.sigmoid
         )
 
+    # Overrides keras_private.INNER_LOOP, the method RNN.call runs the loop through.
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
         if isinstance(mask, (list, tuple)):

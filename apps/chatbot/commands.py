@@ -1,142 +1,156 @@
-"""CLI of the chatbot app: train, evaluate, predict, and the interactive `gru-suite chat`."""
+"""The chatbot app: `gru-suite train|evaluate|predict chatbot`, and the interactive `chat`."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import tensorflow as tf
 
 from apps.chatbot.data import evaluation_pairs, load_splits
-from apps.chatbot.model import (
-    APP,
-    distinct_n,
-    export_chatbot,
-    generate_replies,
-    make_signatures,
-    perplexity,
+from apps.chatbot.model import APP, distinct_n, generate_replies, make_signatures, perplexity
+from apps.common.app import (
+    App,
+    Evaluation,
+    Export,
+    ExportConfig,
+    Fitting,
+    Splits,
+    Trained,
+    batch_size_setting,
+    epochs_setting,
+    load_export,
+    register_app,
+    units_setting,
 )
-from apps.common.errors import InputError
-from apps.common.export import load_exported
+from apps.common.config import (
+    Config,
+    DataSource,
+    arguments_configurer,
+    at_least,
+    fraction,
+    from_arguments,
+    positive,
+    setting,
+)
+from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import (
-    add_seq2seq_arguments,
-    check_seq2seq_arguments,
+    Seq2SeqTrain,
+    decoding_setting,
+    max_length_setting,
     train_seq2seq,
-)
-from apps.common.training import (
-    TrainReport,
-    add_training_arguments,
-    publish_report,
-    set_seed,
+    vocabulary_size_setting,
 )
 from apps.registry import Command, register
 
-DATA_HELP = (
-    "sample (default; the chatterbot-corpus English conversations), cornell (Cornell "
-    "Movie-Dialogs), a tab-separated pairs file, PATH.enc (with PATH.dec), or "
-    "UTTERANCES,REPLIES line-aligned files"
-)
 # Generated replies scored for distinct-1/2 (generation is the slow part).
 DISTINCT_SAMPLE = 500
+DEMO_UTTERANCES = ["hello", "what is your name", "do you like music"]
 
 
-def configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="sample", help=DATA_HELP)
-    add_training_arguments(parser, epochs=15, batch_size=32, units=128)
-    add_seq2seq_arguments(parser, max_length=24, vocabulary_size=8000, decoding="sample")
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Config):
+    data: str = setting(
+        "sample", "sample (the chatterbot-corpus English conversations), cornell (Cornell "
+        "Movie-Dialogs), a tab-separated pairs file, PATH.enc (with PATH.dec), or "
+        "UTTERANCES,REPLIES line-aligned files",
+        check=DataSource(("sample", "cornell"), pairs=True), group="data")
 
 
-def run_train(args: argparse.Namespace) -> TrainReport:
-    check_seq2seq_arguments(args)
-    set_seed(args.seed)
-    train, held_out = load_splits(args.data)
-    train = train.head(args.limit)
-    # Room for the utterance, the separator and the turn before it.
-    run = train_seq2seq(train, held_out, args, app=APP, max_source_length=2 * args.max_length)
-    export_path = None
-    if args.no_export:
-        signatures = make_signatures(run.server)
-    else:
-        export_path, signatures = export_chatbot(run.server, args.export_dir)
-    sources = held_out.sources[:DISTINCT_SAMPLE]
-    replies = generate_replies(signatures["serving_default"], sources)
-    report = TrainReport(
-        app=APP,
-        data=args.data,
-        cell=args.cell,
-        metric="held-out perplexity",
-        value=run.held_out_perplexity,
-        train_seconds=run.train_seconds,
-        epochs=run.epochs_run,
-        export_path=str(export_path) if export_path else None,
-        extra={
-            "distinct-1 / distinct-2": f"{distinct_n(replies, 1):.3f} / {distinct_n(replies, 2):.3f}",
-            "training / held-out pairs": f"{len(train)} / {len(held_out)}",
-            "decoding": args.decoding,
-            "example": f"{sources[0]!r} -> {replies[0]!r}",
-            **({"stopped by --minutes": True} if run.stopped_early else {}),
-        },
-    )
-    return publish_report(report, args, run.model)
+@dataclasses.dataclass(frozen=True)
+class ChatbotTrain(Seq2SeqTrain, DataSettings):
+    epochs: int = epochs_setting(15)
+    batch_size: int = batch_size_setting(32)
+    units: int = units_setting(128)
+    max_length: int = max_length_setting(24)
+    vocabulary_size: int = vocabulary_size_setting(8000)
+    decoding: str = decoding_setting("sample")
 
 
-def _add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, type=Path,
-                        help="an export folder, or saved_models/chatbot for the newest version")
+@dataclasses.dataclass(frozen=True)
+class ChatbotEvaluate(ExportConfig, DataSettings):
+    score_limit: int | None = setting(None, "score at most this many pairs", check=at_least(1),
+                                      flag="--limit")
 
 
-def configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    _add_model_argument(parser)
-    parser.add_argument("--data", default="sample", help=DATA_HELP)
-    parser.add_argument("--limit", type=int, default=None, help="score at most this many pairs")
+@dataclasses.dataclass(frozen=True)
+class ChatbotPredict(ExportConfig):
+    texts: tuple[str, ...] = setting((), "utterances to reply to", positional=True, nargs="+",
+                                     metavar="TEXT")
 
 
-def run_evaluate(args: argparse.Namespace) -> dict[str, float]:
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be at least 1, got {args.limit}")
-    loaded = load_exported(args.model)
-    if "score" not in loaded.signatures:
-        raise InputError(f"{args.model}: not a chatbot export (no 'score' signature).")
-    pairs = evaluation_pairs(args.data).head(args.limit)
-    replies = generate_replies(
-        loaded.signatures["serving_default"], pairs.sources[:DISTINCT_SAMPLE]
-    )
-    scores = {
-        "perplexity": perplexity(loaded.signatures["score"], pairs.sources, pairs.targets),
-        "distinct_1": distinct_n(replies, 1),
-        "distinct_2": distinct_n(replies, 2),
-        "pairs": len(pairs),
+@dataclasses.dataclass(frozen=True)
+class ChatConfig(ExportConfig):
+    temperature: float = setting(0.8, "sampling temperature", check=positive(100.0))
+    top_k: int = setting(0, "top-k sampling, 0 = off", check=at_least(0))
+    top_p: float = setting(0.9, "nucleus sampling mass", check=fraction(zero=False, one=True))
+    no_context: bool = setting(False, "do not give the bot's previous reply as context")
+
+
+class ChatbotApp(App):
+    """A GRU encoder-decoder that replies to an utterance (and the turn before it)."""
+
+    name = APP
+    help = {
+        "train": "train a GRU encoder-decoder chatbot and export it",
+        "evaluate": "held-out perplexity and distinct-1/2 of an exported chatbot",
+        "predict": "reply to utterances with an exported chatbot",
     }
-    print(
-        f"perplexity {scores['perplexity']:.2f} on {len(pairs)} pairs of {args.data}; "
-        f"distinct-1 {scores['distinct_1']:.3f}, distinct-2 {scores['distinct_2']:.3f} "
-        f"over {len(replies)} generated replies"
-    )
-    return scores
+    Train = ChatbotTrain
+    Evaluate = ChatbotEvaluate
+    Predict = ChatbotPredict
+    serving_inputs = ("text",)
+    quick_args = ("--epochs", "4")
+
+    def load_data(self, config: DataSettings) -> Splits:
+        train, held_out = load_splits(config.data)
+        return Splits(config.data, train, held_out, held_out)
+
+    def evaluation_data(self, config: DataSettings) -> Splits:
+        return Splits(config.data, None, None, evaluation_pairs(config.data))
+
+    def train(self, config: ChatbotTrain, data: Splits, fitting: Fitting) -> Trained:
+        train = data.train.head(config.limit)
+        # Room for the utterance, the separator and the turn before it.
+        run = train_seq2seq(train, data.validation, config, fitting,
+                            max_source_length=2 * config.max_length)
+        serving = seq2seq_serving(run.server, make_signatures(run.server))
+        return Trained(run.model, serving, run.epochs_run, {
+            "training / held-out pairs": f"{len(train)} / {len(data.validation)}",
+            "decoding": config.decoding,
+            **({"stopped by --minutes": True} if run.stopped_early else {}),
+        })
+
+    def evaluate(self, export: Export, data: Splits, config: ChatbotEvaluate,
+                 output_dir: Path | None) -> Evaluation:
+        pairs = data.test.head(config.score_limit)
+        sources = pairs.sources[:DISTINCT_SAMPLE]
+        replies = generate_replies(export.signature(), sources)
+        value = perplexity(export.signature("score"), pairs.sources, pairs.targets)
+        distinct = (distinct_n(replies, 1), distinct_n(replies, 2))
+        return Evaluation(
+            "held-out perplexity", value,
+            {"distinct-1 / distinct-2": f"{distinct[0]:.3f} / {distinct[1]:.3f}", "pairs": len(pairs),
+             "example": f"{sources[0]!r} -> {replies[0]!r}" if sources else ""},
+            summary=f"perplexity {value:.2f} on {len(pairs)} pairs of {data.name}; "
+            f"distinct-1 {distinct[0]:.3f}, distinct-2 {distinct[1]:.3f} "
+            f"over {len(replies)} generated replies",
+        )
+
+    def predict(self, export: Export, config: ChatbotPredict) -> list[str]:
+        replies = generate_replies(export.signature(), list(config.texts))
+        for reply in replies:
+            print(reply)
+        return replies
+
+    def demo(self, export: Export) -> str:
+        replies = generate_replies(export.signature(), DEMO_UTTERANCES)
+        return "; ".join(f"{text!r} -> {reply!r}" for text, reply in zip(DEMO_UTTERANCES, replies))
 
 
-def configure_predict(parser: argparse.ArgumentParser) -> None:
-    _add_model_argument(parser)
-    parser.add_argument("text", nargs="+", help="utterances to reply to")
-
-
-def run_predict(args: argparse.Namespace) -> list[str]:
-    loaded = load_exported(args.model)
-    replies = generate_replies(loaded.signatures["serving_default"], args.text)
-    for reply in replies:
-        print(reply)
-    return replies
-
-
-def configure_chat(parser: argparse.ArgumentParser) -> None:
-    _add_model_argument(parser)
-    parser.add_argument("--temperature", type=float, default=0.8,
-                        help="sampling temperature, default 0.8")
-    parser.add_argument("--top-k", type=int, default=0, help="top-k sampling, 0 = off (default)")
-    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass, default 0.9")
-    parser.add_argument("--no-context", action="store_true",
-                        help="do not give the bot's previous reply as context")
+CHATBOT = register_app(ChatbotApp())
 
 
 class Conversation:
@@ -166,14 +180,12 @@ class Conversation:
 
 
 def run_chat(args: argparse.Namespace) -> list[str]:
-    if args.temperature <= 0 or args.top_k < 0 or not 0 < args.top_p <= 1:
-        raise InputError("--temperature must be > 0, --top-k ≥ 0 and --top-p in (0, 1].")
-    loaded = load_exported(args.model)
-    if "converse" not in loaded.signatures:
-        raise InputError(f"{args.model}: not a chatbot export (no 'converse' signature).")
+    """`gru-suite chat`: a conversation in the terminal (or over stdin lines)."""
+    config = from_arguments(ChatConfig, args)
+    export = load_export(CHATBOT, config.model)
     conversation = Conversation(
-        loaded.signatures["converse"], args.temperature, args.top_k, args.top_p,
-        use_context=not args.no_context,
+        export.signature("converse"), config.temperature, config.top_k, config.top_p,
+        use_context=not config.no_context,
     )
     interactive = sys.stdin.isatty()
     replies: list[str] = []
@@ -204,20 +216,5 @@ def run_chat(args: argparse.Namespace) -> list[str]:
     return replies
 
 
-DEMO_UTTERANCES = ["hello", "what is your name", "do you like music"]
-
-
-def demo(export_path: str) -> str:
-    """Replies to a few utterances with an export (for `gru-suite reproduce`)."""
-    replies = generate_replies(load_exported(export_path).signatures["serving_default"], DEMO_UTTERANCES)
-    return "; ".join(f"{text!r} -> {reply!r}" for text, reply in zip(DEMO_UTTERANCES, replies))
-
-
-register(Command("train", APP, "train a GRU encoder-decoder chatbot and export it",
-                 configure_train, run_train, quick_args=("--epochs", "4"), demo=demo))
-register(Command("evaluate", APP, "held-out perplexity and distinct-1/2 of an exported chatbot",
-                 configure_evaluate, run_evaluate))
-register(Command("predict", APP, "reply to utterances with an exported chatbot",
-                 configure_predict, run_predict))
 register(Command("chat", None, "talk with an exported chatbot in the terminal",
-                 configure_chat, run_chat))
+                 arguments_configurer(ChatConfig), run_chat))

@@ -17,12 +17,10 @@ Everything, tokenization and decoding included, runs inside the graph.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tensorflow as tf
 
 from apps.chatbot.data import CONTEXT_SEPARATOR
-from apps.common.seq2seq.serving import TextSeq2Seq, export_seq2seq, join_tokens, run_on_texts
+from apps.common.seq2seq.serving import TextSeq2Seq, run_on_texts
 from apps.common.text import tokenize
 
 APP = "chatbot"
@@ -47,7 +45,7 @@ def make_signatures(server: TextSeq2Seq) -> dict:
     )
     def reply(text):
         target_ids, _ = server.generate(text)
-        return {"reply": join_tokens(server.detokenize(target_ids))}
+        return {"reply": server.reply_texts(text, target_ids)}
 
     @tf.function(input_signature=[
         tf.TensorSpec([None], tf.string, name="text"),
@@ -61,7 +59,7 @@ def make_signatures(server: TextSeq2Seq) -> dict:
             sources_with_context(text, context),
             temperature=temperature, top_k=top_k, top_p=top_p,
         )
-        return {"reply": join_tokens(server.detokenize(target_ids))}
+        return {"reply": server.reply_texts(text, target_ids)}
 
     @tf.function(input_signature=[
         tf.TensorSpec([None], tf.string, name="text"),
@@ -73,12 +71,6 @@ def make_signatures(server: TextSeq2Seq) -> dict:
         return {"nll": nll, "tokens": tokens}
 
     return {"serving_default": reply, "converse": converse, "score": score}
-
-
-def export_chatbot(server: TextSeq2Seq, root: Path | str) -> tuple[Path | None, dict]:
-    """Writes a new export version; returns its folder and the signature functions."""
-    signatures = make_signatures(server)
-    return export_seq2seq(APP, server, signatures, root), signatures
 
 
 def generate_replies(reply_function, texts: list[str], batch_size: int = 64) -> list[str]:

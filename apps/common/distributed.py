@@ -24,6 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gru_core.keras_private import resumed_epoch
+
 from apps.common.errors import InputError
 
 
@@ -174,9 +176,8 @@ def fit_across_workers(
     )
     model.stop_training = False
     callback_list.on_train_begin()
-    # BackupAndRestore passes the epoch to resume from through this attribute,
-    # as it does to Model.fit.
-    initial_epoch = getattr(model, "_initial_epoch", None) or 0
+    # BackupAndRestore passes the epoch to resume from, as it does to Model.fit.
+    initial_epoch = resumed_epoch(model)
     logs: dict[str, Any] = {}
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()

@@ -8,6 +8,7 @@ model and no existing version is ever overwritten.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -23,6 +24,9 @@ from apps.common.errors import InputError
 
 DEFAULT_ROOT = Path("saved_models")
 _PARTIAL_PREFIX = ".partial-"
+# TF Serving's folder for files beside the SavedModel proper (its warm-up
+# requests live there too); what made the export is recorded in it.
+METADATA_FILE = Path("assets.extra") / "gru_suite.json"
 
 
 def existing_versions(app_dir: Path) -> list[int]:
@@ -77,6 +81,7 @@ def export_serving_model(
     root: Path | str = DEFAULT_ROOT,
     extras: Callable[[Path], None] | None = None,
     more_endpoints: dict[str, tf.types.experimental.PolymorphicFunction] | None = None,
+    metadata: dict | None = None,
 ) -> Path | None:
     """Exports `serve_fn` as the `serving_default` signature of a new version.
 
@@ -94,6 +99,8 @@ def export_serving_model(
             it is published; `tf.saved_model.load` ignores them.
         more_endpoints: Further signatures by name, like `serve_fn`
             (attention weights for `explain`, a chatbot's `converse`).
+        metadata: JSON-ready facts written to `assets.extra/gru_suite.json`
+            (the app that made the export, its settings).
     """
     if not is_chief():
         print(f"{app}: not the chief worker, so not exporting (the chief does)")
@@ -110,6 +117,9 @@ def export_serving_model(
         # loop has one) fails on the tensors its backward pass captures.
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
         archive.write_out(str(directory), options=options, verbose=False)
+        if metadata is not None:
+            (directory / METADATA_FILE).parent.mkdir(exist_ok=True)
+            (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         if extras is not None:
             extras(directory)
 
@@ -136,22 +146,27 @@ def load_keras_model(path: Path | str) -> keras.Model:
         raise
 
 
+def version_folder(model_dir: Path | str) -> Path:
+    """`model_dir` if it is a SavedModel, else its newest numbered version."""
+    model_dir = Path(model_dir)
+    if (model_dir / "saved_model.pb").is_file():
+        return model_dir
+    versions = existing_versions(model_dir)
+    if not versions:
+        raise InputError(
+            f"{model_dir}: not a SavedModel folder (no saved_model.pb) and "
+            "no numbered versions inside it."
+        )
+    return model_dir / str(versions[-1])
+
+
 def load_exported(model_dir: Path | str):
     """Loads an export (or the newest version inside `model_dir`).
 
     The result's `signatures["serving_default"]` is the serving function; keep
     the loaded object alive while using it.
     """
-    model_dir = Path(model_dir)
-    if not (model_dir / "saved_model.pb").is_file():
-        versions = existing_versions(model_dir)
-        if versions:
-            model_dir = model_dir / str(versions[-1])
-        else:
-            raise InputError(
-                f"{model_dir}: not a SavedModel folder (no saved_model.pb) and "
-                "no numbered versions inside it."
-            )
+    model_dir = version_folder(model_dir)
     # Exports are saved without gradient functions (serving needs none), and
     # TensorFlow warns about that at every load.
     verbosity = absl_logging.get_verbosity()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -17,12 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.common.cells import CELLS
+from gru_core.keras_private import flatten_layers
+
 from apps.common.distributed import (
-    STRATEGIES, backup_folder, fit_across_workers, is_multi_worker,
-    worker_description,
+    backup_folder, fit_across_workers, is_multi_worker, worker_description,
 )
-from apps.common.export import DEFAULT_ROOT
 
 
 @dataclass
@@ -56,57 +54,23 @@ class TrainReport:
         return "\n".join(lines)
 
 
-def add_training_arguments(
-    parser: argparse.ArgumentParser,
-    *,
-    epochs: int,
-    batch_size: int,
-    units: int,
-) -> None:
-    """The arguments every `gru-suite train APP` takes."""
-    group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
-    group.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
-    group.add_argument("--units", type=int, default=units, help=f"recurrent units, default {units}")
-    group.add_argument("--cell", choices=sorted(CELLS), default="gru",
-                       help="recurrent layer: gru_core.GRU (default), Keras LSTM or SimpleRNN")
-    group.add_argument("--seed", type=int, default=0, help="random seed, default 0")
-    group.add_argument("--limit", type=int, default=None,
-                       help="use at most this many training examples")
-    group.add_argument("--export-dir", type=Path, default=DEFAULT_ROOT,
-                       help=f"root of the versioned exports, default {DEFAULT_ROOT}/")
-    group.add_argument("--no-export", action="store_true", help="train and evaluate only")
-    group.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                       help="Keras progress output: 0 silent, 1 bar (default), 2 one line per epoch")
-    group.add_argument("--report", type=Path, default=None,
-                       help="also write the training report as JSON to this file")
-    runs = parser.add_argument_group("runs, checkpoints and distribution")
-    runs.add_argument("--run-dir", type=Path, default=None,
-                      help="where checkpoints go; by default runs/<app>/<hash of the arguments>, "
-                           "so the same command resumes an interrupted run")
-    runs.add_argument("--fresh", action="store_true",
-                      help="ignore any checkpoint of an interrupted run and start over")
-    runs.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",
-                      help="back up the training state every STEPS batches (default 50)")
-    runs.add_argument("--strategy", choices=sorted(STRATEGIES), default="default",
-                      help="tf.distribute strategy: default (one device), mirrored (all local "
-                           "GPUs) or multi-worker (every worker in TF_CONFIG; see the README)")
+# Settings that change where results go or how much is printed, not what is trained.
+_NOT_PART_OF_THE_RUN = {"verbose", "export_dir", "no_export", "report", "run_dir", "fresh"}
 
 
-# Arguments that change where results go or how much is printed, not what is trained.
-_NOT_PART_OF_THE_RUN = {"verbose", "export_dir", "no_export", "report", "run_dir", "fresh", "command"}
+def run_directory(app: str, config: Any) -> Path:
+    """The run folder: `config.run_dir`, or one named by a hash of the training settings.
 
-
-def run_directory(app: str, args: argparse.Namespace) -> Path:
-    """The run folder: `--run-dir`, or one named by a hash of the training arguments.
-
-    The same command maps to the same folder, which is what lets a killed
-    training resume where it stopped.
+    `config` is a dataclass (an app's train config). The same settings map
+    to the same folder, which is what lets a killed training resume where it
+    stopped.
     """
-    if args.run_dir is not None:
-        return Path(args.run_dir)
+    if config.run_dir is not None:
+        return Path(config.run_dir)
     settings = {
-        key: str(value) for key, value in sorted(vars(args).items()) if key not in _NOT_PART_OF_THE_RUN
+        field.name: str(getattr(config, field.name))
+        for field in dataclasses.fields(config)
+        if field.name not in _NOT_PART_OF_THE_RUN
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return Path("runs") / app / digest
@@ -123,12 +87,7 @@ def count_parameters(model: keras.Model) -> int:
 
 def recurrent_layers(layer: keras.layers.Layer) -> list[keras.layers.RNN]:
     """The recurrent layers anywhere inside `layer` (Bidirectional wrappers, custom layers, nested models)."""
-    # Keras's own walk over tracked sub-layers; there is no public equivalent
-    # that enters custom layers.
-    return [
-        inner for inner in layer._flatten_layers(include_self=True, recursive=True)
-        if isinstance(inner, keras.layers.RNN)
-    ]
+    return [inner for inner in flatten_layers(layer) if isinstance(inner, keras.layers.RNN)]
 
 
 def count_recurrent_parameters(model: keras.Model) -> int:
@@ -161,12 +120,11 @@ def weights_fingerprint(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def publish_report(report: TrainReport, args: argparse.Namespace, model: keras.Model) -> TrainReport:
-    """Completes `report` from the trained `model` and the process, prints it, writes `--report`.
+def publish_report(report: TrainReport, report_path: Path | None, model: keras.Model) -> TrainReport:
+    """Completes `report` from the trained `model` and the process, prints it, writes `report_path`.
 
     Adds the parameter counts, the weights' fingerprint, the peak memory and,
-    in a multi-worker run, which worker this is. Every train command ends with
-    `return publish_report(report, args, model)`.
+    in a multi-worker run, which worker this is.
     """
     report.parameters = count_parameters(model)
     report.recurrent_parameters = count_recurrent_parameters(model)
@@ -177,8 +135,8 @@ def publish_report(report: TrainReport, args: argparse.Namespace, model: keras.M
         # ru_maxrss is in KiB on Linux: the peak resident memory of this process.
         report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(report.summary())
-    if getattr(args, "report", None):
-        write_report(report, Path(args.report))
+    if report_path is not None:
+        write_report(report, Path(report_path))
     return report
 
 

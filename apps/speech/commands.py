@@ -1,8 +1,8 @@
-"""`gru-suite train speech` and `gru-suite predict speech`."""
+"""The speech app: `gru-suite train|evaluate|predict speech` (spoken words)."""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,19 +10,34 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.common.distributed import make_strategy
-from apps.common.errors import InputError
-from apps.common.export import export_serving_model, load_exported
-from apps.common.training import (
-    Stopwatch,
-    TrainReport,
-    add_training_arguments,
-    fit,
-    publish_report,
-    run_directory,
-    set_seed,
+from apps.common.app import (
+    App,
+    Evaluation,
+    Export,
+    ExportConfig,
+    Fitting,
+    Serving,
+    Splits,
+    Trained,
+    TrainConfig,
+    batch_size_setting,
+    epochs_setting,
+    register_app,
+    units_setting,
 )
-from apps.registry import Command, register
+from apps.common.config import (
+    Config,
+    ConfigError,
+    DataSource,
+    Number,
+    NumberList,
+    at_least,
+    positive,
+    setting,
+)
+from apps.common.errors import InputError
+from apps.common.figures import new_figure, save_figure
+from apps.common.training import fit, set_seed
 from apps.speech.data import (
     CLIP_SAMPLES,
     DATA_SETS,
@@ -120,10 +135,10 @@ def train_speech_model(
     return model
 
 
-def served_probabilities(server: SpeechServer, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The label probabilities `server` serves for `waveforms`, `batch_size` clips at a time."""
+def served_probabilities(serve, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The label probabilities a speech `serving_default` gives `waveforms`, `batch_size` clips at a time."""
     return np.concatenate([
-        server.serve(tf.constant(waveforms[start:start + batch_size]))["probabilities"].numpy()
+        serve(waveform=tf.constant(waveforms[start:start + batch_size]))["probabilities"].numpy()
         for start in range(0, len(waveforms), batch_size)
     ])
 
@@ -137,10 +152,8 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_labels: int) -
 
 def save_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
     """Draws `matrix` as a labelled heat map with counts to a PNG at `path`."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
-
     size = max(4.0, 0.45 * len(labels) + 2)
-    figure = Figure(figsize=(size, size))
+    figure = new_figure(size, size)
     axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(labels)), labels, rotation=90)
@@ -160,186 +173,182 @@ def save_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, tit
                 color="white" if count > matrix.max() / 2 else "black",
             )
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path)
 
 
-def configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        default="sample",
-        help=f"{', '.join(DATA_SETS)} or a folder (LABEL/*.wav or "
-        "LABEL_SPEAKER_INDEX.wav); default sample (synthetic)",
-    )
-    parser.add_argument("--learning-rate", type=float, default=2e-3, help="default 2e-3")
-    parser.add_argument(
-        "--test-speeds", type=speed_list, default=(1.0,), metavar="S1,S2,...",
-        help="run the model on each clip played at these speeds and average (test accuracy "
-        "and the export), e.g. 0.85,0.9,1,1.1,1.15; default 1 (once)",
-    )
-    parser.add_argument(
-        "--min-frequency", type=float, default=FEATURES.lower_hertz, metavar="HZ",
-        help="bottom of the features' mel filter bank; 100 leaves out hum and the lowest "
-        f"pitch, which microphones record differently; default {FEATURES.lower_hertz:g}",
-    )
-    parser.add_argument(
-        "--max-frequency", type=float, default=FEATURES.upper_hertz, metavar="HZ",
-        help="top of the features' mel filter bank; 4000 for audio recorded at 8 kHz (fsdd, "
-        f"telephone speech); default {FEATURES.upper_hertz:g}",
-    )
-    add_training_arguments(parser, epochs=60, batch_size=32, units=64)
+# Speeds a clip may be played at for speed-averaged serving.
+SPEEDS = NumberList(Number(float, 0.5, 2.0))
 
 
-def speed_list(text: str) -> tuple[float, ...]:
-    """Parses `--test-speeds`: comma-separated speed factors between 0.5 and 2."""
-    try:
-        speeds = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if any(not 0.5 <= speed <= 2.0 for speed in speeds):
-        raise argparse.ArgumentTypeError(f"speeds must lie between 0.5 and 2, got {text!r}")
-    return speeds
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Config):
+    data: str = setting(
+        "sample", f"{', '.join(DATA_SETS)} (sample is synthetic) or a folder (LABEL/*.wav or "
+        "LABEL_SPEAKER_INDEX.wav)", check=DataSource(DATA_SETS), group="data")
+    seed: int = setting(0, "seed of the split of a folder without lists (as in train)",
+                        check=at_least(0, maximum=2**31 - 1), group="data")
 
 
-def run_train(args: argparse.Namespace) -> TrainReport:
-    for name in ("epochs", "batch_size", "units"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1.")
-    if args.limit is not None and args.limit < 2:
-        raise InputError("--limit must be at least 2.")
-    try:
-        check_mel_band(args.min_frequency, args.max_frequency)
-    except ValueError as error:
-        raise InputError(f"--min-frequency and --max-frequency: {error}") from None
-    data = load_data(args.data, limit=args.limit, seed=args.seed)
-    if not len(data.test):
-        raise InputError(f"{args.data}: the data set has no test clips.")
-    run_dir = run_directory("speech", args)
-    with Stopwatch() as watch:
-        model = train_speech_model(
-            data,
-            cell=args.cell,
-            units=args.units,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            min_frequency=args.min_frequency,
-            max_frequency=args.max_frequency,
-            seed=args.seed,
-            verbose=args.verbose,
-            strategy=make_strategy(args.strategy),
-            backup_dir=run_dir / "backup",
-            checkpoint_every=args.checkpoint_every,
-            fresh=args.fresh,
-        )
-    server = SpeechServer(model, data.labels, args.test_speeds)
-    predicted = np.argmax(served_probabilities(server, data.test.waveforms), axis=-1)
-    accuracy = float(np.mean(predicted == data.test.labels))
-    matrix_path = run_dir / "confusion_matrix.png"
-    save_confusion_matrix(
-        confusion_matrix(data.test.labels, predicted, len(data.labels)),
-        data.labels,
-        matrix_path,
-        f"{data.name}, {args.cell}: test accuracy {accuracy:.3f}",
-    )
-    sizes = f"{len(data.train)}/{len(data.validation)}/{len(data.test)}"
-    report = TrainReport(
-        app="speech",
-        data=data.name,
-        cell=args.cell,
-        metric="test accuracy",
-        value=accuracy,
-        train_seconds=watch.seconds,
-        epochs=args.epochs,
-        extra={
-            "clips (train/validation/test)": sizes,
-            "labels": len(data.labels),
-            "confusion matrix": str(matrix_path),
-            "test speeds": ",".join(f"{speed:g}" for speed in args.test_speeds),
-        },
-    )
-    if not args.no_export:
-        export_path = export_serving_model("speech", server.serve, [model, server], args.export_dir)
-        report.export_path = str(export_path) if export_path else None
-    return publish_report(report, args, model)
+@dataclasses.dataclass(frozen=True)
+class SpeechTrain(TrainConfig, DataSettings):
+    epochs: int = epochs_setting(60)
+    batch_size: int = batch_size_setting(32)
+    units: int = units_setting(64)
+    learning_rate: float = setting(2e-3, "peak of the cosine-decaying Adam learning rate",
+                                   check=positive(10.0), group="model")
+    test_speeds: tuple[float, ...] = setting(
+        (1.0,), "run the model on each clip played at these speeds and average (test accuracy and "
+        "the export), e.g. 0.85,0.9,1,1.1,1.15", check=SPEEDS,
+        metavar="S1,S2,...", group="model")
+    min_frequency: float = setting(
+        FEATURES.lower_hertz, "bottom of the features' mel filter bank; 100 leaves out hum and the "
+        "lowest pitch, which microphones record differently", check=Number(float, 0.0, SAMPLE_RATE / 2),
+        metavar="HZ", group="model")
+    max_frequency: float = setting(
+        FEATURES.upper_hertz, "top of the features' mel filter bank; 4000 for audio recorded at "
+        "8 kHz (fsdd, telephone speech)", check=Number(float, 0.0, SAMPLE_RATE / 2),
+        metavar="HZ", group="model")
 
-
-def configure_predict(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        help="an export folder, or saved_models/speech for the newest version",
-    )
-    parser.add_argument(
-        "files", nargs="+", type=Path, help="audio files, any rate and channel count"
-    )
-
-
-def run_predict(args: argparse.Namespace) -> list[dict]:
-    """Prints one line per file: its label and probability, or why it was skipped.
-
-    A bad file is reported and skipped; the command fails only if every file is bad.
-    """
-    loaded = load_exported(args.model)  # keeps the signature's variables alive
-    serve = loaded.signatures["serving_default"]
-    results = []
-    for path in args.files:
+    def check(self) -> None:
+        super().check()
         try:
-            waveform = load_audio(path)
-        except InputError as error:
-            print(f"skipped: {error}", file=sys.stderr)
-            results.append({"file": str(path), "error": str(error)})
-            continue
-        outputs = serve(waveform=tf.constant(waveform[np.newaxis, :]))
-        probabilities = outputs["probabilities"].numpy()[0]
-        label = outputs["label"].numpy()[0].decode("utf-8")
-        notes = []
-        if np.abs(waveform).max() < SILENCE_PEAK:
-            notes.append("silent input")
-        if waveform.size > CLIP_SAMPLES:
-            notes.append(f"{waveform.size / SAMPLE_RATE:.1f} s long: used its loudest second")
-        note = f" ({'; '.join(notes)})" if notes else ""
-        print(f"{path}: {label} (p={probabilities.max():.3f}){note}")
-        results.append(
-            {
-                "file": str(path),
-                "label": label,
-                "probability": float(probabilities.max()),
-                "probabilities": probabilities,
-            }
-        )
-    if all("error" in result for result in results):
-        raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
-    return results
+            check_mel_band(self.min_frequency, self.max_frequency)
+        except ValueError as error:
+            raise ConfigError(["min_frequency", "max_frequency"], str(error)) from None
+        if self.limit is not None and self.limit < 2:
+            raise ConfigError(["limit"], f"must be at least 2 clips, got {self.limit}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechEvaluate(ExportConfig, DataSettings):
+    output: Path = setting(Path("speech_confusion.png"), "confusion-matrix PNG")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechPredict(ExportConfig):
+    files: tuple[Path, ...] = setting((), "audio files, any rate and channel count", positional=True,
+                                      nargs="+", metavar="FILE")
 
 
 DEMO_WORDS = ("yes", "seven", "stop")
 
 
-def demo(export_path: str) -> str:
-    """Recognizes one sample clip of a few words with an export (for `gru-suite reproduce`)."""
-    serve = load_exported(export_path).signatures["serving_default"]
-    said = []
-    for word in DEMO_WORDS:
-        waveform = load_audio(SAMPLE_DIR / word / f"{word}_00.flac")
-        label = serve(waveform=tf.constant(waveform[np.newaxis, :]))["label"].numpy()[0]
-        said.append(f"{word} -> {label.decode('utf-8')}")
-    return "; ".join(said)
+class SpeechApp(App):
+    """Recognises a spoken word in raw audio (in-graph log-mel features, a BiGRU)."""
+
+    name = "speech"
+    help = {
+        "train": "train a spoken-word recognizer on raw audio",
+        "evaluate": "accuracy, per-word accuracy and a confusion matrix of a speech export",
+        "predict": "recognize the spoken word in audio files",
+    }
+    Train = SpeechTrain
+    Evaluate = SpeechEvaluate
+    Predict = SpeechPredict
+    serving_inputs = ("waveform",)
+    quick_args = ("--epochs", "25")
+
+    def load_data(self, config: DataSettings) -> Splits:
+        data = load_data(config.data, limit=getattr(config, "limit", None), seed=config.seed)
+        if not len(data.test):
+            raise InputError(f"{config.data}: the data set has no test clips.")
+        return Splits(data.name, data, data.validation, data.test)
+
+    def train(self, config: SpeechTrain, data: Splits, fitting: Fitting) -> Trained:
+        speech: SpeechData = data.train
+        model = train_speech_model(
+            speech, cell=config.cell, units=config.units, epochs=config.epochs,
+            batch_size=config.batch_size, learning_rate=config.learning_rate,
+            min_frequency=config.min_frequency, max_frequency=config.max_frequency,
+            seed=config.seed, verbose=config.verbose, strategy=fitting.strategy,
+            backup_dir=fitting.backup_dir, checkpoint_every=fitting.checkpoint_every,
+            fresh=fitting.fresh,
+        )
+        server = SpeechServer(model, speech.labels, config.test_speeds)
+        serving = Serving({"serving_default": server.serve}, [model, server],
+                          metadata={"labels": list(speech.labels), "sample_rate": SAMPLE_RATE,
+                                    "test_speeds": list(config.test_speeds)})
+        sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
+        return Trained(model, serving, config.epochs, {
+            "clips (train/validation/test)": sizes,
+            "labels": len(speech.labels),
+            "test speeds": ",".join(f"{speed:g}" for speed in config.test_speeds),
+        })
+
+    def evaluate(self, export: Export, data: Splits, config: SpeechEvaluate,
+                 output_dir: Path | None) -> Evaluation:
+        """Accuracy, per-word accuracy and the confusion matrix on `data.test`."""
+        labels = list(data.train.labels)
+        exported = export.metadata.get("labels", labels)
+        if list(exported) != labels:
+            raise InputError(
+                f"{data.name}: its words ({', '.join(labels)}) are not the export's "
+                f"({', '.join(exported)})."
+            )
+        test = data.test
+        probabilities = served_probabilities(export.signature(), test.waveforms)
+        predicted = np.argmax(probabilities, axis=-1)
+        accuracy = float(np.mean(predicted == test.labels))
+        per_word = {
+            word: float(np.mean(predicted[test.labels == index] == index))
+            for index, word in enumerate(labels) if np.any(test.labels == index)
+        }
+        matrix_path = (output_dir / "confusion_matrix.png") if output_dir is not None else config.output
+        save_confusion_matrix(confusion_matrix(test.labels, predicted, len(labels)), labels, matrix_path,
+                              f"{data.name}: test accuracy {accuracy:.3f}")
+        worst = min(per_word, key=per_word.get)
+        return Evaluation(
+            "test accuracy", accuracy,
+            {"per-word accuracy": {word: round(value, 4) for word, value in per_word.items()},
+             "confusion matrix": str(matrix_path)},
+            summary=f"test accuracy {accuracy:.4f} on {len(test)} clips of {data.name} "
+            f"(lowest: {worst} {per_word[worst]:.3f}); confusion matrix in {matrix_path}",
+        )
+
+    def predict(self, export: Export, config: SpeechPredict) -> list[dict]:
+        """Prints one line per file: its label and probability, or why it was skipped.
+
+        A bad file is reported and skipped; the command fails only if every file is bad.
+        """
+        serve = export.signature()
+        results = []
+        for path in config.files:
+            try:
+                waveform = load_audio(path)
+            except InputError as error:
+                print(f"skipped: {error}", file=sys.stderr)
+                results.append({"file": str(path), "error": str(error)})
+                continue
+            outputs = serve(waveform=tf.constant(waveform[np.newaxis, :]))
+            probabilities = outputs["probabilities"].numpy()[0]
+            label = outputs["label"].numpy()[0].decode("utf-8")
+            notes = []
+            if np.abs(waveform).max() < SILENCE_PEAK:
+                notes.append("silent input")
+            if waveform.size > CLIP_SAMPLES:
+                notes.append(f"{waveform.size / SAMPLE_RATE:.1f} s long: used its loudest second")
+            note = f" ({'; '.join(notes)})" if notes else ""
+            print(f"{path}: {label} (p={probabilities.max():.3f}){note}")
+            results.append(
+                {
+                    "file": str(path),
+                    "label": label,
+                    "probability": float(probabilities.max()),
+                    "probabilities": probabilities,
+                }
+            )
+        if all("error" in result for result in results):
+            raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
+        return results
+
+    def demo(self, export: Export) -> str:
+        serve = export.signature()
+        said = []
+        for word in DEMO_WORDS:
+            waveform = load_audio(SAMPLE_DIR / word / f"{word}_00.flac")
+            label = serve(waveform=tf.constant(waveform[np.newaxis, :]))["label"].numpy()[0]
+            said.append(f"{word} -> {label.decode('utf-8')}")
+        return "; ".join(said)
 
 
-register(
-    Command(
-        "train", "speech", "train a spoken-word recognizer on raw audio", configure_train, run_train,
-        quick_args=("--epochs", "25"), demo=demo,
-    )
-)
-register(
-    Command(
-        "predict",
-        "speech",
-        "recognize the spoken word in audio files",
-        configure_predict,
-        run_predict,
-    )
-)
+register_app(SpeechApp())

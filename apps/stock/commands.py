@@ -1,33 +1,46 @@
-"""`gru-suite train|evaluate|predict stock`: CLI wiring for the stock forecaster."""
+"""The stock app: `gru-suite train|evaluate|predict stock`."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from apps.common.distributed import make_strategy
-from apps.common.errors import InputError
-from apps.common.export import export_serving_model, load_exported
-from apps.common.training import (
-    Stopwatch,
-    TrainReport,
-    add_training_arguments,
-    publish_report,
-    run_directory,
-    set_seed,
+from apps.common.app import (
+    App,
+    Evaluation,
+    Export,
+    ExportConfig,
+    Fitting,
+    Serving,
+    Splits,
+    Trained,
+    TrainConfig,
+    batch_size_setting,
+    epochs_setting,
+    register_app,
+    units_setting,
 )
-from apps.registry import Command, register
+from apps.common.config import (
+    Config,
+    ConfigError,
+    ExistingPath,
+    Names,
+    Text,
+    at_least,
+    fraction,
+    positive,
+    setting,
+)
+from apps.common.errors import InputError
 from apps.stock import data as stock_data
-from apps.stock.evaluation import Evaluation, evaluate, plot
+from apps.stock.evaluation import Evaluation as Forecasts
+from apps.stock.evaluation import evaluate, plot
 from apps.stock.model import (
     EXTRA_FEATURES,
-    Forecaster,
     TrainingConfig,
     chronological_split,
     price_windows,
@@ -36,40 +49,39 @@ from apps.stock.model import (
 )
 
 APP = "stock"
-METADATA_FILE = "stock.json"
+MODEL_NAME = "model"
 
 
-# --------------------------------------------------------------------------
-# Arguments shared by the three commands
-# --------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Config):
+    ticker: str | None = setting(None, "download this symbol's history with yfinance (cached)",
+                                 check=Text(True), group="data (one of --ticker, --csv, --data sample)")
+    csv: Path | None = setting(None, "a CSV with a date column and numeric columns (a Yahoo Finance "
+                               "export works)", check=ExistingPath("file"),
+                               group="data (one of --ticker, --csv, --data sample)")
+    data: str = setting("sample", "sample: a synthetic, deterministic daily series",
+                        choices=("sample",), group="data (one of --ticker, --csv, --data sample)")
+    target: str = setting("Close", "column to forecast", check=Text(True), group="data")
+    start: str = setting(stock_data.DEFAULT_START, "--ticker: first date", group="data")
+    end: str | None = setting(None, "--ticker: end date (exclusive), default today", group="data")
+    interval: str = setting("1d", "--ticker: bar interval", check=Text(True), group="data")
+    cache_dir: Path = setting(stock_data.DEFAULT_CACHE_DIR, "--ticker: download cache", group="data")
+    refresh: bool = setting(False, "--ticker: download again even if cached", group="data")
+
+    def check(self) -> None:
+        super().check()
+        if self.ticker is not None and self.csv is not None:
+            raise ConfigError(["ticker", "csv"], "give one of them, not both")
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("data (one of --ticker, --csv, --data sample)")
-    source = group.add_mutually_exclusive_group()
-    source.add_argument("--ticker", help="download this symbol's history with yfinance (cached)")
-    source.add_argument("--csv", type=Path,
-                        help="a CSV with a date column and numeric columns (Yahoo Finance export works)")
-    source.add_argument("--data", choices=["sample"], default="sample",
-                        help="sample: a synthetic, deterministic daily series (default)")
-    group.add_argument("--target", default="Close", help="column to forecast, default Close")
-    group.add_argument("--start", default=stock_data.DEFAULT_START,
-                       help=f"--ticker: first date, default {stock_data.DEFAULT_START}")
-    group.add_argument("--end", default=None, help="--ticker: end date (exclusive), default today")
-    group.add_argument("--interval", default="1d", help="--ticker: bar interval, default 1d")
-    group.add_argument("--cache-dir", type=Path, default=stock_data.DEFAULT_CACHE_DIR,
-                       help=f"--ticker: download cache, default {stock_data.DEFAULT_CACHE_DIR}")
-    group.add_argument("--refresh", action="store_true", help="--ticker: download again even if cached")
-
-
-def load_series(args: argparse.Namespace) -> stock_data.PriceSeries:
-    if args.ticker:
+def load_series(config: DataSettings) -> stock_data.PriceSeries:
+    if config.ticker:
         series = stock_data.load_yfinance(
-            args.ticker, start=args.start, end=args.end, interval=args.interval,
-            target=args.target, cache_dir=args.cache_dir, refresh=args.refresh,
+            config.ticker, start=config.start, end=config.end, interval=config.interval,
+            target=config.target, cache_dir=config.cache_dir, refresh=config.refresh,
         )
-    elif args.csv:
-        series = stock_data.load_csv(args.csv, target=args.target)
+    elif config.csv:
+        series = stock_data.load_csv(config.csv, target=config.target)
     else:
         series = stock_data.sample_prices()
     if series.note:
@@ -77,70 +89,59 @@ def load_series(args: argparse.Namespace) -> stock_data.PriceSeries:
     return series
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {number})")
-    return number
+@dataclasses.dataclass(frozen=True)
+class StockTrain(TrainConfig, DataSettings):
+    epochs: int = epochs_setting(40)
+    batch_size: int = batch_size_setting(32)
+    units: int = units_setting(32)
+    window: int = setting(20, "prices per input window (window - 1 returns)",
+                          check=at_least(2, maximum=10_000), group="model")
+    horizon: int = setting(1, "steps to forecast", check=at_least(1, maximum=1000), group="model")
+    layers: int = setting(2, "stacked recurrent layers", check=at_least(1, maximum=16), group="model")
+    dropout: float = setting(0.0, "input dropout of each layer", check=fraction(), group="model")
+    features: tuple[str, ...] = setting(
+        (), f"extra inputs, comma separated from {','.join(EXTRA_FEATURES)}; such a model is "
+        "evaluated but not exported (serving takes closes only)", check=Names(EXTRA_FEATURES),
+        group="model")
+    learning_rate: float = setting(1e-3, "Adam learning rate", check=positive(10.0), group="model")
+    patience: int = setting(5, "early-stopping patience on validation loss", check=at_least(1),
+                            group="model")
+    no_shrink: bool = setting(False, "keep the raw model forecast (no validation-fitted shrink "
+                              "toward persistence)", group="model")
+    ma_window: int = setting(5, "prices in the moving-average baseline", check=at_least(1),
+                             group="evaluation")
+    walk_forward: int = setting(0, "also retrain and test on K consecutive folds after the "
+                                "training part", check=at_least(0, maximum=100), metavar="K",
+                                group="evaluation")
+    plot: Path | None = setting(None, "write a forecast-vs-actual PNG here", group="evaluation")
+
+    @property
+    def training(self) -> TrainingConfig:
+        return TrainingConfig(
+            window=self.window, horizon=self.horizon, features=self.features, cell=self.cell,
+            units=self.units, layers=self.layers, dropout=self.dropout, epochs=self.epochs,
+            batch_size=self.batch_size, learning_rate=self.learning_rate, patience=self.patience,
+            shrink=not self.no_shrink, limit=self.limit, verbose=self.verbose,
+        )
 
 
-def _features(value: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in value.split(",") if name.strip())
-    unknown = sorted(set(names) - set(EXTRA_FEATURES))
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown feature(s) {unknown}; choose from {EXTRA_FEATURES}")
-    return names
+@dataclasses.dataclass(frozen=True)
+class StockEvaluate(ExportConfig, DataSettings):
+    split: str = setting("test", "test: the last 15%% of the series, as in training; all: every window",
+                         choices=("test", "all"))
+    ma_window: int = setting(5, "prices in the moving-average baseline", check=at_least(1))
+    plot: Path | None = setting(Path("stock_forecast.png"), "forecast-vs-actual PNG")
 
 
-# --------------------------------------------------------------------------
-# train
-# --------------------------------------------------------------------------
-
-
-def configure_train(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
-    group = parser.add_argument_group("model")
-    group.add_argument("--window", type=_positive, default=20,
-                       help="prices per input window (window - 1 returns), default 20")
-    group.add_argument("--horizon", type=_positive, default=1, help="steps to forecast, default 1")
-    group.add_argument("--layers", type=_positive, default=2, help="stacked recurrent layers, default 2")
-    group.add_argument("--dropout", type=float, default=0.0, help="input dropout of each layer, default 0")
-    group.add_argument("--features", type=_features, default=(),
-                       help=f"extra inputs, comma separated from {','.join(EXTRA_FEATURES)}; "
-                       "such a model is evaluated but not exported (serving takes closes only)")
-    group.add_argument("--learning-rate", type=float, default=1e-3, help="default 1e-3")
-    group.add_argument("--patience", type=_positive, default=5,
-                       help="early-stopping patience on validation loss, default 5")
-    group.add_argument("--no-shrink", action="store_true",
-                       help="keep the raw model forecast (no validation-fitted shrink toward persistence)")
-    evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--ma-window", type=_positive, default=5,
-                            help="prices in the moving-average baseline, default 5")
-    evaluation.add_argument("--walk-forward", type=int, default=0, metavar="K",
-                            help="also retrain and test on K consecutive folds after the training part")
-    evaluation.add_argument("--plot", type=Path, default=None, help="write a forecast-vs-actual PNG here")
-    add_training_arguments(parser, epochs=40, batch_size=32, units=32)
-
-
-def _config(args: argparse.Namespace) -> TrainingConfig:
-    if not 0.0 <= args.dropout < 1.0:
-        raise InputError(f"--dropout must be in [0, 1) (got {args.dropout})")
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be at least 1 (got {args.limit})")
-    if args.walk_forward < 0:
-        raise InputError(f"--walk-forward must be 0 or more folds (got {args.walk_forward})")
-    return TrainingConfig(
-        window=args.window, horizon=args.horizon, features=args.features, cell=args.cell,
-        units=args.units, layers=args.layers, dropout=args.dropout, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
-        shrink=not args.no_shrink, limit=args.limit, verbose=args.verbose,
-    )
+@dataclasses.dataclass(frozen=True)
+class StockPredict(ExportConfig, DataSettings):
+    pass
 
 
 def walk_forward(
     series: stock_data.PriceSeries, config: TrainingConfig, folds: int, *, ma_window: int = 5,
     val_fraction: float = 0.15, first_test_fraction: float = 0.30,
-) -> list[Evaluation]:
+) -> list[Forecasts]:
     """Retrains on an expanding history and tests on each of `folds` consecutive blocks.
 
     The last `first_test_fraction` of the series is cut into `folds` blocks;
@@ -157,97 +158,16 @@ def walk_forward(
                          description=f"walk-forward fold {fold} of {folds}")
         forecaster, _ = train_forecaster(series, split, dataclasses.replace(config, verbose=0))
         results.append(evaluate(series, split.test, forecaster.predict_prices(series, split.test),
-                                model_name=f"model ({config.cell})", ma_window=ma_window))
+                                model_name=MODEL_NAME, ma_window=ma_window))
     return results
 
 
-def run_train(args: argparse.Namespace) -> TrainReport:
-    config = _config(args)
-    set_seed(args.seed)
-    series = load_series(args)
-    split = chronological_split(len(series), config.window, config.horizon)
-    print(f"{series.name}: {len(series)} prices from {series.dates[0].date()} to {series.dates[-1].date()}; "
-          f"{len(split.train)} train / {len(split.validation)} validation / {len(split.test)} test windows")
-    with Stopwatch() as clock:
-        forecaster, epochs = train_forecaster(
-            series, split, config, strategy=make_strategy(args.strategy),
-            backup_dir=run_directory(APP, args) / "backup",
-            checkpoint_every=args.checkpoint_every, fresh=args.fresh,
-        )
-    model_name = f"model ({config.cell})"
-    validation = evaluate(series, split.validation, forecaster.predict_prices(series, split.validation),
-                          model_name=model_name, ma_window=args.ma_window)
-    test = evaluate(series, split.test, forecaster.predict_prices(series, split.test),
-                    model_name=model_name, ma_window=args.ma_window)
-    print(test.table("test split"))
-    extra = {
-        "window / horizon": f"{config.window} / {config.horizon}",
-        "validation RMSE / persistence": round(validation.ratio, 4),
-        "test RMSE": round(test.metrics[model_name].rmse, 4),
-        "test directional accuracy": None if test.direction is None else round(test.direction, 4),
-        "shrink (fitted on validation)": (
-            "off" if forecaster.shrink is None else [round(float(s), 3) for s in forecaster.shrink]
-        ),
-    }
-    if args.walk_forward:
-        folds = walk_forward(series, config, args.walk_forward, ma_window=args.ma_window)
-        for index, fold in enumerate(folds, start=1):
-            print(fold.table(f"walk-forward fold {index}/{len(folds)}"))
-        extra["walk-forward RMSE / persistence"] = [round(f.ratio, 4) for f in folds]
-        extra["walk-forward mean RMSE / persistence"] = round(float(np.mean([f.ratio for f in folds])), 4)
-    if args.plot:
-        extra["plot"] = str(plot(test, args.plot))
-
-    export_path = None
-    if config.features and not args.no_export:
-        extra["export"] = ("skipped: extra features need volume/high/low, and the serving "
-                           "signature takes closing prices only; train without --features to export")
-    elif not args.no_export:
-        exported = _export(forecaster, series, config, test, args.export_dir)
-        export_path = str(exported) if exported else None
-    report = TrainReport(
-        app=APP, data=series.name, cell=config.cell, metric="test RMSE / persistence",
-        value=test.ratio, train_seconds=clock.seconds, epochs=epochs,
-        export_path=export_path, extra=extra,
-    )
-    return publish_report(report, args, forecaster.model)
-
-
-def _export(forecaster: Forecaster, series: stock_data.PriceSeries, config: TrainingConfig,
-            test: Evaluation, root: Path) -> Path | None:
-    metadata = {
-        "window": config.window,
-        "horizon": config.horizon,
-        "cell": config.cell,
-        "trained_on": series.name,
-        "last_training_date": str(series.dates[-1].date()),
-        "test_rmse_ratio_to_persistence": test.ratio,
-        "shrink": None if forecaster.shrink is None else forecaster.shrink.tolist(),
-    }
-
-    def write_metadata(directory: Path) -> None:
-        (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-
-    return export_serving_model(
-        APP, forecaster.serving_function(), [forecaster.model], root, extras=write_metadata
-    )
-
-
-# --------------------------------------------------------------------------
-# evaluate / predict (on an export)
-# --------------------------------------------------------------------------
-
-
 class ExportedForecaster:
-    """The `serving_default` signature of a stock export, with its window and horizon."""
+    """A stock export's `serving_default` (prices -> forecast), with its window and horizon."""
 
-    def __init__(self, model_dir: Path) -> None:
-        self._loaded = load_exported(model_dir)
-        self._serve = self._loaded.signatures["serving_default"]
-        inputs = self._serve.structured_input_signature[1]
-        if "prices" not in inputs or "forecast" not in self._serve.structured_outputs:
-            raise InputError(f"{model_dir}: not a stock export (no prices -> forecast signature)")
-        self.window = int(inputs["prices"].shape[1])
+    def __init__(self, export: Export) -> None:
+        self._serve = export.signature()
+        self.window = int(export.input_specs()["prices"].shape[1])
         self.horizon = int(self._serve.structured_outputs["forecast"].shape[1])
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
@@ -256,44 +176,6 @@ class ExportedForecaster:
             for i in range(0, len(windows), 512)
         ]
         return np.concatenate(outputs).astype(np.float64)
-
-
-def _add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True,
-                        help="an export folder, or saved_models/stock for the newest version")
-
-
-def configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    _add_model_argument(parser)
-    add_data_arguments(parser)
-    parser.add_argument("--split", choices=["test", "all"], default="test",
-                        help="test: the last 15%% of the series, as in training (default); all: every window")
-    parser.add_argument("--ma-window", type=_positive, default=5,
-                        help="prices in the moving-average baseline, default 5")
-    parser.add_argument("--plot", type=Path, default=Path("stock_forecast.png"),
-                        help="forecast-vs-actual PNG, default stock_forecast.png")
-
-
-def run_evaluate(args: argparse.Namespace) -> Evaluation:
-    exported = ExportedForecaster(args.model)
-    series = load_series(args)
-    if args.split == "test":
-        anchors = chronological_split(len(series), exported.window, exported.horizon).test
-    else:
-        if len(series) < exported.window + exported.horizon:
-            raise InputError(f"{series.name}: {len(series)} prices, fewer than window + horizon = "
-                             f"{exported.window + exported.horizon}")
-        anchors = np.arange(exported.window - 1, len(series) - exported.horizon)
-    predicted = exported(price_windows(series.close, anchors, exported.window))
-    result = evaluate(series, anchors, predicted, model_name="model", ma_window=args.ma_window)
-    print(result.table(f"{args.split} split"))
-    print(f"plot: {plot(result, args.plot)}")
-    return result
-
-
-def configure_predict(parser: argparse.ArgumentParser) -> None:
-    _add_model_argument(parser)
-    add_data_arguments(parser)
 
 
 def future_dates(dates: pd.DatetimeIndex, steps: int, interval: str = "1d") -> pd.DatetimeIndex:
@@ -305,32 +187,119 @@ def future_dates(dates: pd.DatetimeIndex, steps: int, interval: str = "1d") -> p
     return pd.DatetimeIndex([last + spacing * (k + 1) for k in range(steps)])
 
 
-def run_predict(args: argparse.Namespace) -> pd.Series:
-    exported = ExportedForecaster(args.model)
-    series = load_series(args)
-    if len(series) < exported.window:
-        raise InputError(f"{series.name}: {len(series)} prices, the model needs the last {exported.window}")
-    forecast = exported(series.close[None, -exported.window:])[0]
-    interval = args.interval if args.ticker else "1d"
-    result = pd.Series(forecast, index=future_dates(series.dates, exported.horizon, interval), name="forecast")
-    print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}")
-    for date, price in result.items():
-        print(f"  {date.date() if interval == '1d' else date}  {price:.4f}")
-    return result
+class StockApp(App):
+    """Price forecasts from a recurrent model over log returns, against honest baselines."""
+
+    name = APP
+    help = {
+        "train": "forecast prices from yfinance, a CSV or the synthetic sample",
+        "evaluate": "score a stock export against persistence and a moving average",
+        "predict": "forecast the next horizon prices with a stock export",
+    }
+    Train = StockTrain
+    Evaluate = StockEvaluate
+    Predict = StockPredict
+    serving_inputs = ("prices",)
+    quick_args = ("--epochs", "5")
+
+    def load_data(self, config: DataSettings) -> Splits:
+        series = load_series(config)
+        return Splits(series.name, series, None, series)
+
+    def train(self, config: StockTrain, data: Splits, fitting: Fitting) -> Trained:
+        series, training = data.train, config.training
+        split = chronological_split(len(series), training.window, training.horizon)
+        print(f"{series.name}: {len(series)} prices from {series.dates[0].date()} to "
+              f"{series.dates[-1].date()}; {len(split.train)} train / {len(split.validation)} "
+              f"validation / {len(split.test)} test windows")
+        forecaster, epochs = train_forecaster(
+            series, split, training, strategy=fitting.strategy, backup_dir=fitting.backup_dir,
+            checkpoint_every=fitting.checkpoint_every, fresh=fitting.fresh,
+        )
+        validation = evaluate(series, split.validation, forecaster.predict_prices(series, split.validation),
+                              model_name=MODEL_NAME, ma_window=config.ma_window)
+        extra = {
+            "window / horizon": f"{training.window} / {training.horizon}",
+            "validation RMSE / persistence": round(validation.ratio, 4),
+            "shrink (fitted on validation)": (
+                "off" if forecaster.shrink is None else [round(float(s), 3) for s in forecaster.shrink]
+            ),
+        }
+        if config.walk_forward:
+            folds = walk_forward(series, training, config.walk_forward, ma_window=config.ma_window)
+            for index, fold in enumerate(folds, start=1):
+                print(fold.table(f"walk-forward fold {index}/{len(folds)}"))
+            extra["walk-forward RMSE / persistence"] = [round(f.ratio, 4) for f in folds]
+            extra["walk-forward mean RMSE / persistence"] = round(float(np.mean([f.ratio for f in folds])), 4)
+        if training.features:
+            return Trained(forecaster.model, Serving({}, []), epochs, extra, local=forecaster,
+                           export_skipped="extra features need volume/high/low, and the serving "
+                           "signature takes closing prices only; train without --features to export")
+        metadata = {
+            "window": training.window,
+            "horizon": training.horizon,
+            "cell": training.cell,
+            "trained_on": series.name,
+            "last_training_date": str(series.dates[-1].date()),
+            "shrink": None if forecaster.shrink is None else forecaster.shrink.tolist(),
+        }
+        serving = Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata)
+        return Trained(forecaster.model, serving, epochs, extra)
+
+    def evaluate(self, export: Export, data: Splits, config: StockEvaluate,
+                 output_dir: Path | None) -> Evaluation:
+        series = data.test
+        if export.local is not None:
+            window, horizon = export.local.window, export.local.horizon
+            predict = lambda anchors: export.local.predict_prices(series, anchors)  # noqa: E731
+        else:
+            forecaster = ExportedForecaster(export)
+            window, horizon = forecaster.window, forecaster.horizon
+            predict = lambda anchors: forecaster(price_windows(series.close, anchors, window))  # noqa: E731
+        if config.split == "test":
+            anchors = chronological_split(len(series), window, horizon).test
+        else:
+            if len(series) < window + horizon:
+                raise InputError(f"{series.name}: {len(series)} prices, fewer than window + horizon = "
+                                 f"{window + horizon}")
+            anchors = np.arange(window - 1, len(series) - horizon)
+        result: Forecasts = evaluate(series, anchors, predict(anchors), model_name=MODEL_NAME,
+                                     ma_window=config.ma_window)
+        print(result.table(f"{config.split} split"))
+        details = {
+            f"{config.split} RMSE": result.metrics[MODEL_NAME].rmse,
+            f"{config.split} directional accuracy": result.direction,
+        }
+        if config.plot is not None:
+            details["plot"] = str(plot(result, config.plot))
+        return Evaluation(
+            f"{config.split} RMSE / persistence", result.ratio, details,
+            summary=f"RMSE / persistence {result.ratio:.4f} on {len(anchors)} {config.split} "
+            f"forecasts of {series.name}",
+        )
+
+    def predict(self, export: Export, config: StockPredict) -> pd.Series:
+        forecaster = ExportedForecaster(export)
+        series = load_series(config)
+        if len(series) < forecaster.window:
+            raise InputError(
+                f"{series.name}: {len(series)} prices, the model needs the last {forecaster.window}"
+            )
+        forecast = forecaster(series.close[None, -forecaster.window:])[0]
+        interval = config.interval if config.ticker else "1d"
+        dates = future_dates(series.dates, forecaster.horizon, interval)
+        result = pd.Series(forecast, index=dates, name="forecast")
+        print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}")
+        for date, price in result.items():
+            print(f"  {date.date() if interval == '1d' else date}  {price:.4f}")
+        return result
+
+    def demo(self, export: Export) -> str:
+        forecaster = ExportedForecaster(export)
+        series = stock_data.sample_prices()
+        forecast = forecaster(series.close[None, -forecaster.window:])[0]
+        return (f"after {series.close[-1]:.2f}, the next {forecaster.horizon} price(s): "
+                + ", ".join(f"{price:.2f}" for price in forecast))
 
 
-def demo(export_path: str) -> str:
-    """Forecasts the sample series' next prices with an export (for `gru-suite reproduce`)."""
-    exported = ExportedForecaster(Path(export_path))
-    series = stock_data.sample_prices()
-    forecast = exported(series.close[None, -exported.window:])[0]
-    return (f"after {series.close[-1]:.2f}, the next {exported.horizon} price(s): "
-            + ", ".join(f"{price:.2f}" for price in forecast))
-
-
-register(Command("train", APP, "forecast prices from yfinance, a CSV or the synthetic sample",
-                 configure_train, run_train, quick_args=("--epochs", "5"), demo=demo))
-register(Command("evaluate", APP, "score a stock export against persistence and a moving average",
-                 configure_evaluate, run_evaluate))
-register(Command("predict", APP, "forecast the next horizon prices with a stock export",
-                 configure_predict, run_predict))
+register_app(StockApp())

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from apps.common.figures import new_figure, save_figure
 from apps.stock.data import PriceSeries
 
 
@@ -113,16 +114,10 @@ def evaluate(
 
 def plot(evaluation: Evaluation, path: Path | str, *, step: int = 1) -> Path:
     """Writes a PNG of actual prices and the `step`-ahead forecasts (model and baselines)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     series, anchors = evaluation.series, evaluation.anchors
     targets = anchors + step
-    figure, axes = pyplot.subplots(figsize=(11, 5))
+    figure = new_figure(11, 5)
+    axes = figure.subplots()
     span = slice(max(0, anchors[0] - 3 * len(anchors) // 2), targets[-1] + 1)
     axes.plot(series.dates[span], series.close[span], color="black", linewidth=1.4, label="actual")
     styles = {evaluation.model_name: ("tab:red", "-"), "persistence": ("tab:gray", ":")}
@@ -137,6 +132,4 @@ def plot(evaluation: Evaluation, path: Path | str, *, step: int = 1) -> Path:
     axes.legend(loc="best", fontsize=8)
     figure.autofmt_xdate()
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    pyplot.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)

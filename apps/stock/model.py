@@ -55,9 +55,9 @@ def chronological_split(
 ) -> Split:
     """Splits a series of `length` prices into train / validation / test anchors, in time order."""
     if window < 2:
-        raise InputError(f"--window must be at least 2 prices (got {window})")
+        raise InputError(f"the window must be at least 2 prices (got {window})")
     if horizon < 1:
-        raise InputError(f"--horizon must be at least 1 step (got {horizon})")
+        raise InputError(f"the horizon must be at least 1 step (got {horizon})")
     if length < window + horizon:
         raise InputError(
             f"series of {length} prices is shorter than window + horizon = {window + horizon}"

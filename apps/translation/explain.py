@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import matplotlib
+import tensorflow as tf
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
-import tensorflow as tf  # noqa: E402
+from apps.common.figures import new_figure, save_figure
 
 
 def _tokens(row) -> list[str]:
@@ -29,9 +26,8 @@ def plot_alignment(attention_signature, text: str, output: Path | str) -> Path:
         target = target[: target.index("[END]") + 1]
     weights = result["weights"].numpy()[0][: len(target), : len(source)]
 
-    figure, axes = plt.subplots(
-        figsize=(max(4.0, 0.45 * len(source) + 2), max(3.0, 0.4 * len(target) + 1.5))
-    )
+    figure = new_figure(max(4.0, 0.45 * len(source) + 2), max(3.0, 0.4 * len(target) + 1.5))
+    axes = figure.subplots()
     axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(source)), source, rotation=60, ha="right")
     axes.set_yticks(range(len(target)), target)
@@ -39,9 +35,4 @@ def plot_alignment(attention_signature, text: str, output: Path | str) -> Path:
     axes.set_ylabel("translation")
     axes.set_title("attention alignment")
     figure.tight_layout()
-    output = Path(output)
-    partial = output.with_name(f".{output.name}.partial.png")
-    figure.savefig(partial, dpi=120)
-    plt.close(figure)
-    os.replace(partial, output)
-    return output
+    return save_figure(figure, output)

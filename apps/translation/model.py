@@ -14,12 +14,10 @@ all a client needs. Output text is case-folded with punctuation re-attached.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sacrebleu
 import tensorflow as tf
 
-from apps.common.seq2seq.serving import TextSeq2Seq, export_seq2seq, join_tokens, run_on_texts
+from apps.common.seq2seq.serving import TextSeq2Seq, run_on_texts
 from apps.common.text import standardize
 
 APP = "translation"
@@ -36,7 +34,7 @@ def make_signatures(server: TextSeq2Seq) -> dict:
     @tf.function(input_signature=[TEXT_SPEC], autograph=False)
     def translate(text):
         target_ids, _ = server.generate(text)
-        return {"translation": join_tokens(server.detokenize(target_ids))}
+        return {"translation": server.reply_texts(text, target_ids)}
 
     @tf.function(input_signature=[TEXT_SPEC], autograph=False)
     def attention(text):
@@ -48,12 +46,6 @@ def make_signatures(server: TextSeq2Seq) -> dict:
         }
 
     return {"serving_default": translate, "attention": attention}
-
-
-def export_translator(server: TextSeq2Seq, root: Path | str) -> tuple[Path | None, dict]:
-    """Writes a new export version; returns its folder and the signature functions."""
-    signatures = make_signatures(server)
-    return export_seq2seq(APP, server, signatures, root), signatures
 
 
 def translate_batches(translate, texts: list[str], batch_size: int = 64) -> list[str]:

@@ -9,8 +9,8 @@
 - `pairs`: reading and checking parallel text (tab-separated or line-aligned
   files), held-out splits and `tf.data` pipelines of token ids.
 - `serving`: a `tf.Module` that holds the model and both vocabularies and maps
-  strings to strings; exports with several signatures.
-- `training`: the `train` arguments, vocabularies, fitting (with a time
+  strings to strings; `seq2seq_serving` makes its export.
+- `training`: the `train` settings, vocabularies, fitting (with a time
   budget) and held-out perplexity that both apps share.
 """
 
@@ -34,7 +34,7 @@ from apps.common.seq2seq.pairs import (
     read_tab_separated,
     split_pairs,
 )
-from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq, export_seq2seq, run_on_texts
+from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq, run_on_texts, seq2seq_serving
 
 __all__ = [
     "Attention",
@@ -46,7 +46,6 @@ __all__ = [
     "TextSeq2Seq",
     "beam_search_decode",
     "build_seq2seq",
-    "export_seq2seq",
     "greedy_decode",
     "make_dataset",
     "masked_accuracy",
@@ -55,6 +54,7 @@ __all__ = [
     "read_tab_separated",
     "run_on_texts",
     "sample_decode",
+    "seq2seq_serving",
     "set_output_prior",
     "split_pairs",
     "target_token_counts",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import tensorflow as tf
 
-from apps.common.export import export_serving_model
+from apps.common.app import Serving
 from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
 from apps.common.seq2seq.model import Seq2Seq
 from apps.common.seq2seq.pairs import encode_sources
@@ -119,6 +119,16 @@ class TextSeq2Seq(tf.Module):
             top_p=options.top_p if top_p is None else top_p,
         )
 
+    def reply_texts(self, texts: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:
+        """The generated text for each of `texts`: "" where a text has no tokens.
+
+        A blank input has nothing to translate or answer, so it gets no output
+        rather than whatever the decoder says to an empty source.
+        """
+        generated = join_tokens(self.detokenize(target_ids))
+        has_tokens = tokenize(texts).row_lengths() > 0
+        return tf.where(has_tokens, generated, tf.zeros_like(generated))
+
     def target_log_likelihood(self, texts: tf.Tensor, targets: tf.Tensor):
         """(negative log-likelihood in nats `[batch]`, target tokens `[batch]`) of `targets` given `texts`.
 
@@ -153,15 +163,16 @@ class TextSeq2Seq(tf.Module):
         return tf.gather(self.target_vocabulary.words, target_ids)
 
 
-def export_seq2seq(app: str, server: TextSeq2Seq, signatures: dict[str, Callable], root: Path | str) -> Path | None:
-    """Exports `signatures` (one named "serving_default") of `server` as a new version of `app`."""
-    signatures = dict(signatures)
-    return export_serving_model(
-        app,
-        signatures.pop("serving_default"),
+def seq2seq_serving(server: TextSeq2Seq, signatures: dict[str, Callable]) -> Serving:
+    """The export of `server`: `signatures` (one named "serving_default") and its vocabularies."""
+    return Serving(
+        dict(signatures),
         [server.model, server.source_vocabulary, server.target_vocabulary],
-        root,
-        more_endpoints=signatures,
+        metadata={
+            "decoding": dataclasses.asdict(server.decoding),
+            "max_source_length": server.max_source_length,
+            "max_target_length": server.max_target_length,
+        },
     )
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 
-from apps.common.distributed import make_strategy
+from apps.common.app import Fitting, TrainConfig
+from apps.common.config import Number, at_least, fraction, positive, setting
 from apps.common.errors import InputError
 from apps.common.seq2seq.model import (
     Seq2Seq,
@@ -21,72 +23,54 @@ from apps.common.seq2seq.model import (
 from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, TextSeq2Seq
 from apps.common.text import TokenIds, build_vocabulary
-from apps.common.training import Stopwatch, fit, run_directory
 
 
-def add_seq2seq_arguments(
-    parser: argparse.ArgumentParser,
-    *,
-    max_length: int,
-    vocabulary_size: int,
-    decoding: str,
-) -> None:
-    """Model and decoding arguments of a seq2seq app's `train` command."""
-    group = parser.add_argument_group("sequence to sequence")
-    group.add_argument("--embedding-dim", type=int, default=128, help="default 128")
-    group.add_argument("--attention", choices=("luong", "bahdanau"), default="luong",
-                       help="multiplicative (luong, default) or additive (bahdanau) attention")
-    group.add_argument("--dropout", type=float, default=0.1, help="default 0.1")
-    group.add_argument("--learning-rate", type=float, default=2e-3, help="default 0.002")
-    group.add_argument("--max-length", type=int, default=max_length,
-                       help=f"tokens kept per source / generated per target, default {max_length}")
-    group.add_argument("--vocabulary-size", type=int, default=vocabulary_size,
-                       help=f"tokens per side, reserved ones included, default {vocabulary_size}")
-    group.add_argument("--minutes", type=float, default=None,
-                       help="stop training after this many minutes (ends the running epoch early)")
-    group.add_argument("--decoding", choices=STRATEGIES, default=decoding,
-                       help=f"decoding of the export, default {decoding}")
-    group.add_argument("--beam-width", type=int, default=4, help="beams of --decoding beam, default 4")
-    group.add_argument("--length-penalty", type=float, default=0.6,
-                       help="GNMT length-normalization exponent of beam search, default 0.6")
-    group.add_argument("--temperature", type=float, default=0.8,
-                       help="sampling temperature of --decoding sample, default 0.8")
-    group.add_argument("--top-k", type=int, default=0, help="top-k sampling, 0 = off (default)")
-    group.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass, default 0.9")
+def max_length_setting(default: int) -> Any:
+    return setting(default, "tokens kept per source / generated per target",
+                   check=at_least(3, maximum=10_000), group="sequence to sequence")
 
 
-def check_seq2seq_arguments(args: argparse.Namespace) -> None:
-    """Rejects argument values that cannot work, before any data is read."""
-    checks = [
-        (args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}"),
-        (args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}"),
-        (args.units >= 1, f"--units must be at least 1, got {args.units}"),
-        (args.embedding_dim >= 1, f"--embedding-dim must be at least 1, got {args.embedding_dim}"),
-        (0 <= args.dropout < 1, f"--dropout must be in [0, 1), got {args.dropout}"),
-        (args.max_length >= 3, f"--max-length must be at least 3, got {args.max_length}"),
-        (args.vocabulary_size >= 5,
-         f"--vocabulary-size must be at least 5, got {args.vocabulary_size}"),
-        (args.minutes is None or args.minutes > 0, f"--minutes must be positive, got {args.minutes}"),
-        (args.limit is None or args.limit >= 2, f"--limit must be at least 2, got {args.limit}"),
-        (args.beam_width >= 1, f"--beam-width must be at least 1, got {args.beam_width}"),
-        (args.temperature > 0, f"--temperature must be positive, got {args.temperature}"),
-        (args.top_k >= 0, f"--top-k must be ≥ 0, got {args.top_k}"),
-        (0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise InputError(message)
+def vocabulary_size_setting(default: int) -> Any:
+    return setting(default, "tokens per side, reserved ones included",
+                   check=at_least(5, maximum=10_000_000), group="sequence to sequence")
 
 
-def decoding_options(args: argparse.Namespace) -> DecodingOptions:
-    return DecodingOptions(
-        strategy=args.decoding,
-        beam_width=args.beam_width,
-        length_penalty=args.length_penalty,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-    )
+def decoding_setting(default: str) -> Any:
+    return setting(default, "decoding of the export", choices=STRATEGIES, group="sequence to sequence")
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqTrain(TrainConfig):
+    """The settings of a seq2seq app's `train`: model, training and decoding."""
+
+    embedding_dim: int = setting(128, "token vector size", check=at_least(1, maximum=4096),
+                                 group="sequence to sequence")
+    attention: str = setting("luong", "multiplicative (luong) or additive (bahdanau) attention",
+                             choices=("luong", "bahdanau"), group="sequence to sequence")
+    dropout: float = setting(0.1, "dropout rate", check=fraction(), group="sequence to sequence")
+    learning_rate: float = setting(2e-3, "Adam learning rate", check=positive(10.0),
+                                   group="sequence to sequence")
+    max_length: int = max_length_setting(30)
+    vocabulary_size: int = vocabulary_size_setting(8000)
+    minutes: float | None = setting(None, "stop training after this many minutes (ends the "
+                                    "running epoch early)", check=positive(), group="sequence to sequence")
+    decoding: str = decoding_setting("greedy")
+    beam_width: int = setting(4, "beams of --decoding beam", check=at_least(1, maximum=256),
+                              group="sequence to sequence")
+    length_penalty: float = setting(0.6, "GNMT length-normalization exponent of beam search",
+                                    check=Number(float, 0.0, 10.0), group="sequence to sequence")
+    temperature: float = setting(0.8, "sampling temperature of --decoding sample",
+                                 check=positive(100.0), group="sequence to sequence")
+    top_k: int = setting(0, "top-k sampling, 0 = off", check=at_least(0), group="sequence to sequence")
+    top_p: float = setting(0.9, "nucleus sampling mass", check=fraction(zero=False, one=True),
+                           group="sequence to sequence")
+
+    @property
+    def decoding_options(self) -> DecodingOptions:
+        return DecodingOptions(
+            strategy=self.decoding, beam_width=self.beam_width, length_penalty=self.length_penalty,
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+        )
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -112,7 +96,6 @@ class Seq2SeqRun:
 
     server: TextSeq2Seq
     model: Seq2Seq
-    train_seconds: float
     epochs_run: int
     held_out_perplexity: float
     stopped_early: bool
@@ -121,68 +104,61 @@ class Seq2SeqRun:
 def train_seq2seq(
     train: TextPairs,
     held_out: TextPairs,
-    args: argparse.Namespace,
+    config: Seq2SeqTrain,
+    fitting: Fitting,
     *,
-    app: str,
     max_source_length: int | None = None,
 ) -> Seq2SeqRun:
-    """Builds vocabularies and a model from `args`, trains on `train`, measures `held_out`.
+    """Builds vocabularies and a model from `config`, trains on `train`, measures `held_out`.
 
-    `app` names the run folder (backups for resuming, see
-    `apps.common.training.run_directory`). `max_source_length` (tokens,
-    [START]/[END] included) defaults to `args.max_length`; the chatbot needs
-    more room for its context.
+    `max_source_length` (tokens, [START]/[END] included) defaults to
+    `config.max_length`; the chatbot needs more room for its context.
     """
     if len(train) == 0 or len(held_out) == 0:
         raise InputError("Need at least one training and one held-out pair.")
-    max_source_length = max_source_length or args.max_length
-    source_vocabulary = TokenIds(build_vocabulary(train.sources, args.vocabulary_size))
-    target_vocabulary = TokenIds(build_vocabulary(train.targets, args.vocabulary_size))
-    with make_strategy(args.strategy).scope():
+    max_source_length = max_source_length or config.max_length
+    source_vocabulary = TokenIds(build_vocabulary(train.sources, config.vocabulary_size))
+    target_vocabulary = TokenIds(build_vocabulary(train.targets, config.vocabulary_size))
+    with fitting.scope():
         model = build_seq2seq(
             source_vocabulary.size,
             target_vocabulary.size,
-            embedding_dim=args.embedding_dim,
-            units=args.units,
-            cell=args.cell,
-            attention=args.attention,
-            dropout=args.dropout,
-            learning_rate=args.learning_rate,
+            embedding_dim=config.embedding_dim,
+            units=config.units,
+            cell=config.cell,
+            attention=config.attention,
+            dropout=config.dropout,
+            learning_rate=config.learning_rate,
         )
 
     def dataset(pairs: TextPairs, shuffle_seed: int | None):
         return make_dataset(
             pairs, source_vocabulary, target_vocabulary,
-            max_source_length=max_source_length, max_target_length=args.max_length,
-            batch_size=args.batch_size, shuffle_seed=shuffle_seed,
+            max_source_length=max_source_length, max_target_length=config.max_length,
+            batch_size=config.batch_size, shuffle_seed=shuffle_seed,
         )
 
-    train_data = dataset(train, args.seed)
+    train_data = dataset(train, config.seed)
     # Start at the training unigram: a zero output bias lets a big skewed
     # vocabulary saturate the decoder and stall training at the unigram loss.
     set_output_prior(model, target_token_counts(train_data, target_vocabulary.size))
     held_out_data = dataset(held_out, None)
     callbacks = []
-    budget = TimeBudget(args.minutes) if args.minutes else None
+    budget = TimeBudget(config.minutes) if config.minutes else None
     if budget:
         callbacks.append(budget)
-    with Stopwatch() as watch:
-        history = fit(
-            model, train_data, epochs=args.epochs,
-            validation_data=held_out_data, verbose=args.verbose, callbacks=callbacks,
-            backup_dir=run_directory(app, args) / "backup",
-            checkpoint_every=args.checkpoint_every, fresh=args.fresh,
-        )
+    history = fitting.fit(
+        model, train_data, epochs=config.epochs, validation_data=held_out_data, callbacks=callbacks
+    )
     nll, tokens = token_log_likelihood(model, held_out_data)
     server = TextSeq2Seq(
         model, source_vocabulary, target_vocabulary,
-        max_source_length=max_source_length, max_target_length=args.max_length,
-        decoding=decoding_options(args),
+        max_source_length=max_source_length, max_target_length=config.max_length,
+        decoding=config.decoding_options,
     )
     return Seq2SeqRun(
         server=server,
         model=model,
-        train_seconds=watch.seconds,
         epochs_run=len(history.history.get("loss", [])),
         held_out_perplexity=math.exp(nll / max(tokens, 1)),
         stopped_early=bool(budget and budget.stopped_early),

@@ -1,0 +1,399 @@
+"""The contract every app implements, and the commands it gets for it.
+
+An app is a subclass of `App` with
+
+- config classes (`apps.common.config.Config`) for each verb: `Train` (the
+  app's data and model settings on top of `TrainConfig`), `Evaluate` and
+  `Predict` (on top of `ExportConfig`), and `Explain` if it explains;
+- `load_data(config)`: the data set named by the config, as `Splits`;
+- `train(config, data, fitting)`: builds the model, fits it through
+  `fitting` and returns a `Trained` (the Keras model and the `Serving` that
+  becomes the export);
+- `evaluate(export, data, config)`: scores an `Export` (a loaded SavedModel
+  or the in-process `Serving` of a training) on a data set's test split;
+- `predict(export, config)`, `explain(export, config)`, `demo(export)`.
+
+`register_app(app)` turns it into `gru-suite train|evaluate|predict APP`
+(and `explain APP`). The sequence that every training follows (seed, data,
+stopwatch around the fit, evaluation through the serving signatures,
+export, report) is `run_train` below and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import keras
+
+from apps.common.config import (
+    Config,
+    ExistingPath,
+    arguments_configurer,
+    at_least,
+    from_arguments,
+    setting,
+)
+from apps.common.distributed import STRATEGIES, make_strategy
+from apps.common.errors import InputError
+from apps.common.export import (
+    DEFAULT_ROOT,
+    METADATA_FILE,
+    export_serving_model,
+    load_exported,
+    version_folder,
+)
+from apps.common.training import (
+    Stopwatch,
+    TrainReport,
+    fit,
+    publish_report,
+    run_directory,
+    set_seed,
+)
+from apps.registry import Command, register
+
+CELL_NAMES = ("gru", "lstm", "rnn")
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------
+# Settings every command of a kind shares
+# ----------------------------------------------------------------------------
+
+
+def epochs_setting(default: int) -> Any:
+    return setting(default, "passes over the training data", check=at_least(1, maximum=100_000),
+                   group="training")
+
+
+def batch_size_setting(default: int) -> Any:
+    return setting(default, "examples per batch", check=at_least(1, maximum=65_536), group="training")
+
+
+def units_setting(default: int) -> Any:
+    return setting(default, "recurrent units", check=at_least(1, maximum=4096), group="training")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """The settings of every `gru-suite train APP`; apps add theirs in a subclass."""
+
+    epochs: int = epochs_setting(10)
+    batch_size: int = batch_size_setting(32)
+    units: int = units_setting(32)
+    cell: str = setting("gru", "recurrent layer: gru_core.GRU, Keras LSTM or SimpleRNN",
+                        choices=CELL_NAMES, group="training")
+    seed: int = setting(0, "random seed", check=at_least(0, maximum=2**31 - 1), group="training")
+    limit: int | None = setting(None, "use at most this many training examples",
+                                check=at_least(1), group="training")
+    export_dir: Path = setting(DEFAULT_ROOT, "root of the versioned exports", group="training")
+    no_export: bool = setting(False, "train and evaluate only", group="training")
+    verbose: int = setting(1, "Keras progress output: 0 silent, 1 bar, 2 one line per epoch",
+                           choices=(0, 1, 2), check=at_least(0, maximum=2), group="training")
+    report: Path | None = setting(None, "also write the training report as JSON to this file",
+                                  group="training")
+    run_dir: Path | None = setting(
+        None, "where checkpoints go; by default runs/<app>/<hash of the settings>, so the same "
+        "command resumes an interrupted run", group="runs, checkpoints and distribution")
+    fresh: bool = setting(False, "ignore any checkpoint of an interrupted run and start over",
+                          group="runs, checkpoints and distribution")
+    checkpoint_every: int = setting(50, "back up the training state every STEPS batches",
+                                    check=at_least(1), metavar="STEPS",
+                                    group="runs, checkpoints and distribution")
+    strategy: str = setting("default", "tf.distribute strategy: default (one device), mirrored "
+                            "(all local GPUs) or multi-worker (every worker in TF_CONFIG)",
+                            choices=tuple(sorted(STRATEGIES)),
+                            group="runs, checkpoints and distribution")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig(Config):
+    """The settings of every command that runs an export (evaluate, predict, explain)."""
+
+    model: Path | None = setting(
+        None, "an export folder, or a folder of numbered versions (the newest is used); "
+        "default saved_models/APP", check=ExistingPath("folder"))
+
+
+# ----------------------------------------------------------------------------
+# What an app's parts hand each other
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits(Generic[T]):
+    """A data set's train, validation (possibly empty) and test parts, and its name."""
+
+    name: str
+    train: T
+    validation: T | None
+    test: T
+
+
+@dataclasses.dataclass
+class Serving:
+    """What becomes the export: named `tf.function` signatures and what they use.
+
+    Attributes:
+        endpoints: Signature name -> `tf.function` with a named input
+            signature returning a dict; "serving_default" is required.
+        tracked: Keras models, layers and `tf.Module`s the endpoints use.
+        metadata: JSON-ready facts an app wants in the export's metadata
+            (beside its name, which is always there).
+        extras: Optional `extras(version_dir)` that writes further files
+            (a `.keras` model for `explain`, say).
+    """
+
+    endpoints: dict[str, Callable]
+    tracked: list
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extras: Callable[[Path], None] | None = None
+
+
+@dataclasses.dataclass
+class Trained:
+    """What `App.train` returns.
+
+    Attributes:
+        model: The trained Keras model (the report counts its parameters).
+        serving: Its export; evaluated in-process before it is written.
+        epochs: Epochs run.
+        extra: Facts for the training report.
+        export_skipped: Why this model is not exported, if it is not (its
+            `serving` may then lack a `serving_default`).
+        local: The app's trained object, handed to `evaluate` as
+            `Export.local` when the model has no export to evaluate through.
+    """
+
+    model: keras.Model
+    serving: Serving
+    epochs: int
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    export_skipped: str | None = None
+    local: Any = None
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """What `App.evaluate` measured: one headline metric and the rest."""
+
+    metric: str
+    value: float
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    summary: str = ""
+
+
+@dataclasses.dataclass
+class Export:
+    """An export's signatures, from a SavedModel folder or a training in this process."""
+
+    signatures: Mapping[str, Callable]
+    metadata: dict[str, Any]
+    path: Path | None = None
+    keep_alive: Any = None  # the loaded SavedModel, which owns the signatures' variables
+    local: Any = None  # see `Trained.local`
+
+    def signature(self, name: str = "serving_default") -> Callable:
+        if name not in self.signatures:
+            raise InputError(
+                f"{self.path or 'the model'}: the export has no {name!r} signature "
+                f"(it has {', '.join(sorted(self.signatures))})."
+            )
+        return self.signatures[name]
+
+    def input_specs(self, name: str = "serving_default") -> dict[str, Any]:
+        """Input name -> `tf.TensorSpec` of a signature."""
+        return signature_inputs(self.signature(name))
+
+    @classmethod
+    def of(cls, trained: Trained, app: str) -> "Export":
+        """The in-process export of a training, before it is written."""
+        serving = trained.serving
+        # Concrete functions, as a loaded SavedModel's signatures are: they
+        # show their input and output specs the same way.
+        signatures = {name: fn.get_concrete_function() for name, fn in serving.endpoints.items()}
+        return cls(signatures, {"app": app, **serving.metadata}, local=trained.local)
+
+
+def signature_inputs(function: Any) -> dict[str, Any]:
+    """Input name -> `tf.TensorSpec` of a concrete function (a loaded signature or a trace)."""
+    args, kwargs = function.structured_input_signature
+    return {**{spec.name: spec for spec in args}, **kwargs}
+
+
+# ----------------------------------------------------------------------------
+# The contract
+# ----------------------------------------------------------------------------
+
+
+class Fitting:
+    """How `App.train` builds and fits: the strategy scope and `apps.common.training.fit`."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path):
+        self.strategy = make_strategy(config.strategy)
+        self.verbose = config.verbose
+        self.backup_dir = run_dir / "backup"
+        self.checkpoint_every = config.checkpoint_every
+        self.fresh = config.fresh
+
+    def scope(self):
+        return self.strategy.scope()
+
+    def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
+        """`apps.common.training.fit` with the run's verbosity and backups."""
+        return fit(
+            model, train_data, epochs=epochs, verbose=self.verbose, backup_dir=self.backup_dir,
+            checkpoint_every=self.checkpoint_every, fresh=self.fresh, **kwargs,
+        )
+
+
+class App:
+    """Base of the five apps (see the module doc). Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    help: ClassVar[dict[str, str]]  # verb -> one line for --help
+    Train: ClassVar[type[TrainConfig]]
+    Evaluate: ClassVar[type[ExportConfig]]
+    Predict: ClassVar[type[ExportConfig]]
+    Explain: ClassVar[type[ExportConfig] | None] = None
+    # The serving_default inputs, to recognise exports written before they named their app.
+    serving_inputs: ClassVar[tuple[str, ...]]
+    quick_args: ClassVar[tuple[str, ...]] = ()
+
+    def load_data(self, config: Config) -> Splits:
+        raise NotImplementedError
+
+    def evaluation_data(self, config: Config) -> Splits:
+        """The data `evaluate` scores (by default `load_data`'s)."""
+        return self.load_data(config)
+
+    def train(self, config: TrainConfig, data: Splits, fitting: Fitting) -> Trained:
+        raise NotImplementedError
+
+    def evaluate(self, export: Export, data: Splits, config: Config, output_dir: Path | None) -> Evaluation:
+        """Scores `export` on `data.test`; plots go to `output_dir` (None: where the config says)."""
+        raise NotImplementedError
+
+    def predict(self, export: Export, config: ExportConfig) -> list:
+        raise NotImplementedError
+
+    def explain(self, export: Export, config: ExportConfig) -> Any:
+        raise NotImplementedError
+
+    def demo(self, export: Export) -> str:
+        """A one-line account of what `export` says to a few inputs (for `reproduce`)."""
+        raise NotImplementedError
+
+    def evaluation_config(self, config: TrainConfig) -> Config:
+        """The `Evaluate` settings a training's own evaluation uses: the ones it shares with `Train`."""
+        shared = {
+            field.name: getattr(config, field.name)
+            for field in dataclasses.fields(self.Evaluate)
+            if hasattr(config, field.name)
+        }
+        return self.Evaluate(**shared)
+
+
+# ----------------------------------------------------------------------------
+# The commands every app gets
+# ----------------------------------------------------------------------------
+
+
+def load_export(app: App, model: Path | None) -> Export:
+    """Loads `model` (default saved_models/APP), refusing another app's export in one line."""
+    path = Path(model) if model is not None else DEFAULT_ROOT / app.name
+    flag = f"--model {path}"
+    if not path.exists():
+        raise InputError(f"{flag}: no such folder (train one with `gru-suite train {app.name}`).")
+    loaded = load_exported(path)
+    folder = version_folder(path)
+    metadata_path = folder / METADATA_FILE
+    metadata: dict[str, Any] = {}
+    if metadata_path.is_file():
+        metadata = json.loads(metadata_path.read_text())
+        made_by = metadata.get("app")
+        if made_by != app.name:
+            raise InputError(f"{flag}: this is a {made_by} export, not a {app.name} one.")
+    else:
+        inputs = sorted(signature_inputs(loaded.signatures["serving_default"]))
+        if inputs != sorted(app.serving_inputs):
+            raise InputError(
+                f"{flag}: not a {app.name} export (its serving_default takes {', '.join(inputs)}, "
+                f"a {app.name} export takes {', '.join(app.serving_inputs)})."
+            )
+        metadata = {"app": app.name}
+    return Export(dict(loaded.signatures), metadata, folder, keep_alive=loaded)
+
+
+def run_train(app: App, config: TrainConfig) -> TrainReport:
+    """Seed, data, fit (timed), evaluation through the serving signatures, export, report."""
+    set_seed(config.seed)
+    data = app.load_data(config)
+    run_dir = run_directory(app.name, config)
+    fitting = Fitting(config, run_dir)
+    with Stopwatch() as watch:
+        trained = app.train(config, data, fitting)
+    evaluation = app.evaluate(
+        Export.of(trained, app.name), data, app.evaluation_config(config), run_dir
+    )
+    export_path = None
+    if trained.export_skipped:
+        trained.extra["export"] = f"skipped: {trained.export_skipped}"
+    elif not config.no_export:
+        serving = trained.serving
+        endpoints = dict(serving.endpoints)
+        export_path = export_serving_model(
+            app.name, endpoints.pop("serving_default"), serving.tracked, config.export_dir,
+            extras=serving.extras, more_endpoints=endpoints,
+            metadata={"app": app.name, **serving.metadata},
+        )
+    report = TrainReport(
+        app=app.name, data=data.name, cell=config.cell, metric=evaluation.metric,
+        value=evaluation.value, train_seconds=watch.seconds, epochs=trained.epochs,
+        export_path=str(export_path) if export_path else None,
+        extra={**trained.extra, **{key: _rounded(value) for key, value in evaluation.details.items()}},
+    )
+    return publish_report(report, config.report, trained.model)
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def run_evaluate(app: App, config: ExportConfig) -> Evaluation:
+    export = load_export(app, config.model)
+    evaluation = app.evaluate(export, app.evaluation_data(config), config, None)
+    print(f"{export.path}: {evaluation.summary}")
+    return evaluation
+
+
+def _runner(app: App, config_class: type[Config], action: Callable[[App, Any], Any]):
+    def run(args: argparse.Namespace) -> Any:
+        return action(app, from_arguments(config_class, args))
+
+    return run
+
+
+def register_app(app: App) -> App:
+    """Registers `train`, `evaluate`, `predict` (and `explain`) for `app`."""
+    verbs: list[tuple[str, type[Config], Callable[[App, Any], Any]]] = [
+        ("train", app.Train, run_train),
+        ("evaluate", app.Evaluate, run_evaluate),
+        ("predict", app.Predict, lambda a, c: a.predict(load_export(a, c.model), c)),
+    ]
+    if app.Explain is not None:
+        verbs.append(("explain", app.Explain, lambda a, c: a.explain(load_export(a, c.model), c)))
+    for verb, config_class, action in verbs:
+        register(Command(
+            verb, app.name, app.help[verb], arguments_configurer(config_class),
+            _runner(app, config_class, action),
+            quick_args=app.quick_args if verb == "train" else (),
+            demo=(lambda path, a=app: a.demo(load_export(a, Path(path)))) if verb == "train" else None,
+        ))
+    return app
+
