@@ -134,8 +134,9 @@ def test_train_export_serve_in_fresh_process_and_chat(tmp_path, monkeypatch, cap
     assert served["tokens"] == [2.0, 6.0] and all(nll > 0 for nll in served["nll"])
 
     scores = cli.run(["evaluate", "chatbot", "--model", report.export_path, "--limit", "40"])
-    assert scores["pairs"] == 40 and scores["perplexity"] > 1.0
-    assert 0.0 <= scores["distinct_1"] <= 1.0 and 0.0 <= scores["distinct_2"] <= 1.0
+    assert scores.details["pairs"] == 40 and scores.value > 1.0
+    distinct = [float(part) for part in scores.details["distinct-1 / distinct-2"].split(" / ")]
+    assert all(0.0 <= value <= 1.0 for value in distinct)
 
     capsys.readouterr()
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\n\n/reset\nHow are you?\n/quit\nignored\n"))
@@ -144,6 +145,6 @@ def test_train_export_serve_in_fresh_process_and_chat(tmp_path, monkeypatch, cap
     assert capsys.readouterr().out.splitlines() == replies
 
 
-def test_bad_chat_arguments(tmp_path):
-    with pytest.raises(InputError, match="--temperature must be > 0"):
-        cli.run(["chat", "--model", str(tmp_path), "--temperature", "0"])
+def test_bad_chat_arguments(tmp_path, rejected):
+    assert "--temperature: must be a number in (0, 100], got '0'" in rejected(
+        ["chat", "--model", str(tmp_path), "--temperature", "0"])

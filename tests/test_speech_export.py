@@ -144,18 +144,15 @@ def test_speed_averaging_serves_the_mean_log_probability(trained):
     assert not np.allclose(served, model.predict(clips, verbose=0), atol=1e-4)
 
 
-def test_train_command_rejects_bad_arguments(tmp_path, capsys):
+def test_train_command_rejects_bad_arguments(tmp_path, rejected):
     for speeds in ("3", "fast"):
-        with pytest.raises(SystemExit):
-            cli.run(["train", "speech", "--test-speeds", speeds, "--no-export"])
-        assert "--test-speeds" in capsys.readouterr().err
-    with pytest.raises(InputError, match="--epochs"):
-        cli.run(["train", "speech", "--epochs", "0", "--no-export"])
-    for band in (["--max-frequency", "9000"], ["--min-frequency", "500", "--max-frequency", "300"]):
-        with pytest.raises(InputError, match="--min-frequency and --max-frequency"):
-            cli.run(["train", "speech", *band, "--no-export"])
-    with pytest.raises(InputError, match="nowhere"):
-        cli.run(["train", "speech", "--data", str(tmp_path / "nowhere"), "--no-export"])
+        assert "--test-speeds" in rejected(["train", "speech", "--test-speeds", speeds, "--no-export"])
+    assert "--epochs" in rejected(["train", "speech", "--epochs", "0", "--no-export"])
+    assert "--max-frequency: must be a number in [0, 8000]" in rejected(
+        ["train", "speech", "--max-frequency", "9000", "--no-export"])
+    with pytest.raises(InputError, match="--min-frequency and --max-frequency"):
+        cli.run(["train", "speech", "--min-frequency", "500", "--max-frequency", "300", "--no-export"])
+    assert "nowhere" in rejected(["train", "speech", "--data", str(tmp_path / "nowhere"), "--no-export"])
 
 
 def test_predict_reports_good_files_and_names_bad_ones(trained, tmp_path, capsys):

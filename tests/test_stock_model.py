@@ -16,6 +16,7 @@ import pytest
 import apps.stock.commands  # noqa: F401  (registers the stock commands)
 from apps import cli
 from apps.common.errors import InputError
+from apps.common.export import METADATA_FILE
 from apps.stock.data import PriceSeries, sample_prices
 from apps.stock.evaluation import evaluate, forecast_metrics
 from apps.stock.model import (
@@ -139,7 +140,7 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     assert (tmp_path / "train.png").stat().st_size > 0
     export = tmp_path / "stock" / "1"
     assert str(export) == report.export_path
-    assert json.loads((export / "stock.json").read_text())["window"] == 8
+    assert json.loads((export / METADATA_FILE).read_text())["window"] == 8
 
     series = sample_prices()
     windows = np.stack([series.close[-8:], series.close[-20:-12]])
@@ -160,7 +161,7 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     # The same export through the CLI: evaluate (with its plot) and predict.
     evaluation = cli.run(["evaluate", "stock", "--model", str(tmp_path / "stock"),
                           "--plot", str(tmp_path / "eval.png")])
-    assert evaluation.ratio == pytest.approx(report.value, rel=1e-3)
+    assert evaluation.value == pytest.approx(report.value, rel=1e-3)
     assert (tmp_path / "eval.png").stat().st_size > 0
     predicted = cli.run(["predict", "stock", "--model", str(export)])
     np.testing.assert_allclose(predicted.to_numpy(), forecast[0], rtol=1e-5)

@@ -102,6 +102,9 @@ class ChatbotApp(App):
     Evaluate = ChatbotEvaluate
     Predict = ChatbotPredict
     serving_inputs = ("text",)
+    generates_text = True
+    smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8")
+    example_inputs = ("hello", "")
     quick_args = ("--epochs", "4")
 
     def load_data(self, config: DataSettings) -> Splits:

@@ -263,7 +263,14 @@ class App:
     Explain: ClassVar[type[ExportConfig] | None] = None
     # The serving_default inputs, to recognise exports written before they named their app.
     serving_inputs: ClassVar[tuple[str, ...]]
+    # Whether serving_default's string outputs are generated text ("" for a blank input).
+    generates_text: ClassVar[bool] = False
+    # `train` arguments for a run of about a minute (`gru-suite reproduce --quick`),
+    # and for one of seconds on a slice of the sample (the contract tests).
     quick_args: ClassVar[tuple[str, ...]] = ()
+    smoke_args: ClassVar[tuple[str, ...]] = ()
+    # `predict` arguments a model trained on the sample answers (the first is `explain`'s).
+    example_inputs: ClassVar[tuple[str, ...]] = ()
 
     def load_data(self, config: Config) -> Splits:
         raise NotImplementedError
@@ -379,8 +386,19 @@ def _runner(app: App, config_class: type[Config], action: Callable[[App, Any], A
     return run
 
 
+_APPS: dict[str, App] = {}
+
+
+def registered_app(name: str) -> App:
+    """The app registered under `name`."""
+    return _APPS[name]
+
+
 def register_app(app: App) -> App:
     """Registers `train`, `evaluate`, `predict` (and `explain`) for `app`."""
+    if app.name in _APPS:
+        raise ValueError(f"App {app.name!r} is already registered.")
+    _APPS[app.name] = app
     verbs: list[tuple[str, type[Config], Callable[[App, Any], Any]]] = [
         ("train", app.Train, run_train),
         ("evaluate", app.Evaluate, run_evaluate),

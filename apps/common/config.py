@@ -149,19 +149,23 @@ class NumberList(Check):
 
 @dataclasses.dataclass(frozen=True)
 class Names(Check):
-    """Comma-separated names out of `known`, as a tuple (empty allowed)."""
+    """Comma-separated names (out of `known`, if given), as a tuple (empty allowed)."""
 
-    known: tuple[str, ...]
+    known: tuple[str, ...] | None = None
 
     @property
     def allowed(self) -> str:
+        if self.known is None:
+            return "comma-separated names"
         return f"comma-separated names out of {', '.join(self.known)}"
 
     def convert(self, text: str) -> tuple[str, ...]:
         return tuple(name.strip() for name in text.split(",") if name.strip())
 
     def validate(self, value: Any) -> None:
-        if not isinstance(value, tuple) or any(name not in self.known for name in value):
+        if not isinstance(value, tuple) or not all(isinstance(name, str) for name in value):
+            raise ValueError(f"must be {self.allowed}")
+        if self.known is not None and any(name not in self.known for name in value):
             raise ValueError(f"must be {self.allowed}")
 
 

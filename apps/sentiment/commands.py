@@ -115,6 +115,8 @@ class SentimentApp(App):
     Predict = SentimentPredict
     Explain = SentimentExplain
     serving_inputs = ("text",)
+    smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8")
+    example_inputs = ("not bad at all", "")
 
     def load_data(self, config: DataSettings) -> Splits:
         data = load_data(
@@ -156,8 +158,9 @@ class SentimentApp(App):
         probabilities = predict_texts(export.signature(), data.test.texts, config.batch_size)
         metrics = binary_metrics(data.test.labels, probabilities)
         return Evaluation(
-            "held-out accuracy", metrics["accuracy"], {f"held-out {k}": v for k, v in metrics.items()
-                                                       if k != "accuracy"},
+            "held-out accuracy", metrics["accuracy"],
+            {"held-out F1": metrics["f1"], "held-out precision": metrics["precision"],
+             "held-out recall": metrics["recall"]},
             summary=f"on {data.name} ({len(data.test)} held-out examples): "
             + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()),
         )

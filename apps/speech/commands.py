@@ -246,6 +246,8 @@ class SpeechApp(App):
     Evaluate = SpeechEvaluate
     Predict = SpeechPredict
     serving_inputs = ("waveform",)
+    smoke_args = ("--epochs", "1", "--limit", "60", "--units", "8")
+    example_inputs = (str(SAMPLE_DIR / "yes" / "yes_00.flac"),)
     quick_args = ("--epochs", "25")
 
     def load_data(self, config: DataSettings) -> Splits:

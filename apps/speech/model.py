@@ -359,7 +359,12 @@ class SpeechServer(tf.Module):
     def serve(self, waveform: tf.Tensor) -> dict[str, tf.Tensor]:
         """`waveform`: float32 `[batch, samples]`, 16 kHz mono, any length."""
         clips = fix_length(waveform, FEATURES.clip_samples)
-        probabilities = speed_averaged_probabilities(self.model, clips, self.speeds)
+        # Keras's convolutions mis-shape an empty batch, so it never reaches the model.
+        probabilities = tf.cond(
+            tf.shape(clips)[0] > 0,
+            lambda: speed_averaged_probabilities(self.model, clips, self.speeds),
+            lambda: tf.zeros([0, self.labels.shape[0]]),
+        )
         label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
         return {"label": label, "probabilities": probabilities}
 

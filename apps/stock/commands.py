@@ -200,6 +200,7 @@ class StockApp(App):
     Evaluate = StockEvaluate
     Predict = StockPredict
     serving_inputs = ("prices",)
+    smoke_args = ("--epochs", "1", "--units", "8", "--layers", "1")
     quick_args = ("--epochs", "5")
 
     def load_data(self, config: DataSettings) -> Splits:

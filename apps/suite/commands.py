@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import shlex
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from apps import cli
+from apps.common.config import Config, Names, Text, arguments_configurer, at_least, from_arguments, setting
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT
 from apps.common.training import TrainReport
@@ -47,18 +49,22 @@ def format_table(rows: list[dict], output_format: str) -> str:
     return "\n".join(lines)
 
 
-def _configure_reproduce(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--apps", nargs="+", metavar="APP", default=None,
-                        help="apps to run (default: all registered)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a short training per app: a few minutes for the whole suite")
-    parser.add_argument("--export-dir", type=Path, default=DEFAULT_ROOT)
-    parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+FORMATS = ("markdown", "csv", "json")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceConfig(Config):
+    apps: tuple[str, ...] = setting((), "apps to run, comma separated (default: all registered)",
+                                    check=Names(), metavar="APP,APP")
+    quick: bool = setting(False, "a short training per app: a few minutes for the whole suite")
+    export_dir: Path = setting(DEFAULT_ROOT, "root of the versioned exports")
+    format: str = setting("markdown", "table format", choices=FORMATS)
 
 
 def _run_reproduce(args: argparse.Namespace) -> list[dict]:
+    config = from_arguments(ReproduceConfig, args)
     commands = _train_commands()
-    apps = args.apps or sorted(commands)
+    apps = config.apps or sorted(commands)
     unknown = sorted(set(apps) - set(commands))
     if unknown:
         raise InputError(f"unknown app(s) {', '.join(unknown)}; registered: {', '.join(sorted(commands))}")
@@ -68,8 +74,8 @@ def _run_reproduce(args: argparse.Namespace) -> list[dict]:
         print(f"[{index}/{len(apps)}] {app}: training on its sample data", flush=True)
         # Outside a terminal a progress bar is a wall of carriage returns: one line per epoch.
         verbosity = "1" if sys.stdout.isatty() else "2"
-        argv = ["train", app, "--export-dir", str(args.export_dir), "--verbose", verbosity]
-        if args.quick:
+        argv = ["train", app, "--export-dir", str(config.export_dir), "--verbose", verbosity]
+        if config.quick:
             argv += list(command.quick_args)
         report: TrainReport = cli.run(argv)
         check = command.demo(report.export_path) if command.demo else "(no demo)"
@@ -84,18 +90,20 @@ def _run_reproduce(args: argparse.Namespace) -> list[dict]:
             "export": report.export_path,
             "reloaded export says": check,
         })
-    print(format_table(rows, args.format))
+    print(format_table(rows, config.format))
     return rows
 
 
-def _configure_compare(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("app", help="the app to train three times")
-    parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..K-1 (mean ± spread)")
-    parser.add_argument("--cells", nargs="+", default=list(CELL_FACTS), choices=list(CELL_FACTS))
-    parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    parser.add_argument("--train-args", default="", metavar="'ARGS'",
-                        help="arguments for `gru-suite train APP`, quoted as one string "
-                             "(for example --train-args '--epochs 2 --units 16')")
+@dataclasses.dataclass(frozen=True)
+class CompareConfig(Config):
+    app: str = setting("", "the app to train three times", positional=True, check=Text(True),
+                       metavar="APP")
+    seeds: int = setting(1, "repeat with seeds 0..K-1 (mean ± spread)", check=at_least(1, maximum=100))
+    cells: tuple[str, ...] = setting(tuple(CELL_FACTS), "cells to compare, comma separated",
+                                     check=Names(tuple(CELL_FACTS)), metavar="CELL,CELL")
+    format: str = setting("markdown", "table format", choices=FORMATS)
+    train_args: str = setting("", "arguments for `gru-suite train APP`, quoted as one string "
+                              "(for example --train-args '--epochs 2 --units 16')", metavar="'ARGS'")
 
 
 def _train_in_subprocess(app: str, cell: str, seed: int, train_args: list[str]) -> TrainReport:
@@ -120,17 +128,19 @@ def _mean_spread(values: list[float], digits: int) -> str:
 
 
 def _run_compare(args: argparse.Namespace) -> list[dict]:
-    if args.app not in _train_commands():
-        raise InputError(f"unknown app {args.app!r}; registered: {', '.join(sorted(_train_commands()))}")
-    if args.seeds < 1:
-        raise InputError(f"--seeds must be at least 1, got {args.seeds}")
-    train_args = shlex.split(args.train_args)
+    config = from_arguments(CompareConfig, args)
+    if config.app not in _train_commands():
+        raise InputError(f"unknown app {config.app!r}; registered: {', '.join(sorted(_train_commands()))}")
+    try:
+        train_args = shlex.split(config.train_args)
+    except ValueError as error:
+        raise InputError(f"--train-args: {error}") from None
     rows = []
-    for cell in args.cells:
+    for cell in config.cells:
         reports = []
-        for seed in range(args.seeds):
-            print(f"compare {args.app}: cell={cell} seed={seed}", file=sys.stderr, flush=True)
-            reports.append(_train_in_subprocess(args.app, cell, seed, train_args))
+        for seed in range(config.seeds):
+            print(f"compare {config.app}: cell={cell} seed={seed}", file=sys.stderr, flush=True)
+            reports.append(_train_in_subprocess(config.app, cell, seed, train_args))
         first = reports[0]
         rows.append({
             **CELL_FACTS[cell],
@@ -141,11 +151,11 @@ def _run_compare(args: argparse.Namespace) -> list[dict]:
             first.metric: _mean_spread([r.value for r in reports], 4),
             "seeds": len(reports),
         })
-    print(format_table(rows, args.format))
+    print(format_table(rows, config.format))
     return rows
 
 
 register(Command("reproduce", None, "train, export, reload and run every app on its sample data",
-                 _configure_reproduce, _run_reproduce))
+                 arguments_configurer(ReproduceConfig), _run_reproduce))
 register(Command("compare", None, "train an app with GRU, LSTM and SimpleRNN and compare them",
-                 _configure_compare, _run_compare))
+                 arguments_configurer(CompareConfig), _run_compare))

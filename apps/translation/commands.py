@@ -89,6 +89,10 @@ class TranslationApp(App):
     Predict = TranslationPredict
     Explain = TranslationExplain
     serving_inputs = ("text",)
+    generates_text = True
+    smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8",
+                  "--beam-width", "2")
+    example_inputs = ("the tall cat sleeps.", "")
     quick_args = ("--epochs", "3", "--limit", "6000")
 
     def load_data(self, config: DataSettings) -> Splits:

@@ -74,12 +74,18 @@ def _step_loop(model, source_ids, max_length, choose):
     return _stacked(ids, batch), _stacked_weights(weights, batch, tf.shape(source_ids)[1])
 
 
+def _stack(array: tf.TensorArray, empty_shape) -> tf.Tensor:
+    """`array.stack()`, or zeros of `empty_shape` when the loop wrote nothing (an empty batch
+    is finished before the first step, and an empty TensorArray of unknown shape cannot stack)."""
+    return tf.cond(array.size() > 0, array.stack, lambda: tf.zeros(empty_shape, array.dtype))
+
+
 def _stacked(array: tf.TensorArray, batch) -> tf.Tensor:
-    return tf.reshape(tf.transpose(array.stack()), [batch, -1])
+    return tf.reshape(tf.transpose(_stack(array, [0, batch])), [batch, -1])
 
 
 def _stacked_weights(array: tf.TensorArray, batch, source_time) -> tf.Tensor:
-    stacked = tf.reshape(array.stack(), [-1, batch, source_time])
+    stacked = tf.reshape(_stack(array, [0, batch, source_time]), [-1, batch, source_time])
     return tf.transpose(stacked, [1, 0, 2])
 
 
