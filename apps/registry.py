@@ -1,7 +1,9 @@
 """The command registry that application packages join.
 
-An app package `apps/<name>/` exposes a `commands` module that calls
-`register(...)` at import. `gru-suite VERB APP ...` then dispatches to the
+An app package `apps/<name>/` exposes a `commands` module that registers
+its commands at import: an app through `apps.common.app.register_app`, which
+registers `train`, `evaluate`, `predict` (and `explain`); other commands
+through `register(...)`. `gru-suite VERB APP ...` then dispatches to the
 command registered for (VERB, APP); commands registered with `app=None` are
 top-level (`gru-suite chat ...`).
 """

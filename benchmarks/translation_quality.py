@@ -52,8 +52,8 @@ def main() -> None:
     ])
     scores = cli.run(["evaluate", "translation", "--model", report.export_path, "--data", val])
     print(
-        f"\nMulti30k de->en val ({scores['pairs']} pairs): BLEU {scores['bleu']:.2f}, "
-        f"chrF {scores['chrf']:.2f}; {report.epochs} epoch(s), {report.train_seconds / 60:.1f} min "
+        f"\nMulti30k de->en val ({scores.details['pairs']} pairs): BLEU {scores.value:.2f}, "
+        f"chrF {scores.details['held-out chrF']:.2f}; {report.epochs} epoch(s), {report.train_seconds / 60:.1f} min "
         f"of training, {time.perf_counter() - start:.0f} s wall in all (export {report.export_path})"
     )
 

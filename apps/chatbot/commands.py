@@ -37,6 +37,7 @@ from apps.common.config import (
 )
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import (
+    Seq2SeqEvaluate,
     Seq2SeqTrain,
     decoding_setting,
     max_length_setting,
@@ -70,9 +71,8 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
 
 
 @dataclasses.dataclass(frozen=True)
-class ChatbotEvaluate(ExportConfig, DataSettings):
-    score_limit: int | None = setting(None, "score at most this many pairs", check=at_least(1),
-                                      flag="--limit")
+class ChatbotEvaluate(Seq2SeqEvaluate, DataSettings):
+    pass
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,7 +175,7 @@ def _local_pairs(spec: str) -> TextPairs:
     if path.suffix == ".enc":
         return read_aligned_files(path, path.with_suffix(".dec"), skip_empty=True)
     if not path.exists():
-        raise InputError(f"--data {spec}: no such file, and not one of sample, cornell.")
+        raise InputError(f"{spec}: no such file, and not one of sample, cornell.")
     return read_tab_separated(path)
 
 

@@ -79,6 +79,12 @@ def units_setting(default: int) -> Any:
     return setting(default, "recurrent units", check=at_least(1, maximum=4096), group="training")
 
 
+def split_seed_setting() -> Any:
+    """`--seed` of data settings: the seed of a held-out split drawn at random (as in train)."""
+    return setting(0, "seed of the held-out split of data without one (as in train)",
+                   check=at_least(0, maximum=2**31 - 1), group="data")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
     """The settings of every `gru-suite train APP`; apps add theirs in a subclass."""

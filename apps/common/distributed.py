@@ -37,7 +37,7 @@ def _multi_worker() -> tf.distribute.Strategy:
         if "program startup" not in str(error):
             raise
         raise InputError(
-            "--strategy multi-worker must be set up before TensorFlow runs anything in the "
+            "A multi-worker strategy must be set up before TensorFlow runs anything in the "
             "process: start each worker as its own `gru-suite train ...` command."
         ) from error
 
@@ -54,7 +54,7 @@ def _check_tf_config() -> None:
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise InputError(
-            "--strategy multi-worker needs TF_CONFIG in the environment, e.g. "
+            "Multi-worker training needs TF_CONFIG in the environment, e.g. "
             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
             '"task": {"type": "worker", "index": 0}} (see the README).'
         )

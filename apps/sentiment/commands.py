@@ -22,6 +22,7 @@ from apps.common.app import (
     batch_size_setting,
     epochs_setting,
     register_app,
+    split_seed_setting,
     units_setting,
 )
 from apps.common.config import Config, DataSource, Text, at_least, fraction, positive, setting
@@ -52,8 +53,7 @@ class DataSettings(Config):
                                       group="data")
     label_column: str | None = setting(None, "label column of a CSV/TSV file", check=Text(True),
                                        group="data")
-    seed: int = setting(0, "seed of the held-out split of data without one (as in train)",
-                        check=at_least(0, maximum=2**31 - 1), group="data")
+    seed: int = split_seed_setting()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from apps.common.app import (
     batch_size_setting,
     epochs_setting,
     register_app,
+    split_seed_setting,
     units_setting,
 )
 from apps.common.config import (
@@ -31,7 +32,6 @@ from apps.common.config import (
     DataSource,
     Number,
     NumberList,
-    at_least,
     positive,
     setting,
 )
@@ -185,8 +185,7 @@ class DataSettings(Config):
     data: str = setting(
         "sample", f"{', '.join(DATA_SETS)} (sample is synthetic) or a folder (LABEL/*.wav or "
         "LABEL_SPEAKER_INDEX.wav)", check=DataSource(DATA_SETS), group="data")
-    seed: int = setting(0, "seed of the split of a folder without lists (as in train)",
-                        check=at_least(0, maximum=2**31 - 1), group="data")
+    seed: int = split_seed_setting()
 
 
 @dataclasses.dataclass(frozen=True)

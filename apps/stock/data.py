@@ -300,9 +300,9 @@ def load_yfinance(
         today: The date an open-ended range is keyed by (default: today).
     """
     if not ticker or not ticker.strip():
-        raise InputError("--ticker: empty ticker symbol")
+        raise InputError("the ticker symbol is empty")
     ticker = ticker.strip()
-    start, end = _iso_date(start, "--start"), _iso_date(end, "--end")
+    start, end = _iso_date(start, "start"), _iso_date(end, "end")
     cache_dir = Path(cache_dir)
     key_end = end if end is not None else "to-" + (today or pd.Timestamp.today()).strftime("%Y-%m-%d")
     cache = _cache_path(cache_dir, ticker, interval, start, key_end)
@@ -334,13 +334,13 @@ def load_yfinance(
     return series
 
 
-def _iso_date(value: str | None, flag: str) -> str | None:
+def _iso_date(value: str | None, which: str) -> str | None:
     if value is None:
         return None
     try:
         return pd.Timestamp(value).strftime("%Y-%m-%d")
     except (ValueError, TypeError):
-        raise InputError(f"{flag}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+        raise InputError(f"the {which} date {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 def _from_cache(path: Path, target: str, source: str, *, start: str | None = None,

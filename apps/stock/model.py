@@ -161,7 +161,7 @@ def build_model(
 ) -> keras.Model:
     """Stacked recurrent layers over the return window -> Dense(horizon) normalized log returns."""
     if layers < 1:
-        raise InputError(f"--layers must be at least 1 (got {layers})")
+        raise InputError(f"a model needs at least 1 recurrent layer (got {layers})")
     inputs = keras.Input((window - 1, num_features), name="returns")
     hidden = inputs
     for index in range(layers):

@@ -20,9 +20,10 @@ from apps.common.app import (
     register_app,
     units_setting,
 )
-from apps.common.config import Config, DataSource, Text, arguments_configurer, at_least, from_arguments, setting
+from apps.common.config import Config, DataSource, Text, arguments_configurer, from_arguments, setting
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import (
+    Seq2SeqEvaluate,
     Seq2SeqTrain,
     decoding_setting,
     max_length_setting,
@@ -56,9 +57,8 @@ class TranslationTrain(Seq2SeqTrain, DataSettings):
 
 
 @dataclasses.dataclass(frozen=True)
-class TranslationEvaluate(ExportConfig, DataSettings):
-    score_limit: int | None = setting(None, "score at most this many pairs", check=at_least(1),
-                                      flag="--limit")
+class TranslationEvaluate(Seq2SeqEvaluate, DataSettings):
+    pass
 
 
 @dataclasses.dataclass(frozen=True)

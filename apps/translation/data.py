@@ -107,7 +107,7 @@ def _local_pairs(spec: str) -> TextPairs:
     path = Path(spec)
     if not path.exists():
         raise InputError(
-            f"--data {spec}: no such file, and not one of sample, anki:LANG, multi30k."
+            f"{spec}: no such file, and not one of sample, anki:LANG, multi30k."
         )
     return read_tab_separated(path)
 

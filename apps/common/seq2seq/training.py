@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from apps.common.app import Fitting, TrainConfig
+from apps.common.app import ExportConfig, Fitting, TrainConfig
 from apps.common.config import Number, at_least, fraction, positive, setting
 from apps.common.errors import InputError
 from apps.common.seq2seq.model import (
@@ -71,6 +71,14 @@ class Seq2SeqTrain(TrainConfig):
             strategy=self.decoding, beam_width=self.beam_width, length_penalty=self.length_penalty,
             temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqEvaluate(ExportConfig):
+    """The settings a seq2seq app's `evaluate` adds to its data settings."""
+
+    score_limit: int | None = setting(None, "score at most this many pairs", check=at_least(1),
+                                      flag="--limit")
 
 
 class TimeBudget(keras.callbacks.Callback):
