@@ -1,4 +1,4 @@
-"""Training plumbing shared by the apps: arguments, seeds, fitting, reports."""
+"""Training plumbing shared by the apps: seeds, fitting, run folders, reports."""
 
 from __future__ import annotations
 
