@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import keras
 
+from apps.common.cells import CELLS
 from apps.common.config import (
     Config,
     ExistingPath,
@@ -57,8 +58,8 @@ from apps.common.training import (
 )
 from apps.registry import Command, register
 
-CELL_NAMES = ("gru", "lstm", "rnn")
 T = TypeVar("T")
+SEEDS = at_least(0, maximum=2**31 - 1)
 
 
 # ----------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def units_setting(default: int) -> Any:
 def split_seed_setting() -> Any:
     """`--seed` of data settings: the seed of a held-out split drawn at random (as in train)."""
     return setting(0, "seed of the held-out split of data without one (as in train)",
-                   check=at_least(0, maximum=2**31 - 1), group="data")
+                   check=SEEDS, group="data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +94,8 @@ class TrainConfig(Config):
     batch_size: int = batch_size_setting(32)
     units: int = units_setting(32)
     cell: str = setting("gru", "recurrent layer: gru_core.GRU, Keras LSTM or SimpleRNN",
-                        choices=CELL_NAMES, group="training")
-    seed: int = setting(0, "random seed", check=at_least(0, maximum=2**31 - 1), group="training")
+                        choices=tuple(sorted(CELLS)), group="training")
+    seed: int = setting(0, "random seed", check=SEEDS, group="training")
     limit: int | None = setting(None, "use at most this many training examples",
                                 check=at_least(1), group="training")
     export_dir: Path = setting(DEFAULT_ROOT, "root of the versioned exports", group="training")
@@ -323,8 +324,8 @@ def load_export(app: App, model: Path | None) -> Export:
     flag = f"--model {path}"
     if not path.exists():
         raise InputError(f"{flag}: no such folder (train one with `gru-suite train {app.name}`).")
-    loaded = load_exported(path)
     folder = version_folder(path)
+    loaded = load_exported(folder)
     metadata_path = folder / METADATA_FILE
     metadata: dict[str, Any] = {}
     if metadata_path.is_file():
@@ -363,7 +364,8 @@ def run_train(app: App, config: TrainConfig) -> TrainReport:
         export_path = export_serving_model(
             app.name, endpoints.pop("serving_default"), serving.tracked, config.export_dir,
             extras=serving.extras, more_endpoints=endpoints,
-            metadata={"app": app.name, **serving.metadata},
+            metadata={"app": app.name, **serving.metadata,
+                      "evaluation": {evaluation.metric: evaluation.value, "data": data.name}},
         )
     report = TrainReport(
         app=app.name, data=data.name, cell=config.cell, metric=evaluation.metric,

@@ -261,10 +261,8 @@ class Flag:
     flag: str | None = None  # defaults to --field-name
     metavar: str | None = None
     group: str | None = None
-    required: bool = False
     positional: bool = False
     nargs: str | None = None  # for positional fields: "*" or "+"
-    cli: bool = True  # False: set by the program, not a flag
 
 
 def setting(default: Any, help: str, **flag: Any) -> Any:
@@ -295,8 +293,6 @@ class Config:
             flag = field.metadata.get("flag")
             value = getattr(self, field.name)
             if flag is None or value is None:
-                if flag is not None and flag.required:
-                    raise ConfigError([field.name], "is required")
                 continue
             if flag.choices is not None and value not in flag.choices:
                 raise ConfigError(
@@ -312,31 +308,25 @@ class Config:
     def check(self) -> None:
         """Checks across fields; raise `ConfigError` naming the fields."""
 
-    def replace(self: C, **changes: Any) -> C:
-        return dataclasses.replace(self, **changes)
-
 
 def flag_fields(config_class: type[Config]) -> list[tuple[dataclasses.Field, Flag]]:
     return [
         (field, field.metadata["flag"])
         for field in dataclasses.fields(config_class)
-        if "flag" in field.metadata and field.metadata["flag"].cli
+        if "flag" in field.metadata
     ]
 
 
-def flag_name(field_name: str, config_class: type[Config] | None = None) -> str:
-    """`--batch-size` for `batch_size` (or the flag the field declares)."""
-    if config_class is not None:
-        for field, flag in flag_fields(config_class):
-            if field.name == field_name:
-                if flag.positional:
-                    return field.name.upper()
-                return flag.flag or "--" + field.name.replace("_", "-")
-    return "--" + field_name.replace("_", "-")
+def flag_name(field: dataclasses.Field) -> str:
+    """`--batch-size` for the field `batch_size` (or the flag or metavar it declares)."""
+    flag = field.metadata["flag"]
+    if flag.positional:
+        return flag.metavar or field.name.upper()
+    return flag.flag or "--" + field.name.replace("_", "-")
 
 
 def _help(field: dataclasses.Field, flag: Flag) -> str:
-    if flag.required or flag.positional or field.type in ("bool", bool) or field.default is None:
+    if flag.positional or field.type in ("bool", bool) or field.default is None:
         return flag.help
     default = field.default
     if isinstance(default, tuple):
@@ -365,13 +355,11 @@ def add_arguments(parser: argparse.ArgumentParser, config_class: type[Config]) -
                 options["default"] = field.default
             target.add_argument(field.name, **options)
             continue
-        name = flag_name(field.name, config_class)
+        name = flag_name(field)
         if field.type in ("bool", bool):
             target.add_argument(name, action="store_true", **options)
             continue
         options["default"] = field.default
-        if flag.required:
-            options["required"] = True
         if flag.choices is not None:
             options["choices"] = flag.choices
         if flag.check is not None:
@@ -384,7 +372,9 @@ def add_arguments(parser: argparse.ArgumentParser, config_class: type[Config]) -
 def from_arguments(config_class: type[C], args: argparse.Namespace) -> C:
     """The config of `config_class` from parsed flags; errors name the flags."""
     values = {}
+    fields = {}
     for field, flag in flag_fields(config_class):
+        fields[field.name] = field
         value = getattr(args, field.name)
         if flag.positional and flag.nargs in ("*", "+"):
             value = tuple(value or ())
@@ -392,7 +382,7 @@ def from_arguments(config_class: type[C], args: argparse.Namespace) -> C:
     try:
         return config_class(**values)
     except ConfigError as error:
-        flags = " and ".join(flag_name(name, config_class) for name in error.fields)
+        flags = " and ".join(flag_name(fields[name]) for name in error.fields)
         raise InputError(f"{flags}: {error.message}") from None
 
 

@@ -205,6 +205,7 @@ class StockApp(App):
 
     def load_data(self, config: DataSettings) -> Splits:
         series = load_series(config)
+        # One series: train, validation and test are its chronological parts (`chronological_split`).
         return Splits(series.name, series, None, series)
 
     def train(self, config: StockTrain, data: Splits, fitting: Fitting) -> Trained:
