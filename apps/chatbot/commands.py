@@ -29,14 +29,12 @@ from apps.common.config import (
     Config,
     DataSource,
     arguments_configurer,
-    at_least,
-    fraction,
     from_arguments,
-    positive,
     setting,
 )
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import (
+    SamplingSettings,
     Seq2SeqEvaluate,
     Seq2SeqTrain,
     decoding_setting,
@@ -82,10 +80,7 @@ class ChatbotPredict(ExportConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class ChatConfig(ExportConfig):
-    temperature: float = setting(0.8, "sampling temperature", check=positive(100.0))
-    top_k: int = setting(0, "top-k sampling, 0 = off", check=at_least(0))
-    top_p: float = setting(0.9, "nucleus sampling mass", check=fraction(zero=False, one=True))
+class ChatConfig(ExportConfig, SamplingSettings):
     no_context: bool = setting(False, "do not give the bot's previous reply as context")
 
 

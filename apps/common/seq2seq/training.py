@@ -11,7 +11,7 @@ from typing import Any
 import keras
 
 from apps.common.app import ExportConfig, Fitting, TrainConfig
-from apps.common.config import Number, at_least, fraction, positive, setting
+from apps.common.config import Config, Number, at_least, fraction, positive, setting
 from apps.common.errors import InputError
 from apps.common.seq2seq.model import (
     Seq2Seq,
@@ -40,7 +40,18 @@ def decoding_setting(default: str) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class Seq2SeqTrain(TrainConfig):
+class SamplingSettings(Config):
+    """How a sampling decoder draws tokens: `train`'s defaults for the export, `chat`'s per turn."""
+
+    temperature: float = setting(0.8, "sampling temperature (when the export samples)",
+                                 check=positive(100.0), group="sampling")
+    top_k: int = setting(0, "top-k sampling, 0 = off", check=at_least(0), group="sampling")
+    top_p: float = setting(0.9, "nucleus sampling mass", check=fraction(zero=False, one=True),
+                           group="sampling")
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqTrain(TrainConfig, SamplingSettings):
     """The settings of a seq2seq app's `train`: model, training and decoding."""
 
     embedding_dim: int = setting(128, "token vector size", check=at_least(1, maximum=4096),
@@ -59,11 +70,6 @@ class Seq2SeqTrain(TrainConfig):
                               group="sequence to sequence")
     length_penalty: float = setting(0.6, "GNMT length-normalization exponent of beam search",
                                     check=Number(float, 0.0, 10.0), group="sequence to sequence")
-    temperature: float = setting(0.8, "sampling temperature of --decoding sample",
-                                 check=positive(100.0), group="sequence to sequence")
-    top_k: int = setting(0, "top-k sampling, 0 = off", check=at_least(0), group="sequence to sequence")
-    top_p: float = setting(0.9, "nucleus sampling mass", check=fraction(zero=False, one=True),
-                           group="sequence to sequence")
 
     @property
     def decoding_options(self) -> DecodingOptions:
