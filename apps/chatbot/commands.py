@@ -143,6 +143,32 @@ class ChatbotApp(App):
             print(reply)
         return replies
 
+    def page(self, page) -> None:
+        import gradio as gr
+
+        defaults = ChatConfig()
+        chat = gr.Chatbot(label="Conversation (each reply is the next turn's context)")
+        message = gr.Textbox(label="Your message", placeholder="hello")
+        with gr.Row():
+            send = gr.Button("Send", variant="primary")
+            reset = gr.Button("Reset the conversation")
+        context = gr.State("")
+
+        def respond(text: str, history: list, previous_reply: str):
+            if not text.strip():
+                raise InputError("Type a message first.")
+            conversation = Conversation(page.export().signature("converse"), defaults.temperature,
+                                        defaults.top_k, defaults.top_p, use_context=True)
+            conversation.context = previous_reply
+            answer = conversation.reply(text)
+            history = list(history or []) + [{"role": "user", "content": text},
+                                             {"role": "assistant", "content": answer}]
+            return history, answer, ""
+
+        for event in (send.click, message.submit):
+            event(page.handler(respond), [message, chat, context], [chat, context, message])
+        reset.click(lambda: ([], "", ""), None, [chat, context, message])
+
     def demo(self, export: Export) -> str:
         replies = generate_replies(export.signature(), DEMO_UTTERANCES)
         return "; ".join(f"{text!r} -> {reply!r}" for text, reply in zip(DEMO_UTTERANCES, replies))

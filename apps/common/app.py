@@ -11,7 +11,8 @@ An app is a subclass of `App` with
   becomes the export);
 - `evaluate(export, data, config)`: scores an `Export` (a loaded SavedModel
   or the in-process `Serving` of a training) on a data set's test split;
-- `predict(export, config)`, `explain(export, config)`, `demo(export)`.
+- `predict(export, config)`, `explain(export, config)`, `demo(export)`;
+- `page(context)`: its tab of the demo page that `gru-suite serve` shows.
 
 `register_app(app)` turns it into `gru-suite train|evaluate|predict APP`
 (and `explain APP`). The sequence that every training follows (seed, data,
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import keras
+import numpy as np
 
 from apps.common.cells import CELLS
 from apps.common.config import (
@@ -302,6 +304,18 @@ class App:
     def demo(self, export: Export) -> str:
         """A one-line account of what `export` says to a few inputs (for `reproduce`)."""
         raise NotImplementedError
+
+    def page(self, page: Any) -> None:
+        """Builds the app's tab of `gru-suite serve`'s demo page out of Gradio components.
+
+        `page` is an `apps.serve.page.PageContext`: `page.export()` is the
+        version served now, `page.handler(fn)` wraps an event function.
+        """
+        raise NotImplementedError
+
+    def serving_example(self, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
+        """`serving_default`'s inputs for one raw example (a batch of one), for an export with `metadata`."""
+        return {name: np.array([self.example_inputs[0]]) for name in self.serving_inputs}
 
     def evaluation_config(self, config: TrainConfig) -> Config:
         """The `Evaluate` settings a training's own evaluation uses: the ones it shares with `Train`."""

@@ -100,6 +100,54 @@ class SentimentExplain(ExportConfig):
 DEMO_TEXTS = ["not bad at all", "slow at first but worth it", "not good, and not even funny"]
 
 
+def update_gate_heatmap(export: Export, text: str, output: Path) -> dict[str, Any]:
+    """Plots each direction's update gate z_t per unit over the tokens of `text` into `output`.
+
+    Returns the PNG's path, the probability, the tokens and each direction's
+    mean gate per token.
+
+    z_t near 1 means the GRU took in the token's candidate state; near 0, it
+    kept what it had. The backward direction reads the text right to left.
+    """
+    import gru_core
+
+    version_dir = export.path
+    artifacts = load_artifacts(version_dir)
+    bidirectional = artifacts.model.get_layer("bidirectional")
+    if not isinstance(bidirectional.forward_layer, gru_core.GRU):
+        raise InputError(
+            f"{version_dir}: explain traces GRU gates, but this model's cell is {artifacts.cell!r}."
+        )
+    texts = tf.constant([text])
+    tokens = [t.decode("utf-8") for t in artifacts.preprocessor.tokens(texts)[0].numpy()]
+    if not tokens:
+        raise InputError("The text has no tokens to explain.")
+    inputs = artifacts.preprocessor(texts)
+    vectors = artifacts.model.get_layer("word_vectors")(inputs)
+    probability = float(artifacts.model(inputs, training=False).numpy()[0, 0])
+    unknown = RESERVED_TOKENS.index(UNK)
+    labels = [f"{t}?" if i == unknown else t for t, i in zip(tokens, inputs["token_ids"].numpy()[0])]
+
+    figure = new_figure(max(7.0, 0.5 * len(tokens) + 2), 6.5)
+    axes = figure.subplots(2, 1, sharex=True)
+    means = {}
+    for axis, direction in zip(axes, ("forward", "backward")):
+        layer = getattr(bidirectional, f"{direction}_layer")
+        update = gru_core.trace_gates(layer, vectors)["update"][0]  # (tokens, units)
+        means[direction] = update.mean(axis=1).round(3).tolist()
+        image = axis.imshow(update.T, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis")
+        axis.set_ylabel(f"{direction}\nunit")
+        figure.colorbar(image, ax=axis, label="update gate z")
+    axes[-1].set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    figure.suptitle(
+        f"{LABELS[int(probability >= 0.5)]} (p = {probability:.3f})\n"
+        "GRU update gate z per unit and token (? = unknown word)"
+    )
+    figure.tight_layout()
+    output = save_figure(figure, output)
+    return {"path": str(output), "probability": probability, "tokens": labels, "mean_update": means}
+
+
 class SentimentApp(App):
     """Movie-review sentiment from raw text (a BiGRU over in-graph tokens)."""
 
@@ -181,52 +229,36 @@ class SentimentApp(App):
         return results
 
     def explain(self, export: Export, config: SentimentExplain) -> dict[str, Any]:
-        """Plots each direction's update gate z_t per unit over the tokens of one text.
-
-        z_t near 1 means the GRU took in the token's candidate state; near 0, it
-        kept what it had. The backward direction reads the text right to left.
-        """
-        import gru_core
-
-        version_dir = export.path
-        artifacts = load_artifacts(version_dir)
-        bidirectional = artifacts.model.get_layer("bidirectional")
-        if not isinstance(bidirectional.forward_layer, gru_core.GRU):
-            raise InputError(
-                f"{version_dir}: explain traces GRU gates, but this model's cell is {artifacts.cell!r}."
-            )
-        texts = tf.constant([config.text])
-        tokens = [t.decode("utf-8") for t in artifacts.preprocessor.tokens(texts)[0].numpy()]
-        if not tokens:
-            raise InputError("The text has no tokens to explain.")
-        inputs = artifacts.preprocessor(texts)
-        vectors = artifacts.model.get_layer("word_vectors")(inputs)
-        probability = float(artifacts.model(inputs, training=False).numpy()[0, 0])
-        unknown = RESERVED_TOKENS.index(UNK)
-        labels = [f"{t}?" if i == unknown else t for t, i in zip(tokens, inputs["token_ids"].numpy()[0])]
-
-        figure = new_figure(max(7.0, 0.5 * len(tokens) + 2), 6.5)
-        axes = figure.subplots(2, 1, sharex=True)
-        means = {}
-        for axis, direction in zip(axes, ("forward", "backward")):
-            layer = getattr(bidirectional, f"{direction}_layer")
-            update = gru_core.trace_gates(layer, vectors)["update"][0]  # (tokens, units)
-            means[direction] = update.mean(axis=1).round(3).tolist()
-            image = axis.imshow(update.T, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis")
-            axis.set_ylabel(f"{direction}\nunit")
-            figure.colorbar(image, ax=axis, label="update gate z")
-        axes[-1].set_xticks(range(len(labels)), labels, rotation=60, ha="right")
-        figure.suptitle(
-            f"{LABELS[int(probability >= 0.5)]} (p = {probability:.3f})\n"
-            "GRU update gate z per unit and token (? = unknown word)"
-        )
-        figure.tight_layout()
-        output = save_figure(figure, config.output)
+        """Plots each direction's update gate z_t per unit over the tokens of one text."""
+        explained = update_gate_heatmap(export, config.text, config.output)
+        probability = explained["probability"]
         print(f"{LABELS[int(probability >= 0.5)]} (p = {probability:.4f}); "
-              f"update-gate heatmap written to {output}")
-        for token, forward, backward in zip(labels, means["forward"], means["backward"]):
+              f"update-gate heatmap written to {explained['path']}")
+        means = explained["mean_update"]
+        for token, forward, backward in zip(explained["tokens"], means["forward"], means["backward"]):
             print(f"  {token}\tmean z forward {forward:.3f}\tbackward {backward:.3f}")
-        return {"path": str(output), "probability": probability, "tokens": labels, "mean_update": means}
+        return explained
+
+    def page(self, page) -> None:
+        import gradio as gr
+
+        text = gr.Textbox(label="A movie review", value=DEMO_TEXTS[1], lines=2)
+        button = gr.Button("Classify", variant="primary")
+        label = gr.Label(label="Sentiment")
+        heatmap = gr.Image(label="GRU update gate z per unit and token", type="filepath")
+
+        def classify(review: str):
+            export = page.export()
+            positive = float(predict_texts(export.signature(), [review])[0])
+            try:
+                heatmap_path = update_gate_heatmap(export, review, page.figure_path("update_gates.png"))["path"]
+            except InputError as why_not:  # no tokens, or not a GRU: the probability still stands
+                gr.Warning(str(why_not))
+                heatmap_path = None
+            return {LABELS[1]: positive, LABELS[0]: 1.0 - positive}, heatmap_path
+
+        button.click(page.handler(classify), text, [label, heatmap])
+        text.submit(page.handler(classify), text, [label, heatmap])
 
     def demo(self, export: Export) -> str:
         probabilities = predict_texts(export.signature(), DEMO_TEXTS)

@@ -13,6 +13,7 @@ positive:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,8 +312,9 @@ def save_artifacts(version_dir: Path, model: keras.Model, preprocessor: Preproce
     (extra / "settings.json").write_text(json.dumps(settings))
 
 
+@functools.lru_cache(maxsize=4)
 def load_artifacts(version_dir: Path) -> Artifacts:
-    """Reads what `save_artifacts` wrote (an `InputError` if it is not there)."""
+    """Reads what `save_artifacts` wrote (an `InputError` if it is not there); kept for reuse."""
     extra = Path(version_dir) / EXTRA_DIR
     needed = [extra / name for name in ("model.keras", "vocabulary.txt", "settings.json")]
     missing = [str(path) for path in needed if not path.is_file()]

@@ -342,6 +342,27 @@ class SpeechApp(App):
             raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
         return results
 
+    def page(self, page) -> None:
+        import gradio as gr
+
+        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="A spoken word (about a second)")
+        button = gr.Button("Recognize", variant="primary")
+        words = gr.Label(label="Word", num_top_classes=5)
+
+        def recognize(path: str | None):
+            if not path:
+                raise InputError("Upload an audio file or record one first.")
+            export = page.export()
+            waveform = load_audio(path)
+            probabilities = served_probabilities(export.signature(), waveform[np.newaxis, :])[0]
+            labels = export.metadata.get("labels") or [str(i) for i in range(len(probabilities))]
+            return {label: float(p) for label, p in zip(labels, probabilities)}
+
+        button.click(page.handler(recognize), audio, words)
+
+    def serving_example(self, metadata: dict) -> dict[str, np.ndarray]:
+        return {"waveform": load_audio(self.example_inputs[0])[np.newaxis, :]}
+
     def demo(self, export: Export) -> str:
         serve = export.signature()
         said = []

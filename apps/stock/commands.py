@@ -36,6 +36,7 @@ from apps.common.config import (
     setting,
 )
 from apps.common.errors import InputError
+from apps.common.figures import new_figure, save_figure
 from apps.stock import data as stock_data
 from apps.stock.evaluation import Evaluation as Forecasts
 from apps.stock.evaluation import evaluate, plot
@@ -187,6 +188,29 @@ def future_dates(dates: pd.DatetimeIndex, steps: int, interval: str = "1d") -> p
     return pd.DatetimeIndex([last + spacing * (k + 1) for k in range(steps)])
 
 
+def forecast_series(forecaster: ExportedForecaster, series: stock_data.PriceSeries, interval: str) -> pd.Series:
+    """The export's forecast after the last price of `series`, indexed by the future dates."""
+    if len(series) < forecaster.window:
+        raise InputError(f"{series.name}: {len(series)} prices, the model needs the last {forecaster.window}")
+    forecast = forecaster(series.close[None, -forecaster.window:])[0]
+    return pd.Series(forecast, index=future_dates(series.dates, forecaster.horizon, interval), name="forecast")
+
+
+def plot_forecast(series: stock_data.PriceSeries, forecast: pd.Series, path: Path, history: int = 120) -> Path:
+    """A PNG of the last `history` prices and the forecast after them."""
+    figure = new_figure(9, 4)
+    axes = figure.subplots()
+    axes.plot(series.dates[-history:], series.close[-history:], color="black", linewidth=1.2, label="history")
+    axes.plot([series.dates[-1], *forecast.index], [series.close[-1], *forecast.to_numpy()], color="tab:red",
+              marker="o", markersize=3, linewidth=1.4, label="forecast")
+    axes.set_title(f"{series.name}: the next {len(forecast)} price(s)")
+    axes.set_ylabel("price")
+    axes.legend(loc="best", fontsize=8)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return save_figure(figure, path, dpi=100)
+
+
 class StockApp(App):
     """Price forecasts from a recurrent model over log returns, against honest baselines."""
 
@@ -281,20 +305,35 @@ class StockApp(App):
         )
 
     def predict(self, export: Export, config: StockPredict) -> pd.Series:
-        forecaster = ExportedForecaster(export)
         series = load_series(config)
-        if len(series) < forecaster.window:
-            raise InputError(
-                f"{series.name}: {len(series)} prices, the model needs the last {forecaster.window}"
-            )
-        forecast = forecaster(series.close[None, -forecaster.window:])[0]
         interval = config.interval if config.ticker else "1d"
-        dates = future_dates(series.dates, forecaster.horizon, interval)
-        result = pd.Series(forecast, index=dates, name="forecast")
+        result = forecast_series(ExportedForecaster(export), series, interval)
         print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}")
         for date, price in result.items():
             print(f"  {date.date() if interval == '1d' else date}  {price:.4f}")
         return result
+
+    def page(self, page) -> None:
+        import gradio as gr
+
+        upload = gr.File(label="A price CSV (a date column and a Close column; empty: the synthetic sample)",
+                         file_types=[".csv"], type="filepath")
+        button = gr.Button("Forecast", variant="primary")
+        chart = gr.Image(label="History and forecast", type="filepath")
+        table = gr.Dataframe(label="Forecast", headers=["date", "price"], interactive=False)
+
+        def forecast(path: str | None):
+            forecaster = ExportedForecaster(page.export())
+            series = load_series(StockPredict(csv=Path(path)) if path else StockPredict())
+            result = forecast_series(forecaster, series, "1d")
+            picture = plot_forecast(series, result, page.figure_path("forecast.png"))
+            return str(picture), [[str(date.date()), round(float(price), 4)] for date, price in result.items()]
+
+        button.click(page.handler(forecast), upload, [chart, table])
+
+    def serving_example(self, metadata: dict) -> dict[str, np.ndarray]:
+        window = int(metadata["window"])
+        return {"prices": stock_data.sample_prices().close[None, -window:].astype(np.float32)}
 
     def demo(self, export: Export) -> str:
         forecaster = ExportedForecaster(export)

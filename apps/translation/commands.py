@@ -143,6 +143,26 @@ class TranslationApp(App):
         print(f"attention alignment written to {path}")
         return path
 
+    def page(self, page) -> None:
+        import gradio as gr
+        from apps.translation.explain import plot_alignment
+
+        text = gr.Textbox(label="A sentence", value=self.example_inputs[0])
+        button = gr.Button("Translate", variant="primary")
+        translation = gr.Textbox(label="Translation", interactive=False)
+        alignment = gr.Image(label="Attention alignment", type="filepath")
+
+        def translate(sentence: str):
+            export = page.export()
+            translated = translate_batches(export.signature(), [sentence])[0]
+            if not sentence.strip():
+                return translated, None
+            return translated, str(plot_alignment(export.signature("attention"), sentence,
+                                                  page.figure_path("attention.png")))
+
+        button.click(page.handler(translate), text, [translation, alignment])
+        text.submit(page.handler(translate), text, [translation, alignment])
+
     def demo(self, export: Export) -> str:
         sources = [source for source, _ in generate_pairs(2, seed=2026)]
         translations = translate_batches(export.signature(), sources)
