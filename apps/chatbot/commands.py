@@ -32,6 +32,7 @@ from apps.common.config import (
     from_arguments,
     setting,
 )
+from apps.common.errors import InputError
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import (
     SamplingSettings,

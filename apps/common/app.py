@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import keras
-import numpy as np
 
 from apps.common.cells import CELLS
 from apps.common.config import (
@@ -45,9 +43,9 @@ from apps.common.distributed import STRATEGIES, make_strategy
 from apps.common.errors import InputError
 from apps.common.export import (
     DEFAULT_ROOT,
-    METADATA_FILE,
     export_serving_model,
     load_exported,
+    read_metadata,
     version_folder,
 )
 from apps.common.training import (
@@ -313,10 +311,6 @@ class App:
         """
         raise NotImplementedError
 
-    def serving_example(self, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
-        """`serving_default`'s inputs for one raw example (a batch of one), for an export with `metadata`."""
-        return {name: np.array([self.example_inputs[0]]) for name in self.serving_inputs}
-
     def evaluation_config(self, config: TrainConfig) -> Config:
         """The `Evaluate` settings a training's own evaluation uses: the ones it shares with `Train`."""
         shared = {
@@ -340,10 +334,8 @@ def load_export(app: App, model: Path | None) -> Export:
         raise InputError(f"{flag}: no such folder (train one with `gru-suite train {app.name}`).")
     folder = version_folder(path)
     loaded = load_exported(folder)
-    metadata_path = folder / METADATA_FILE
-    metadata: dict[str, Any] = {}
-    if metadata_path.is_file():
-        metadata = json.loads(metadata_path.read_text())
+    metadata = read_metadata(folder)
+    if metadata:
         made_by = metadata.get("app")
         if made_by != app.name:
             raise InputError(f"{flag}: this is a {made_by} export, not a {app.name} one.")

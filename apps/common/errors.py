@@ -8,3 +8,9 @@ class InputError(ValueError):
     `reviews.csv: no column named 'label' (columns: text, score)`.
     The CLI prints it without a traceback.
     """
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (TensorFlow's run over many), or its type's name."""
+    message = (getattr(error, "message", None) or str(error)).strip()
+    return message.splitlines()[0] if message else type(error).__name__

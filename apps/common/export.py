@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 from apps.common.distributed import is_chief
-from apps.common.errors import InputError
+from apps.common.errors import InputError, first_line
 
 DEFAULT_ROOT = Path("saved_models")
 _PARTIAL_PREFIX = ".partial-"
@@ -124,6 +124,17 @@ def export_serving_model(
             extras(directory)
 
     return write_versioned(app, write, root)
+
+
+def read_metadata(version_dir: Path | str) -> dict:
+    """What made an export (`METADATA_FILE`), or {} for an export written without it."""
+    path = Path(version_dir) / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: unreadable export metadata ({first_line(error)})") from None
 
 
 def load_keras_model(path: Path | str) -> keras.Model:

@@ -13,7 +13,6 @@ exists.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from apps.common.app import Export
-from apps.common.errors import InputError
-from apps.common.export import METADATA_FILE, existing_versions, load_exported
+from apps.common.errors import InputError, first_line
+from apps.common.export import existing_versions, load_exported, read_metadata
 
 
 class NotFound(LookupError):
@@ -54,16 +53,6 @@ class ServedVersion:
 
 def _complete_versions(model_dir: Path) -> list[int]:
     return [v for v in existing_versions(model_dir) if (model_dir / str(v) / "saved_model.pb").is_file()]
-
-
-def _metadata(version_dir: Path) -> dict[str, Any]:
-    path = version_dir / METADATA_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 class ModelRepository:
@@ -136,14 +125,14 @@ class ModelRepository:
         if (current is not None and current.version == newest) or (name, newest) in self._failed:
             return None
         version_dir = model_dir / str(newest)
-        metadata = _metadata(version_dir)
-        app = metadata.get("app", name)
-        if self.apps is not None and app not in self.apps:
-            return None
         try:
+            metadata = read_metadata(version_dir)
+            app = metadata.get("app", name)
+            if self.apps is not None and app not in self.apps:
+                return None
             loaded = load_exported(version_dir)
         except (InputError, OSError, ValueError, RuntimeError) as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            message = first_line(error)
             self._failed[(name, newest)] = message
             print(f"serve: {version_dir}: not loaded ({message})", file=sys.stderr)
             return None

@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from tensorflow.core.framework import types_pb2
 
 from apps.common.app import signature_inputs
+from apps.common.errors import first_line
 from apps.serve.repository import ModelRepository, NotFound, ServedVersion
 
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -282,13 +283,8 @@ def predict(served: ServedVersion, request: dict[str, Any], repository: ModelRep
         try:
             outputs = function(**{name: tf.constant(value) for name, value in tensors.items()})
         except (tf.errors.InvalidArgumentError, ValueError) as error:
-            raise RequestError(400, f"the model refused the input: {_first_line(error)}") from None
+            raise RequestError(400, f"the model refused the input: {first_line(error)}") from None
     return response_body({name: value.numpy() for name, value in outputs.items()}, row)
-
-
-def _first_line(error: Exception) -> str:
-    message = getattr(error, "message", None) or str(error)
-    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -319,7 +315,7 @@ def add_rest_api(app: FastAPI, repository: ModelRepository, max_body_bytes: int)
         except RequestError as error:
             return error_response(error.status, str(error))
         except Exception as error:  # the server's failure, not the caller's
-            return error_response(500, f"internal error: {type(error).__name__}: {_first_line(error)}")
+            return error_response(500, f"internal error: {type(error).__name__}: {first_line(error)}")
 
     async def status(model: str, version: str | None = None) -> Response:
         async def work():

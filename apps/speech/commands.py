@@ -360,9 +360,6 @@ class SpeechApp(App):
 
         button.click(page.handler(recognize), audio, words)
 
-    def serving_example(self, metadata: dict) -> dict[str, np.ndarray]:
-        return {"waveform": load_audio(self.example_inputs[0])[np.newaxis, :]}
-
     def demo(self, export: Export) -> str:
         serve = export.signature()
         said = []

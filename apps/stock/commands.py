@@ -331,10 +331,6 @@ class StockApp(App):
 
         button.click(page.handler(forecast), upload, [chart, table])
 
-    def serving_example(self, metadata: dict) -> dict[str, np.ndarray]:
-        window = int(metadata["window"])
-        return {"prices": stock_data.sample_prices().close[None, -window:].astype(np.float32)}
-
     def demo(self, export: Export) -> str:
         forecaster = ExportedForecaster(export)
         series = stock_data.sample_prices()
