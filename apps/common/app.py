@@ -303,6 +303,14 @@ class App:
         """A one-line account of what `export` says to a few inputs (for `reproduce`)."""
         raise NotImplementedError
 
+    def serving_example(self, export: Export) -> dict[str, Any]:
+        """One instance of `serving_default`'s inputs, as JSON values, that `export` answers.
+
+        What a REST client would send (the server's tests and load benchmark
+        use it); by default the first example input under the first input name.
+        """
+        return {self.serving_inputs[0]: self.example_inputs[0]}
+
     def page(self, page: Any) -> None:
         """Builds the app's tab of `gru-suite serve`'s demo page out of Gradio components.
 

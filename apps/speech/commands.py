@@ -342,6 +342,9 @@ class SpeechApp(App):
             raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
         return results
 
+    def serving_example(self, export: Export) -> dict[str, list[float]]:
+        return {"waveform": load_audio(self.example_inputs[0]).tolist()}
+
     def page(self, page) -> None:
         import gradio as gr
 

@@ -313,6 +313,10 @@ class StockApp(App):
             print(f"  {date.date() if interval == '1d' else date}  {price:.4f}")
         return result
 
+    def serving_example(self, export: Export) -> dict[str, list[float]]:
+        window = ExportedForecaster(export).window
+        return {"prices": stock_data.sample_prices().close[-window:].tolist()}
+
     def page(self, page) -> None:
         import gradio as gr
 

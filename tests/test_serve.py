@@ -1,0 +1,364 @@
+"""`gru-suite serve`: a real server on 127.0.0.1 over a tiny export of every app.
+
+The requests and the expected answers follow TensorFlow Serving's
+`api_rest.md`: status, metadata, and predict in the row (`instances`) and
+columnar (`inputs`) formats, with a named signature and a version path. The
+answers are checked against the same exports called in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps import cli
+from apps.common.app import Export, load_export, registered_app, signature_inputs
+from apps.registry import REGISTRY, load_app_packages
+
+load_app_packages()
+APPS = REGISTRY.apps()
+# The tests below change this model's versions; the others stay at version 1.
+VERSIONED = "stock_versions"
+MAX_BODY_MB = 1
+CHROMIUM = Path("/usr/bin/chromium")
+# One worker trains the exports and starts the server for every test here.
+pytestmark = pytest.mark.xdist_group("serve")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root.parent)
+        for name in APPS:
+            cli.run(["train", name, *registered_app(name).smoke_args, "--verbose", "0", "--export-dir", str(root)])
+    shutil.copytree(root / "stock", root / VERSIONED)
+    return root
+
+
+@pytest.fixture(scope="module")
+def exports(models) -> dict[str, Export]:
+    """The same exports, loaded in this process: the answers the server must give."""
+    return {name: load_export(registered_app(name), models / name) for name in APPS}
+
+
+class Server:
+    def __init__(self, url: str, log: Path, process: subprocess.Popen):
+        self.url, self.log, self.process = url, log, process
+        self.client = httpx.Client(base_url=url, timeout=60)
+
+    def get(self, path: str) -> httpx.Response:
+        return self.client.get(path)
+
+    def post(self, path: str, body: Any) -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.client.post(path, content=content, headers={"content-type": "application/json"})
+
+    def version(self, model: str) -> str | None:
+        answer = self.get(f"/v1/models/{model}")
+        return answer.json()["model_version_status"][0]["version"] if answer.status_code == 200 else None
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "apps.cli", "serve", "--models", str(models), "--port", str(port),
+             "--poll-seconds", "0.5", "--max-body-mb", str(MAX_BODY_MB)],
+            stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+    running = Server(f"http://127.0.0.1:{port}", log, process)
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            assert process.poll() is None, f"the server stopped:\n{log.read_text()[-3000:]}"
+            try:
+                if all(running.version(name) == "1" for name in [*APPS, VERSIONED]):
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"the server did not start:\n{log.read_text()[-3000:]}"
+            time.sleep(1)
+        yield running
+    finally:
+        running.client.close()
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _batch(example: dict[str, Any], size: int) -> dict[str, list]:
+    return {name: [value] * size for name, value in example.items()}
+
+
+def _reference(export: Export, columns: dict[str, list], signature: str = "serving_default") -> dict[str, np.ndarray]:
+    function = export.signatures[signature]
+    specs = signature_inputs(function)
+    outputs = function(**{name: tf.constant(value, specs[name].dtype) for name, value in columns.items()})
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def _assert_same(answered: Any, expected: np.ndarray, exact_strings: bool = True) -> None:
+    if expected.dtype == object:
+        answered = np.array(answered, dtype=object)
+        assert answered.shape == expected.shape
+        if exact_strings:
+            assert answered.tolist() == np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(expected).tolist()
+        else:
+            assert all(isinstance(item, str) for item in answered.flat)
+    else:
+        np.testing.assert_allclose(np.asarray(answered, dtype=np.float64), expected, rtol=1e-5, atol=1e-6)
+
+
+def _assert_rows(predictions: Any, expected: dict[str, np.ndarray], exact_strings: bool = True) -> None:
+    """`predictions` as TensorFlow Serving shapes rows: a list per instance, of values or of {output: value}."""
+    names = sorted(expected)
+    size = len(expected[names[0]])
+    assert isinstance(predictions, list) and len(predictions) == size
+    if len(names) == 1:
+        _assert_same(predictions, expected[names[0]], exact_strings)
+        return
+    assert all(isinstance(row, dict) and sorted(row) == names for row in predictions)
+    for name in names:
+        _assert_same([row[name] for row in predictions], expected[name], exact_strings)
+
+
+def _assert_columns(outputs: Any, expected: dict[str, np.ndarray], exact_strings: bool = True) -> None:
+    """`outputs` as TensorFlow Serving shapes columns: the tensor itself, or {output: tensor}."""
+    if len(expected) == 1:
+        outputs = {next(iter(expected)): outputs}
+    assert isinstance(outputs, dict) and sorted(outputs) == sorted(expected)
+    for name, value in expected.items():
+        _assert_same(outputs[name], value, exact_strings)
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_status_names_the_available_version(server, name):
+    expected = {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                          "status": {"error_code": "OK", "error_message": ""}}]}
+    assert server.get(f"/v1/models/{name}").json() == expected
+    assert server.get(f"/v1/models/{name}/versions/1").json() == expected
+    missing = server.get(f"/v1/models/{name}/versions/7")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": f"Servable not found for request: Specific({name}, 7)"}
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_metadata_describes_every_signature(server, exports, name):
+    for path in (f"/v1/models/{name}/metadata", f"/v1/models/{name}/versions/1/metadata"):
+        answer = server.get(path)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model_spec"] == {"name": name, "signature_name": "", "version": "1"}
+        signatures = body["metadata"]["signature_def"]["signature_def"]
+        assert sorted(signatures) == sorted(exports[name].signatures)
+        for signature, function in exports[name].signatures.items():
+            described = signatures[signature]
+            assert described["method_name"] == "tensorflow/serving/predict"
+            for input_name, spec in signature_inputs(function).items():
+                info = described["inputs"][input_name]
+                assert info["dtype"] == "DT_" + {"string": "STRING", "float32": "FLOAT", "int32": "INT32"}[
+                    spec.dtype.name]
+                assert [int(dim["size"]) for dim in info["tensor_shape"]["dim"]] == [
+                    -1 if size is None else size for size in spec.shape.as_list()]
+            assert sorted(described["outputs"]) == sorted(function.structured_outputs)
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_predict_answers_rows_and_columns_as_the_export_does(server, exports, name):
+    app = registered_app(name)
+    example = app.serving_example(exports[name])
+    expected = _reference(exports[name], _batch(example, 2))
+    exact = not app.generates_text  # a generated reply may be sampled
+    named_rows = {"instances": [example, example]}
+    requests = [(f"/v1/models/{name}:predict", named_rows),
+                (f"/v1/models/{name}/versions/1:predict", named_rows),
+                (f"/v1/models/{name}:predict", {"signature_name": "serving_default", **named_rows})]
+    if len(example) == 1:
+        requests.append((f"/v1/models/{name}:predict", {"instances": [*_batch(example, 2).values()][0]}))
+    for path, body in requests:
+        answer = server.post(path, body)
+        assert answer.status_code == 200, (path, answer.text)
+        assert list(answer.json()) == ["predictions"]
+        _assert_rows(answer.json()["predictions"], expected, exact)
+
+    columns = [{"inputs": _batch(example, 2)}]
+    if len(example) == 1:
+        columns.append({"inputs": [*_batch(example, 2).values()][0]})
+    for body in columns:
+        answer = server.post(f"/v1/models/{name}:predict", body)
+        assert answer.status_code == 200, answer.text
+        assert list(answer.json()) == ["outputs"]
+        _assert_columns(answer.json()["outputs"], expected, exact)
+
+
+def test_named_signatures_with_several_inputs(server, exports):
+    attention_rows = {"signature_name": "attention", "instances": ["the tall cat sleeps."]}
+    answer = server.post("/v1/models/translation:predict", attention_rows)
+    assert answer.status_code == 200, answer.text
+    _assert_rows(answer.json()["predictions"], _reference(exports["translation"], {"text": ["the tall cat sleeps."]},
+                                                          "attention"))
+
+    pairs = [{"text": "hello", "context": "", "reply": "hi there"},
+             {"text": "what is your name", "context": "hello", "reply": "i am a bot"}]
+    answer = server.post("/v1/models/chatbot:predict", {"signature_name": "score", "instances": pairs})
+    assert answer.status_code == 200, answer.text
+    columns = {key: [pair[key] for pair in pairs] for key in pairs[0]}
+    _assert_rows(answer.json()["predictions"], _reference(exports["chatbot"], columns, "score"))
+
+    converse = {"text": ["hello", "do you like music"], "context": ["", "hello"], "temperature": 0.8,
+                "top_k": 5, "top_p": 0.9}
+    answer = server.post("/v1/models/chatbot:predict", {"signature_name": "converse", "inputs": converse})
+    assert answer.status_code == 200, answer.text
+    replies = answer.json()["outputs"]
+    assert len(replies) == 2 and all(isinstance(reply, str) for reply in replies)
+    refused = server.post("/v1/models/chatbot:predict", {"signature_name": "converse", "instances": [
+        {key: value[0] if isinstance(value, list) else value for key, value in converse.items()}]})
+    assert refused.status_code == 400
+    assert "scalars" in refused.json()["error"] and "temperature" in refused.json()["error"]
+
+
+def _stock_rows(server: Server, path: str = f"/v1/models/{VERSIONED}:predict") -> httpx.Response:
+    return server.post(path, {"instances": [[100.0 + day for day in range(20)]]})
+
+
+def test_a_new_version_is_served_without_a_restart_and_a_partial_one_never(server, models):
+    model_dir = models / VERSIONED
+    partial = model_dir / ".partial-12345-new"
+    shutil.copytree(model_dir / "1", partial)
+    time.sleep(3)  # six polls
+    assert server.version(VERSIONED) == "1"
+    assert _stock_rows(server, f"/v1/models/{VERSIONED}/versions/2:predict").status_code == 404
+
+    partial.rename(model_dir / "2")
+    deadline = time.monotonic() + 120
+    while server.version(VERSIONED) != "2":
+        answer = _stock_rows(server)  # the old version answers while the new one loads
+        assert answer.status_code == 200, answer.text
+        assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+        time.sleep(0.2)
+    assert _stock_rows(server, f"/v1/models/{VERSIONED}/versions/2:predict").status_code == 200
+    assert _stock_rows(server, f"/v1/models/{VERSIONED}/versions/1:predict").status_code == 404
+    assert "stock_versions: serving version 2 (was version 1)" in server.log.read_text()
+
+
+_TOO_BIG = b'{"instances": ["' + b"a" * (MAX_BODY_MB * 2**20 + 10) + b'"]}'
+
+BAD_REQUESTS = {
+    "malformed JSON": ("sentiment", b'{"instances": ["good"', 400, "malformed JSON"),
+    "not an object": ("sentiment", b'["good"]', 400, "must be a JSON object"),
+    "neither format": ("sentiment", {"signature_name": "serving_default"}, 400, "exactly one of"),
+    "both formats": ("sentiment", {"instances": ["a"], "inputs": ["a"]}, 400, "exactly one of"),
+    "unknown field": ("sentiment", {"instances": ["a"], "batch": 1}, 400, "'batch'"),
+    "unknown model": ("no_such_model", {"instances": ["a"]}, 404,
+                      "Servable not found for request: Latest(no_such_model)"),
+    "unknown version": ("sentiment/versions/9", {"instances": ["a"]}, 404,
+                        "Servable not found for request: Specific(sentiment, 9)"),
+    "version not a number": ("sentiment/versions/one", {"instances": ["a"]}, 400, "whole number"),
+    "unknown signature": ("sentiment", {"signature_name": "nope", "instances": ["a"]}, 404,
+                          "signature 'nope' not found"),
+    "wrong input name": ("sentiment", {"instances": [{"txt": "a"}]}, 400, "unknown input(s) 'txt'"),
+    "missing input": ("chatbot", {"signature_name": "score", "instances": [{"text": "a", "reply": "b"}]}, 400,
+                      "missing input(s) context"),
+    "numbers for strings": ("sentiment", {"instances": [1, 2]}, 400, "takes strings"),
+    "strings for numbers": ("stock", {"instances": [["1"] * 20]}, 400, "takes float32 numbers, not strings"),
+    "wrong shape": ("stock", {"instances": [[1.0, 2.0]]}, 400, "has shape [1, 2]"),
+    "ragged rows": ("stock", {"inputs": [[1.0] * 20, [1.0] * 19]}, 400, "different lengths"),
+    "int out of range": ("chatbot", {"signature_name": "converse", "inputs": {
+        "text": ["a"], "context": [""], "temperature": 1.0, "top_k": 2**40, "top_p": 1.0}}, 400, "range"),
+    "scalar given a list": ("chatbot", {"signature_name": "converse", "inputs": {
+        "text": ["a"], "context": [""], "temperature": [1.0], "top_k": 0, "top_p": 1.0}}, 400,
+        "input 'temperature' has shape [1]"),
+    "prices the model refuses": ("stock", {"instances": [[-1.0] * 20]}, 400, "the model refused the input"),
+    "empty instances": ("sentiment", {"instances": []}, 400, "\"instances\" is empty"),
+    "bad base64": ("sentiment", {"instances": [{"b64": "***"}]}, 400, "not valid base64"),
+    "not UTF-8": ("sentiment", b'{"instances": ["caf\xe9"]}', 400, "not UTF-8"),
+    "over the size limit": ("sentiment", _TOO_BIG, 413, "over the limit"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_a_bad_request_gets_a_4xx_json_error_and_the_server_goes_on(server, exports, case):
+    model, body, status, message = BAD_REQUESTS[case]
+    answer = server.post(f"/v1/models/{model}:predict", body)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert list(answer.json()) == ["error"] and message in answer.json()["error"], answer.json()
+    good = server.post("/v1/models/sentiment:predict", {"instances": ["not bad at all"]})
+    assert good.status_code == 200, good.text
+
+
+def test_a_streamed_body_over_the_limit_is_cut_off(server):
+    def chunks():  # no content-length: the server counts what arrives
+        yield b'{"instances": ["'
+        for _ in range(MAX_BODY_MB * 4):
+            yield b"a" * 2**18
+        yield b'"]}'
+
+    answer = server.client.post("/v1/models/sentiment:predict", content=chunks())
+    assert answer.status_code == 413 and "over the limit" in answer.json()["error"]
+
+
+def test_an_unknown_endpoint_gets_a_json_404(server):
+    answer = server.get("/v1/modelz/sentiment")
+    assert answer.status_code == 404 and "no such endpoint" in answer.json()["error"]
+
+
+def _served_label(server: Server, model: str, example: dict[str, Any]) -> str:
+    answer = server.post(f"/v1/models/{model}:predict", {"instances": [example]})
+    return answer.json()["predictions"][0]["label"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_the_page_in_a_real_browser(server, exports):
+    """Sentiment and speech on the page answer as the REST API does; nothing is fetched from outside."""
+    from playwright.sync_api import expect, sync_playwright
+
+    review = "a moving, beautifully acted film"
+    clip = registered_app("speech").example_inputs[0]
+    sentiment = _served_label(server, "sentiment", {"text": review})
+    word = _served_label(server, "speech", registered_app("speech").serving_example(exports["speech"]))
+    outside: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("request", lambda request: None if request.url.startswith((server.url, "data:", "blob:"))
+                else outside.append(request.url))
+        page.goto(server.url + "/", wait_until="load")
+
+        page.get_by_role("tab", name="sentiment").click()
+        panel = page.get_by_role("tabpanel")
+        panel.get_by_label("A movie review").fill(review)
+        panel.get_by_role("button", name="Classify").click()
+        expect(panel.get_by_test_id("label-output-value")).to_have_text(sentiment, timeout=60_000)
+        expect(panel.locator("img").first).to_be_visible(timeout=60_000)
+
+        page.get_by_role("tab", name="speech").click()
+        panel = page.get_by_role("tabpanel")
+        panel.locator("input[type=file]").first.set_input_files(clip)
+        panel.get_by_role("button", name="Recognize").click()
+        expect(panel.get_by_test_id("label-output-value")).to_have_text(word, timeout=60_000)
+        browser.close()
+    assert not outside, f"the page fetched from outside 127.0.0.1: {outside[:5]}"
