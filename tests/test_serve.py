@@ -33,8 +33,6 @@ APPS = REGISTRY.apps()
 VERSIONED = "stock_versions"
 MAX_BODY_MB = 1
 CHROMIUM = Path("/usr/bin/chromium")
-# One worker trains the exports and starts the server for every test here.
-pytestmark = pytest.mark.xdist_group("serve")
 
 
 def _free_port() -> int:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +21,11 @@ from apps.common.export import METADATA_FILE
 from apps.stock.data import PriceSeries, sample_prices
 from apps.stock.evaluation import evaluate, forecast_metrics
 from apps.stock.model import (
+    MonotoneQuantiles,
     Normalization,
+    PinballLoss,
     chronological_split,
+    fit_band_scale,
     fit_shrink,
     price_windows,
     step_features,
@@ -112,6 +116,43 @@ def test_shrink_is_the_clipped_validation_slope():
     np.testing.assert_allclose(fit_shrink(predicted, 3 * predicted), [1.0, 1.0])
 
 
+def test_pinball_loss_by_hand():
+    levels = (0.1, 0.5, 0.9)
+    y_true = np.array([[1.0], [-2.0]], np.float32)
+    y_pred = np.array([[[0.0, 1.0, 3.0]], [[-1.0, 0.0, 1.0]]], np.float32)
+    # errors y - f: row 1: 1, 0, -2 -> 0.1*1, 0, 0.1*2; row 2: -1, -2, -3 -> 0.9*1, 0.5*2, 0.1*3
+    expected = np.array([(0.1 + 0.0 + 0.2) / 3, (0.9 + 1.0 + 0.3) / 3])
+    loss = PinballLoss(levels, reduction=None)(y_true, y_pred)
+    np.testing.assert_allclose(np.asarray(loss), expected, rtol=1e-6)
+    assert float(PinballLoss(levels)(y_true, y_pred)) == pytest.approx(expected.mean(), rel=1e-6)
+
+
+def test_quantiles_never_cross_for_random_inputs_and_weights():
+    rng = np.random.default_rng(0)
+    for levels in ((0.1, 0.5, 0.9), (0.05, 0.25, 0.5, 0.75, 0.95), (0.5,), (0.2, 0.5)):
+        head = MonotoneQuantiles(levels)
+        median = rng.normal(0, 5, (64, 3)).astype(np.float32)
+        steps = rng.normal(0, 20, (64, 3, len(levels) - 1)).astype(np.float32)
+        quantiles = np.asarray(head(median, steps))
+        assert quantiles.shape == (64, 3, len(levels))
+        np.testing.assert_array_equal(quantiles[..., levels.index(0.5)], median)
+        assert np.all(np.diff(quantiles, axis=-1) >= 0)
+    assert MonotoneQuantiles.from_config(MonotoneQuantiles((0.1, 0.5, 0.9)).get_config()).levels == (0.1, 0.5, 0.9)
+    with pytest.raises(InputError, match="must include 0.5"):
+        MonotoneQuantiles((0.1, 0.9))
+
+
+def test_band_scale_is_the_validation_pinball_minimizer():
+    rng = np.random.default_rng(1)
+    actual = rng.normal(0, 2.0, (4000, 1))
+    z = 1.2815515655446004  # the 0.9 quantile of a standard normal
+    spread = np.broadcast_to(np.array([-z, 0.0, z]), (4000, 1, 3))  # a unit-variance band
+    scales = fit_band_scale(np.zeros((4000, 1)), spread, actual, (0.1, 0.5, 0.9))
+    np.testing.assert_allclose(scales[:, 0], [2.0, 2.0], rtol=0.1)
+    flat = fit_band_scale(np.zeros((50, 1)), spread[:50], np.zeros((50, 1)), (0.1, 0.5, 0.9))
+    np.testing.assert_array_equal(flat, 0.0)  # a series that never moves: no width
+
+
 FRESH_PROCESS = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -119,7 +160,8 @@ FRESH_PROCESS = textwrap.dedent("""
     assert not any(name == "apps" or name.startswith(("apps.", "gru_core")) for name in sys.modules)
     serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
     prices = np.array(json.loads(sys.argv[2]), np.float32)
-    result = {"forecast": serve(prices=tf.constant(prices))["forecast"].numpy().tolist()}
+    outputs = serve(prices=tf.constant(prices))
+    result = {name: outputs[name].numpy().tolist() for name in ("forecast", "quantiles")}
     for name, bad in (("nan", np.nan), ("negative", -1.0)):
         broken = prices.copy()
         broken[0, 2] = bad
@@ -140,7 +182,8 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     assert (tmp_path / "train.png").stat().st_size > 0
     export = tmp_path / "stock" / "1"
     assert str(export) == report.export_path
-    assert json.loads((export / METADATA_FILE).read_text())["window"] == 8
+    metadata = json.loads((export / METADATA_FILE).read_text())
+    assert metadata["window"] == 8 and metadata["quantiles"] == [0.1, 0.5, 0.9]
 
     series = sample_prices()
     windows = np.stack([series.close[-8:], series.close[-20:-12]])
@@ -151,8 +194,10 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     served = json.loads(completed.stdout.strip().splitlines()[-1])
-    forecast = np.array(served["forecast"])
-    assert forecast.shape == (2, 3)
+    forecast, quantiles = np.array(served["forecast"]), np.array(served["quantiles"])
+    assert forecast.shape == (2, 3) and quantiles.shape == (2, 3, 3)
+    np.testing.assert_array_equal(quantiles[..., 1], forecast)
+    assert np.all(np.diff(quantiles, axis=-1) > 0)
     # A forecast near the last price: returns of a few percent, not garbage.
     np.testing.assert_array_less(np.abs(np.log(forecast / windows[:, -1:])), 0.2)
     assert "must be finite" in served["nan"]
@@ -164,7 +209,9 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     assert evaluation.value == pytest.approx(report.value, rel=1e-3)
     assert (tmp_path / "eval.png").stat().st_size > 0
     predicted = cli.run(["predict", "stock", "--model", str(export)])
-    np.testing.assert_allclose(predicted.to_numpy(), forecast[0], rtol=1e-5)
+    assert list(predicted.columns) == ["forecast", "q0.1", "q0.9"]
+    np.testing.assert_allclose(predicted["forecast"].to_numpy(), forecast[0], rtol=1e-5)
+    np.testing.assert_allclose(predicted[["q0.1", "q0.9"]].to_numpy(), quantiles[0][:, [0, 2]], rtol=1e-5)
     assert list(predicted.index) == list(pd.bdate_range(series.dates[-1] + pd.offsets.BDay(1), periods=3))
     assert (predicted.index.dayofweek < 5).all()
 
@@ -179,6 +226,22 @@ def test_walk_forward_and_cells():
     report = cli.run(["train", "stock", *TINY, "--cell", "lstm", "--walk-forward", "2", "--no-export"])
     assert report.cell == "lstm"
     assert len(report.extra["walk-forward RMSE / persistence"]) == 2
+    for name in ("model", "normal band (20 days)", "GARCH(1,1)"):
+        folds = report.extra[f"walk-forward 80% coverage / interval score, {name}"]
+        assert len(folds) == 2 and all(0 <= coverage <= 1 and score > 0 for coverage, score in folds)
+
+
+def test_a_series_that_never_moves_gets_a_finite_band(tmp_path):
+    dates = pd.bdate_range("2020-01-01", periods=200)
+    path = tmp_path / "flat.csv"
+    pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "Close": 50.0}).to_csv(path, index=False)
+    report = cli.run(["train", "stock", *TINY, "--csv", str(path), "--horizon", "2",
+                      "--export-dir", str(tmp_path / "exports")])
+    predicted = cli.run(["predict", "stock", "--model", report.export_path, "--csv", str(path)])
+    values = predicted.to_numpy()
+    assert np.all(np.isfinite(values)) and np.all(np.abs(values - 50.0) < 1.0)
+    coverage = report.extra  # the training report holds the validation fit, the evaluation the test figures
+    assert coverage["band width below / above the median (fitted on validation)"] == [[0.0, 0.0], [0.0, 0.0]]
 
 
 def test_csv_training_and_bad_arguments(tmp_path):
@@ -191,3 +254,10 @@ def test_csv_training_and_bad_arguments(tmp_path):
         cli.run(["train", "stock", *TINY, "--csv", str(path), "--target", "Price", "--no-export"])
     with pytest.raises(InputError, match="shorter than window"):
         cli.run(["train", "stock", *TINY, "--csv", str(path), "--window", "200", "--no-export"])
+
+
+def test_quantile_flag_needs_rising_levels_and_the_median(rejected):
+    with pytest.raises(InputError, match="--quantiles: must include 0.5"):
+        cli.run(["train", "stock", "--quantiles", "0.1,0.9"])
+    assert "--quantiles" in rejected(["train", "stock", "--quantiles", "0.9,0.5,0.1"])
+    assert "--quantiles" in rejected(["train", "stock", "--quantiles", "0,0.5"])

@@ -29,6 +29,7 @@ from apps.common.config import (
     ConfigError,
     ExistingPath,
     Names,
+    NumberList,
     Text,
     at_least,
     fraction,
@@ -39,8 +40,10 @@ from apps.common.errors import InputError
 from apps.common.figures import new_figure, save_figure
 from apps.stock import data as stock_data
 from apps.stock.evaluation import Evaluation as Forecasts
-from apps.stock.evaluation import evaluate, plot
+from apps.stock.evaluation import compare_intervals, evaluate, plot
+from apps.stock.intervals import IntervalMetrics, central_intervals, interval_table
 from apps.stock.model import (
+    DEFAULT_QUANTILES,
     EXTRA_FEATURES,
     TrainingConfig,
     chronological_split,
@@ -107,8 +110,12 @@ class StockTrain(TrainConfig, DataSettings):
     learning_rate: float = setting(1e-3, "Adam learning rate", check=positive(10.0), group="model")
     patience: int = setting(5, "early-stopping patience on validation loss", check=at_least(1),
                             group="model")
+    quantiles: tuple[float, ...] = setting(
+        DEFAULT_QUANTILES, "quantile levels to forecast, trained with the pinball loss; 0.5 (the median) is "
+        "the point forecast, and each pair q, 1-q is a central interval (default: an 80%% one)",
+        check=NumberList(fraction(zero=False), increasing=True), metavar="Q,Q,...", group="model")
     no_shrink: bool = setting(False, "keep the raw model forecast (no validation-fitted shrink "
-                              "toward persistence)", group="model")
+                              "toward persistence, no validation-fitted band width)", group="model")
     ma_window: int = setting(5, "prices in the moving-average baseline", check=at_least(1),
                              group="evaluation")
     walk_forward: int = setting(0, "also retrain and test on K consecutive folds after the "
@@ -122,8 +129,13 @@ class StockTrain(TrainConfig, DataSettings):
             window=self.window, horizon=self.horizon, features=self.features, cell=self.cell,
             units=self.units, layers=self.layers, dropout=self.dropout, epochs=self.epochs,
             batch_size=self.batch_size, learning_rate=self.learning_rate, patience=self.patience,
-            shrink=not self.no_shrink, limit=self.limit, verbose=self.verbose,
+            quantiles=self.quantiles, shrink=not self.no_shrink, limit=self.limit, verbose=self.verbose,
         )
+
+    def check(self) -> None:
+        super().check()
+        if 0.5 not in self.quantiles:
+            raise ConfigError(["quantiles"], "must include 0.5: the median is the point forecast")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +151,18 @@ class StockPredict(ExportConfig, DataSettings):
     pass
 
 
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One walk-forward fold: its point forecasts, and its intervals against the baselines."""
+
+    point: Forecasts
+    intervals: dict[str, IntervalMetrics]
+
+
 def walk_forward(
     series: stock_data.PriceSeries, config: TrainingConfig, folds: int, *, ma_window: int = 5,
     val_fraction: float = 0.15, first_test_fraction: float = 0.30,
-) -> list[Forecasts]:
+) -> list[Fold]:
     """Retrains on an expanding history and tests on each of `folds` consecutive blocks.
 
     The last `first_test_fraction` of the series is cut into `folds` blocks;
@@ -158,25 +178,44 @@ def walk_forward(
         split = split_at(test_start - val_length, test_start, test_end, config.window, config.horizon,
                          description=f"walk-forward fold {fold} of {folds}")
         forecaster, _ = train_forecaster(series, split, dataclasses.replace(config, verbose=0))
-        results.append(evaluate(series, split.test, forecaster.predict_prices(series, split.test),
-                                model_name=MODEL_NAME, ma_window=ma_window))
+        quantiles = forecaster.predict_price_quantiles(series, split.test)
+        point = evaluate(series, split.test, quantiles[..., forecaster.median_index], model_name=MODEL_NAME,
+                         ma_window=ma_window)
+        results.append(Fold(point, compare_intervals(series, split.test, quantiles, forecaster.levels,
+                                                     train_end=split.train_end, model_name=MODEL_NAME)))
     return results
 
 
 class ExportedForecaster:
-    """A stock export's `serving_default` (prices -> forecast), with its window and horizon."""
+    """A stock export's `serving_default`: prices -> forecast, and quantiles at `levels`.
+
+    An export made before quantile forecasts has the median only (`levels` (0.5,)).
+    """
 
     def __init__(self, export: Export) -> None:
         self._serve = export.signature()
         self.window = int(export.input_specs()["prices"].shape[1])
         self.horizon = int(self._serve.structured_outputs["forecast"].shape[1])
+        has_quantiles = "quantiles" in self._serve.structured_outputs
+        self.levels = tuple(export.metadata.get("quantiles", [])) if has_quantiles else (0.5,)
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
+    @property
+    def median_index(self) -> int:
+        return self.levels.index(0.5)
+
+    def quantiles(self, windows: np.ndarray) -> np.ndarray:
+        """Price quantiles [N, horizon, Q] for price windows [N, window]."""
+        output = "quantiles" if len(self.levels) > 1 else "forecast"
         outputs = [
-            self._serve(prices=tf.constant(windows[i:i + 512], tf.float32))["forecast"].numpy()
+            self._serve(prices=tf.constant(windows[i:i + 512], tf.float32))[output].numpy()
             for i in range(0, len(windows), 512)
         ]
-        return np.concatenate(outputs).astype(np.float64)
+        result = np.concatenate(outputs).astype(np.float64)
+        return result if len(self.levels) > 1 else result[..., None]
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """The forecast (median) prices [N, horizon]."""
+        return self.quantiles(windows)[..., self.median_index]
 
 
 def future_dates(dates: pd.DatetimeIndex, steps: int, interval: str = "1d") -> pd.DatetimeIndex:
@@ -188,21 +227,49 @@ def future_dates(dates: pd.DatetimeIndex, steps: int, interval: str = "1d") -> p
     return pd.DatetimeIndex([last + spacing * (k + 1) for k in range(steps)])
 
 
-def forecast_series(forecaster: ExportedForecaster, series: stock_data.PriceSeries, interval: str) -> pd.Series:
-    """The export's forecast after the last price of `series`, indexed by the future dates."""
+def quantile_column(level: float) -> str:
+    return f"q{level:g}"
+
+
+def forecast_series(forecaster: ExportedForecaster, series: stock_data.PriceSeries,
+                    interval: str) -> pd.DataFrame:
+    """The export's forecast after the last price of `series`, one row per future date.
+
+    Columns: `forecast` (the median), then `q0.1`, `q0.9`, ... for the other
+    quantile levels.
+    """
     if len(series) < forecaster.window:
         raise InputError(f"{series.name}: {len(series)} prices, the model needs the last {forecaster.window}")
-    forecast = forecaster(series.close[None, -forecaster.window:])[0]
-    return pd.Series(forecast, index=future_dates(series.dates, forecaster.horizon, interval), name="forecast")
+    quantiles = forecaster.quantiles(series.close[None, -forecaster.window:])[0]
+    columns = {"forecast": quantiles[:, forecaster.median_index]}
+    columns.update({quantile_column(level): quantiles[:, index] for index, level in enumerate(forecaster.levels)
+                    if index != forecaster.median_index})
+    return pd.DataFrame(columns, index=future_dates(series.dates, forecaster.horizon, interval))
 
 
-def plot_forecast(series: stock_data.PriceSeries, forecast: pd.Series, path: Path, history: int = 120) -> Path:
-    """A PNG of the last `history` prices and the forecast after them."""
+def widest_interval(levels: tuple[float, ...]) -> tuple[str, str, float] | None:
+    """The columns of the outermost central interval of `forecast_series`, and its coverage."""
+    intervals = central_intervals(levels)
+    if not intervals:
+        return None
+    lower, upper, nominal = intervals[0]
+    return quantile_column(levels[lower]), quantile_column(levels[upper]), nominal
+
+
+def plot_forecast(series: stock_data.PriceSeries, forecast: pd.DataFrame, levels: tuple[float, ...],
+                  path: Path, history: int = 120) -> Path:
+    """A PNG of the last `history` prices, the forecast after them and its widest interval."""
     figure = new_figure(9, 4)
     axes = figure.subplots()
     axes.plot(series.dates[-history:], series.close[-history:], color="black", linewidth=1.2, label="history")
-    axes.plot([series.dates[-1], *forecast.index], [series.close[-1], *forecast.to_numpy()], color="tab:red",
-              marker="o", markersize=3, linewidth=1.4, label="forecast")
+    widest = widest_interval(levels)
+    if widest is not None:
+        lower, upper, nominal = widest
+        axes.fill_between([series.dates[-1], *forecast.index], [series.close[-1], *forecast[lower]],
+                          [series.close[-1], *forecast[upper]], color="tab:red", alpha=0.2,
+                          label=f"{nominal:.0%} interval")
+    axes.plot([series.dates[-1], *forecast.index], [series.close[-1], *forecast["forecast"]], color="tab:red",
+              marker="o", markersize=3, linewidth=1.4, label="forecast (median)")
     axes.set_title(f"{series.name}: the next {len(forecast)} price(s)")
     axes.set_ylabel("price")
     axes.legend(loc="best", fontsize=8)
@@ -250,13 +317,27 @@ class StockApp(App):
             "shrink (fitted on validation)": (
                 "off" if forecaster.shrink is None else [round(float(s), 3) for s in forecaster.shrink]
             ),
+            "band width below / above the median (fitted on validation)": (
+                "off" if forecaster.band_scale is None else forecaster.band_scale.round(3).tolist()
+            ),
         }
         if config.walk_forward:
             folds = walk_forward(series, training, config.walk_forward, ma_window=config.ma_window)
             for index, fold in enumerate(folds, start=1):
-                print(fold.table(f"walk-forward fold {index}/{len(folds)}"))
-            extra["walk-forward RMSE / persistence"] = [round(f.ratio, 4) for f in folds]
-            extra["walk-forward mean RMSE / persistence"] = round(float(np.mean([f.ratio for f in folds])), 4)
+                title = f"walk-forward fold {index}/{len(folds)}"
+                print(fold.point.table(title))
+                if len(forecaster.levels) > 1:
+                    print(interval_table(fold.intervals, title))
+            extra["walk-forward RMSE / persistence"] = [round(f.point.ratio, 4) for f in folds]
+            extra["walk-forward mean RMSE / persistence"] = round(
+                float(np.mean([f.point.ratio for f in folds])), 4)
+            widest = central_intervals(forecaster.levels)
+            if widest:
+                nominal = widest[0][2]
+                for name in folds[0].intervals:
+                    extra[f"walk-forward {nominal:.0%} coverage / interval score, {name}"] = [
+                        [round(f.intervals[name].coverage[nominal], 4), round(f.intervals[name].score[nominal], 4)]
+                        for f in folds]
         if training.features:
             return Trained(forecaster.model, Serving({}, []), epochs, extra, local=forecaster,
                            export_skipped="extra features need volume/high/low, and the serving "
@@ -268,6 +349,8 @@ class StockApp(App):
             "trained_on": series.name,
             "last_training_date": str(series.dates[-1].date()),
             "shrink": None if forecaster.shrink is None else forecaster.shrink.tolist(),
+            "quantiles": list(forecaster.levels),
+            "band_scale": None if forecaster.band_scale is None else forecaster.band_scale.tolist(),
         }
         serving = Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata)
         return Trained(forecaster.model, serving, epochs, extra)
@@ -276,28 +359,42 @@ class StockApp(App):
                  output_dir: Path | None) -> Evaluation:
         series = data.test
         if export.local is not None:
-            window, horizon = export.local.window, export.local.horizon
-            predict = lambda anchors: export.local.predict_prices(series, anchors)  # noqa: E731
+            local = export.local
+            window, horizon, levels = local.window, local.horizon, local.levels
+            predict = lambda anchors: local.predict_price_quantiles(series, anchors)  # noqa: E731
         else:
             forecaster = ExportedForecaster(export)
-            window, horizon = forecaster.window, forecaster.horizon
-            predict = lambda anchors: forecaster(price_windows(series.close, anchors, window))  # noqa: E731
-        if config.split == "test":
-            anchors = chronological_split(len(series), window, horizon).test
-        else:
-            if len(series) < window + horizon:
-                raise InputError(f"{series.name}: {len(series)} prices, fewer than window + horizon = "
-                                 f"{window + horizon}")
-            anchors = np.arange(window - 1, len(series) - horizon)
-        result: Forecasts = evaluate(series, anchors, predict(anchors), model_name=MODEL_NAME,
+            window, horizon, levels = forecaster.window, forecaster.horizon, forecaster.levels
+            predict = lambda anchors: forecaster.quantiles(price_windows(series.close, anchors, window))  # noqa: E731
+        if len(series) < window + horizon:
+            raise InputError(f"{series.name}: {len(series)} prices, fewer than window + horizon = "
+                             f"{window + horizon}")
+        split = chronological_split(len(series), window, horizon)
+        anchors = split.test if config.split == "test" else np.arange(window - 1, len(series) - horizon)
+        quantiles = predict(anchors)
+        result: Forecasts = evaluate(series, anchors, quantiles[..., levels.index(0.5)], model_name=MODEL_NAME,
                                      ma_window=config.ma_window)
         print(result.table(f"{config.split} split"))
         details = {
             f"{config.split} RMSE": result.metrics[MODEL_NAME].rmse,
             f"{config.split} directional accuracy": result.direction,
         }
+        widest = central_intervals(levels)
+        band = None
+        if widest:
+            # GARCH is fitted on the training part: in-sample for --split all's early anchors.
+            intervals = compare_intervals(series, anchors, quantiles, levels, train_end=split.train_end,
+                                          model_name=MODEL_NAME)
+            print(interval_table(intervals, f"{config.split} split intervals"))
+            lower, upper, nominal = widest[0]
+            for name, metrics in intervals.items():
+                details[f"{config.split} {nominal:.0%} coverage, {name}"] = metrics.coverage[nominal]
+                details[f"{config.split} {nominal:.0%} interval score, {name}"] = metrics.score[nominal]
+            details[f"{config.split} pinball loss per quantile"] = dict(
+                zip(map(quantile_column, levels), intervals[MODEL_NAME].pinball))
+            band = (quantiles[..., lower], quantiles[..., upper], nominal)
         if config.plot is not None:
-            details["plot"] = str(plot(result, config.plot))
+            details["plot"] = str(plot(result, config.plot, band=band))
         return Evaluation(
             f"{config.split} RMSE / persistence", result.ratio, details,
             summary=f"RMSE / persistence {result.ratio:.4f} on {len(anchors)} {config.split} "
@@ -307,10 +404,13 @@ class StockApp(App):
     def predict(self, export: Export, config: StockPredict) -> pd.Series:
         series = load_series(config)
         interval = config.interval if config.ticker else "1d"
-        result = forecast_series(ExportedForecaster(export), series, interval)
+        forecaster = ExportedForecaster(export)
+        result = forecast_series(forecaster, series, interval)
+        widest = widest_interval(forecaster.levels)
         print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}")
-        for date, price in result.items():
-            print(f"  {date.date() if interval == '1d' else date}  {price:.4f}")
+        for date, row in result.iterrows():
+            band = "" if widest is None else f"  ({widest[2]:.0%}: {row[widest[0]]:.4f} to {row[widest[1]]:.4f})"
+            print(f"  {date.date() if interval == '1d' else date}  {row['forecast']:.4f}{band}")
         return result
 
     def serving_example(self, export: Export) -> dict[str, list[float]]:
@@ -324,14 +424,16 @@ class StockApp(App):
                          file_types=[".csv"], type="filepath")
         button = gr.Button("Forecast", variant="primary")
         chart = gr.Image(label="History and forecast", type="filepath")
-        table = gr.Dataframe(label="Forecast", headers=["date", "price"], interactive=False)
+        table = gr.Dataframe(label="Forecast (the median, and the other quantiles)", interactive=False)
 
         def forecast(path: str | None):
             forecaster = ExportedForecaster(page.export())
             series = load_series(StockPredict(csv=Path(path)) if path else StockPredict())
             result = forecast_series(forecaster, series, "1d")
-            picture = plot_forecast(series, result, page.figure_path("forecast.png"))
-            return str(picture), [[str(date.date()), round(float(price), 4)] for date, price in result.items()]
+            picture = plot_forecast(series, result, forecaster.levels, page.figure_path("forecast.png"))
+            rows = result.round(4).reset_index(names="date")
+            rows["date"] = rows["date"].dt.strftime("%Y-%m-%d")
+            return str(picture), rows
 
         button.click(page.handler(forecast), upload, [chart, table])
 

@@ -6,6 +6,10 @@ the last `ma_window` prices. Metrics are over all (anchor, step) pairs, in
 prices: RMSE, MAE, MAPE, and directional accuracy (did the forecast move the
 same way as the price, from the anchor's last price; steps where the price
 did not move are left out). Persistence never moves, so it has no direction.
+
+Quantile forecasts are also compared, by `compare_intervals`, with a normal
+band from the last 20 days' volatility and with GARCH(1,1) (see
+`apps.stock.intervals`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import pandas as pd
 
 from apps.common.figures import new_figure, save_figure
 from apps.stock.data import PriceSeries
+from apps.stock.intervals import Garch11, IntervalMetrics, interval_metrics, normal_band
+
+VOLATILITY_DAYS = 20  # the naive band's look-back
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +52,13 @@ def forecast_metrics(last: np.ndarray, actual: np.ndarray, predicted: np.ndarray
     )
 
 
+def rmse_ratio(rmse: float, persistence_rmse: float) -> float:
+    """`rmse / persistence_rmse`; on a series that never moved, 1.0 if the forecast did not move either."""
+    if persistence_rmse == 0:
+        return 1.0 if rmse == 0 else float("inf")
+    return rmse / persistence_rmse
+
+
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
     """Forecasts of a model and the baselines on one set of anchors."""
@@ -59,7 +73,7 @@ class Evaluation:
     @property
     def ratio(self) -> float:
         """Model RMSE / persistence RMSE (below 1 beats persistence)."""
-        return self.metrics[self.model_name].rmse / self.metrics["persistence"].rmse
+        return rmse_ratio(self.metrics[self.model_name].rmse, self.metrics["persistence"].rmse)
 
     @property
     def direction(self) -> float | None:
@@ -68,7 +82,7 @@ class Evaluation:
     def up_share(self) -> float:
         """Share of (anchor, step) moves that went up: the 'always up' directional accuracy."""
         move = np.sign(self.actual - self.series.close[self.anchors, None])
-        return float(np.mean(move[move != 0] > 0))
+        return float(np.mean(move[move != 0] > 0)) if np.any(move != 0) else float("nan")
 
     def table(self, title: str) -> str:
         first, last = self.series.dates[self.anchors[0]], self.series.dates[self.anchors[-1]]
@@ -82,7 +96,7 @@ class Evaluation:
         for name, metrics in self.metrics.items():
             direction = "n/a" if metrics.direction is None else f"{100 * metrics.direction:.1f}%"
             lines.append(
-                f"  {name:<22}{metrics.rmse / persistence:>13.3f}{metrics.rmse:>10.3f}"
+                f"  {name:<22}{rmse_ratio(metrics.rmse, persistence):>13.3f}{metrics.rmse:>10.3f}"
                 f"{metrics.mae:>10.3f}{metrics.mape:>9.2f}{direction:>11}"
             )
         lines.append(f"  (prices went up in {100 * self.up_share():.1f}% of the moves)")
@@ -101,7 +115,7 @@ def evaluate(
     horizon = predicted.shape[1]
     close = series.close
     last = close[anchors]
-    actual = np.stack([close[t + 1:t + horizon + 1] for t in anchors])
+    actual = actual_prices(close, anchors, horizon)
     moving_average = np.array([close[max(0, t - ma_window + 1):t + 1].mean() for t in anchors])
     forecasts = {
         model_name: predicted,
@@ -112,14 +126,49 @@ def evaluate(
     return Evaluation(series, anchors, actual, forecasts, metrics, model_name)
 
 
-def plot(evaluation: Evaluation, path: Path | str, *, step: int = 1) -> Path:
-    """Writes a PNG of actual prices and the `step`-ahead forecasts (model and baselines)."""
+def actual_prices(close: np.ndarray, anchors: np.ndarray, horizon: int) -> np.ndarray:
+    """The prices of the `horizon` steps after each anchor, [N, horizon]."""
+    return np.stack([close[t + 1:t + horizon + 1] for t in anchors])
+
+
+def compare_intervals(
+    series: PriceSeries, anchors: np.ndarray, quantiles: np.ndarray, levels: tuple[float, ...], *,
+    train_end: int, model_name: str,
+) -> dict[str, IntervalMetrics]:
+    """Interval metrics of the model's price `quantiles` [N, H, Q] and of the two baselines on `anchors`.
+
+    GARCH(1,1) is fitted on the prices before `train_end` (the training part)
+    and run forward without look-ahead; the normal band uses the last
+    `VOLATILITY_DAYS` returns before each anchor.
+    """
+    close, horizon = series.close, quantiles.shape[1]
+    actual = actual_prices(close, anchors, horizon)
+    return {
+        model_name: interval_metrics(actual, quantiles, levels),
+        f"normal band ({VOLATILITY_DAYS} days)": interval_metrics(
+            actual, normal_band(close, anchors, horizon, levels, lookback=VOLATILITY_DAYS), levels),
+        "GARCH(1,1)": interval_metrics(
+            actual, Garch11.fit(close, train_end).band(close, anchors, horizon, levels), levels),
+    }
+
+
+def plot(evaluation: Evaluation, path: Path | str, *, step: int = 1,
+         band: tuple[np.ndarray, np.ndarray, float] | None = None) -> Path:
+    """Writes a PNG of actual prices and the `step`-ahead forecasts (model and baselines).
+
+    `band`: the model's (lower, upper, nominal coverage) prices [N, H], drawn
+    around its forecast.
+    """
     series, anchors = evaluation.series, evaluation.anchors
     targets = anchors + step
     figure = new_figure(11, 5)
     axes = figure.subplots()
     span = slice(max(0, anchors[0] - 3 * len(anchors) // 2), targets[-1] + 1)
     axes.plot(series.dates[span], series.close[span], color="black", linewidth=1.4, label="actual")
+    if band is not None:
+        lower, upper, nominal = band
+        axes.fill_between(series.dates[targets], lower[:, step - 1], upper[:, step - 1], color="tab:red",
+                          alpha=0.15, label=f"{evaluation.model_name}, {nominal:.0%} interval")
     styles = {evaluation.model_name: ("tab:red", "-"), "persistence": ("tab:gray", ":")}
     for name, values in evaluation.forecasts.items():
         color, style = styles.get(name, ("tab:blue", "--"))

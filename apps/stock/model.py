@@ -7,10 +7,16 @@ the cumulative log return from `t` to each of the next `horizon` steps,
 `log(p[t+h] / p[t])`. A forecast of zero is the persistence forecast, which is
 where an untrained model (zero output bias) starts.
 
+The model forecasts quantiles of those log returns (levels such as 0.1, 0.5,
+0.9, trained with the pinball loss): the median, and steps outward from it
+that are positive by construction (`MonotoneQuantiles`), so quantiles never
+cross. The median is the point forecast.
+
 Normalization is fitted on the training part of the series only, and the
 validation split picks how much of the model's predicted move to keep (a
-per-step shrink factor in (0, 1], see `fit_shrink`). The test split is never
-used for a choice.
+per-step shrink factor in (0, 1] for the median, see `fit_shrink`) and how
+wide the band is (a factor per side and step on the distances from the median,
+see `fit_band_scale`). The test split is never used for a choice.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ EXTRA_FEATURES = ("volume", "range")
 # The smallest shrink factor: the forecast keeps the model's direction even
 # when validation says its magnitude is worth (almost) nothing.
 MIN_SHRINK = 0.01
+DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # the median and an 80% interval
+# The band-width factors validation may choose from (see `fit_band_scale`);
+# 0 is there for a series that never moves.
+BAND_SCALES = np.concatenate([[0.0], np.geomspace(0.1, 10.0, 201)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +159,72 @@ class Normalization:
         return ((steps - self.feature_mean) / self.feature_std).astype(np.float32)
 
 
+def check_quantiles(levels: tuple[float, ...]) -> int:
+    """The index of the median in `levels`, which must rise strictly inside (0, 1) and hold 0.5."""
+    if not levels or any(not 0.0 < q < 1.0 for q in levels) or any(b <= a for a, b in zip(levels, levels[1:])):
+        raise InputError(f"quantile levels must rise strictly between 0 and 1 (got {list(levels)})")
+    if 0.5 not in levels:
+        raise InputError(f"quantile levels must include 0.5, the median, which is the point forecast "
+                         f"(got {list(levels)})")
+    return levels.index(0.5)
+
+
+@keras.saving.register_keras_serializable(package="gru_suite")
+class MonotoneQuantiles(keras.layers.Layer):
+    """Quantiles that never cross, by construction.
+
+    Given the median `m` [B, H] and unconstrained steps `s` [B, H, Q - 1],
+    the quantile just above the median is `m + softplus(s)`, the next one adds
+    another softplus step, and so on outward; below the median likewise with
+    minus signs. Every gap is positive, so the Q outputs rise with their level
+    for any input and any weights.
+
+    Args:
+        levels: The quantile levels, rising, with 0.5 among them.
+    """
+
+    def __init__(self, levels: tuple[float, ...], **kwargs):
+        super().__init__(**kwargs)
+        self.levels = tuple(float(q) for q in levels)
+        self.median_index = check_quantiles(self.levels)
+
+    def call(self, median, steps):
+        gaps = keras.ops.softplus(steps)
+        below, above = gaps[..., :self.median_index], gaps[..., self.median_index:]
+        center = median[..., None]
+        # cumsum from the median outward; below is then reversed into rising order.
+        lower = center - keras.ops.flip(keras.ops.cumsum(below, axis=-1), axis=-1)
+        upper = center + keras.ops.cumsum(above, axis=-1)
+        return keras.ops.concatenate([lower, center, upper], axis=-1)
+
+    def compute_output_shape(self, median_shape, steps_shape):
+        return (*median_shape, len(self.levels))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "levels": list(self.levels)}
+
+
+@keras.saving.register_keras_serializable(package="gru_suite")
+class PinballLoss(keras.losses.Loss):
+    """The mean pinball loss of quantile forecasts [B, H, Q] of targets [B, H].
+
+    `max(q * (y - f), (q - 1) * (y - f))` per level q, averaged over levels,
+    steps and the batch; its minimizer is the q-quantile of y.
+    """
+
+    def __init__(self, levels: tuple[float, ...], name: str = "pinball", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.levels = tuple(float(q) for q in levels)
+
+    def call(self, y_true, y_pred):
+        levels = keras.ops.convert_to_tensor(self.levels, dtype=y_pred.dtype)
+        error = keras.ops.cast(y_true, y_pred.dtype)[..., None] - y_pred
+        return keras.ops.mean(keras.ops.maximum(levels * error, (levels - 1.0) * error), axis=(-2, -1))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "levels": list(self.levels)}
+
+
 def build_model(
     window: int,
     horizon: int,
@@ -158,18 +234,23 @@ def build_model(
     units: int = 32,
     layers: int = 2,
     dropout: float = 0.0,
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
 ) -> keras.Model:
-    """Stacked recurrent layers over the return window -> Dense(horizon) normalized log returns."""
+    """Stacked recurrent layers over the return window -> normalized log-return quantiles [B, horizon, Q]."""
     if layers < 1:
         raise InputError(f"a model needs at least 1 recurrent layer (got {layers})")
+    check_quantiles(quantiles)
     inputs = keras.Input((window - 1, num_features), name="returns")
     hidden = inputs
     for index in range(layers):
         hidden = recurrent_layer(
             cell, units, return_sequences=index < layers - 1, dropout=dropout, name=f"{cell}_{index}"
         )(hidden)
-    # A zero output is the persistence forecast; start there.
-    outputs = keras.layers.Dense(horizon, kernel_initializer="zeros", name="forecast")(hidden)
+    # A zero median is the persistence forecast; start there.
+    median = keras.layers.Dense(horizon, kernel_initializer="zeros", name="forecast")(hidden)
+    steps = keras.layers.Dense(horizon * (len(quantiles) - 1), name="quantile_steps")(hidden)
+    steps = keras.layers.Reshape((horizon, len(quantiles) - 1))(steps)
+    outputs = MonotoneQuantiles(quantiles, name="quantiles")(median, steps)
     return keras.Model(inputs, outputs, name=f"stock_{cell}")
 
 
@@ -185,33 +266,107 @@ def fit_shrink(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.clip(slope, MIN_SHRINK, 1.0)
 
 
+def fit_band_scale(center: np.ndarray, spread: np.ndarray, actual: np.ndarray,
+                   levels: tuple[float, ...]) -> np.ndarray:
+    """Per side and step, the factor on the distances from the median that minimizes validation pinball loss.
+
+    `center` [N, H] is the (shrunk) median, `spread` [N, H, Q] each quantile's
+    distance from it (negative below, positive above), `actual` [N, H] the
+    log returns. Returns [2, H]: the factor below the median and above it,
+    from `BAND_SCALES`. One factor per side keeps the quantiles in order.
+    """
+    median_index = check_quantiles(levels)
+    q = np.asarray(levels)
+    scales = np.ones((2, actual.shape[1]))
+    for side, part in ((0, slice(0, median_index)), (1, slice(median_index + 1, len(levels)))):
+        if part.start == part.stop:
+            continue
+        for step in range(actual.shape[1]):
+            forecasts = center[:, step, None, None] + BAND_SCALES[None, :, None] * spread[:, step, None, part]
+            error = actual[:, step, None, None] - forecasts
+            loss = np.maximum(q[part] * error, (q[part] - 1.0) * error).mean(axis=(0, 2))
+            scales[side, step] = BAND_SCALES[int(np.argmin(loss))]
+    return scales
+
+
+def quantile_log_returns(normalized, center_scale, spread_scale, median_index: int):
+    """Log-return quantiles from the model's normalized ones [N, H, Q] (NumPy or TensorFlow).
+
+    The median is scaled by `center_scale` [H] (target scale times shrink),
+    each quantile's distance from it by `spread_scale` [H, Q] (target scale
+    times the band factor of its side). One formula for `Forecaster` and the
+    export, so both give the same numbers.
+    """
+    center = normalized[..., median_index:median_index + 1]
+    return center * center_scale[:, None] + (normalized - center) * spread_scale
+
+
 @dataclasses.dataclass
 class Forecaster:
-    """A trained model with its normalization and validation-fitted shrink factors."""
+    """A trained model with its normalization and validation-fitted shrink and band factors."""
 
     model: keras.Model
     normalization: Normalization
     window: int
     horizon: int
     features: tuple[str, ...] = ()
-    shrink: np.ndarray | None = None
+    levels: tuple[float, ...] = DEFAULT_QUANTILES
+    shrink: np.ndarray | None = None  # [H], for the median
+    band_scale: np.ndarray | None = None  # [2, H]: below and above the median
 
-    def predict_log_returns(self, series: PriceSeries, anchors: np.ndarray, *, shrunk: bool = True) -> np.ndarray:
-        """Forecast log returns from each anchor's last price, [N, horizon]."""
+    @property
+    def median_index(self) -> int:
+        return self.levels.index(0.5)
+
+    def scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """`quantile_log_returns`'s `center_scale` [H] and `spread_scale` [H, Q]."""
+        target = self.normalization.target_scale
+        center = target * (1.0 if self.shrink is None else self.shrink)
+        side = np.ones((self.horizon, len(self.levels)))
+        if self.band_scale is not None:
+            side[:, :self.median_index] = self.band_scale[0][:, None]
+            side[:, self.median_index + 1:] = self.band_scale[1][:, None]
+        return center, target[:, None] * side
+
+    def normalized_quantiles(self, series: PriceSeries, anchors: np.ndarray) -> np.ndarray:
+        """The model's own output for each anchor, [N, horizon, Q] (normalized, before any factor)."""
         inputs = self.normalization.inputs(step_features(series, self.features), anchors, self.window)
         # A direct call: `predict` would retrace for every new series length.
-        normalized = np.asarray(self.model(inputs, training=False), np.float64)
-        returns = normalized * self.normalization.target_scale
-        if shrunk and self.shrink is not None:
-            returns = returns * self.shrink
-        return returns
+        return np.asarray(self.model(inputs, training=False), np.float64)
+
+    def predict_log_quantiles(self, series: PriceSeries, anchors: np.ndarray) -> np.ndarray:
+        """Log-return quantiles from each anchor's last price, [N, horizon, Q]."""
+        return quantile_log_returns(self.normalized_quantiles(series, anchors), *self.scales(), self.median_index)
+
+    def predict_log_returns(self, series: PriceSeries, anchors: np.ndarray, *, shrunk: bool = True) -> np.ndarray:
+        """Forecast (median) log returns from each anchor's last price, [N, horizon]."""
+        if not shrunk:
+            median = self.normalized_quantiles(series, anchors)[..., self.median_index]
+            return median * self.normalization.target_scale
+        return self.predict_log_quantiles(series, anchors)[..., self.median_index]
 
     def predict_prices(self, series: PriceSeries, anchors: np.ndarray) -> np.ndarray:
-        """Forecast prices for the `horizon` steps after each anchor, [N, horizon]."""
+        """Forecast (median) prices for the `horizon` steps after each anchor, [N, horizon]."""
         return series.close[anchors, None] * np.exp(self.predict_log_returns(series, anchors))
 
+    def predict_price_quantiles(self, series: PriceSeries, anchors: np.ndarray) -> np.ndarray:
+        """Price quantiles for the `horizon` steps after each anchor, [N, horizon, Q]."""
+        return series.close[anchors, None, None] * np.exp(self.predict_log_quantiles(series, anchors))
+
+    def fit_on_validation(self, series: PriceSeries, anchors: np.ndarray) -> None:
+        """Fits the median's shrink, then the band's width factors, on the validation anchors."""
+        normalized = self.normalized_quantiles(series, anchors)
+        actual = target_log_returns(series.close, anchors, self.horizon)
+        median = normalized[..., self.median_index] * self.normalization.target_scale
+        self.shrink = fit_shrink(median, actual)
+        self.band_scale = None
+        log_quantiles = quantile_log_returns(normalized, *self.scales(), self.median_index)
+        center = log_quantiles[..., self.median_index]
+        self.band_scale = fit_band_scale(center, log_quantiles - center[..., None], actual, self.levels)
+
     def serving_function(self) -> tf.types.experimental.PolymorphicFunction:
-        """`serving_default`: `prices` float32 [None, window] -> `forecast` float32 [None, horizon].
+        """`serving_default`: `prices` float32 [None, window] -> `forecast` float32 [None, horizon]
+        (the median) and `quantiles` float32 [None, horizon, Q] (rising along the last axis).
 
         Only for close-price models (no extra features): the signature takes
         closing prices only. Non-finite or non-positive prices fail an
@@ -222,8 +377,8 @@ class Forecaster:
         model = self.model
         mean = tf.constant(self.normalization.feature_mean[0], tf.float32)
         std = tf.constant(self.normalization.feature_std[0], tf.float32)
-        scale = self.normalization.target_scale * (1.0 if self.shrink is None else self.shrink)
-        scale = tf.constant(scale, tf.float32)
+        center_scale, spread_scale = (tf.constant(scale, tf.float32) for scale in self.scales())
+        median_index = self.median_index
 
         @tf.function(input_signature=[tf.TensorSpec([None, self.window], tf.float32, name="prices")])
         def serve(prices):
@@ -236,9 +391,10 @@ class Forecaster:
             with tf.control_dependencies([positive]):
                 prices = tf.identity(prices)
             returns = tf.math.log(prices[:, 1:] / prices[:, :-1])
-            normalized = model(((returns - mean) / std)[:, :, None], training=False)
-            log_returns = tf.cast(normalized, tf.float32) * scale
-            return {"forecast": prices[:, -1:] * tf.exp(log_returns)}
+            normalized = tf.cast(model(((returns - mean) / std)[:, :, None], training=False), tf.float32)
+            log_quantiles = quantile_log_returns(normalized, center_scale, spread_scale, median_index)
+            quantiles = prices[:, -1:, None] * tf.exp(log_quantiles)
+            return {"forecast": quantiles[..., median_index], "quantiles": quantiles}
 
         return serve
 
@@ -258,6 +414,7 @@ class TrainingConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     patience: int = 5
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     shrink: bool = True
     limit: int | None = None
     verbose: int = 1
@@ -275,8 +432,8 @@ def train_forecaster(
 ) -> tuple[Forecaster, int]:
     """Fits normalization and the model on `split`, early-stopped on validation loss.
 
-    Returns the forecaster (with shrink factors fitted on validation unless
-    `config.shrink` is False) and the number of epochs run. `config.limit`
+    Returns the forecaster (with the shrink and band factors fitted on
+    validation unless `config.shrink` is False) and the number of epochs run. `config.limit`
     keeps the most recent training examples. The model is built in
     `strategy`'s scope; `backup_dir`, `checkpoint_every` and `fresh` are
     `apps.common.training.fit`'s.
@@ -293,9 +450,9 @@ def train_forecaster(
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(
             config.window, config.horizon, features.shape[1], cell=config.cell,
-            units=config.units, layers=config.layers, dropout=config.dropout,
+            units=config.units, layers=config.layers, dropout=config.dropout, quantiles=config.quantiles,
         )
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=PinballLoss(config.quantiles))
     train_inputs, train_targets = dataset(train)
     history = fit(
         model,
@@ -313,9 +470,8 @@ def train_forecaster(
         checkpoint_every=checkpoint_every,
         fresh=fresh,
     )
-    forecaster = Forecaster(model, normalization, config.window, config.horizon, config.features)
+    forecaster = Forecaster(model, normalization, config.window, config.horizon, config.features,
+                            config.quantiles)
     if config.shrink:
-        predicted = forecaster.predict_log_returns(series, split.validation, shrunk=False)
-        actual = target_log_returns(series.close, split.validation, config.horizon)
-        forecaster.shrink = fit_shrink(predicted, actual)
+        forecaster.fit_on_validation(series, split.validation)
     return forecaster, len(history.epoch)
