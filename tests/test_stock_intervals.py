@@ -8,6 +8,7 @@ from scipy.stats import norm
 
 from apps.common.errors import InputError
 from apps.stock import intervals
+from apps.stock.evaluation import actual_prices
 
 LEVELS = (0.1, 0.5, 0.9)
 # Two anchors, two steps: actual prices and their (0.1, 0.5, 0.9) quantiles.
@@ -43,10 +44,6 @@ def garch_close() -> np.ndarray:
 @pytest.fixture(scope="module")
 def garch_model(garch_close) -> intervals.Garch11:
     return intervals.Garch11.fit(garch_close, GARCH_TRAIN_END)
-
-
-def actual_prices(close: np.ndarray, anchors: np.ndarray, horizon: int) -> np.ndarray:
-    return np.stack([close[t + 1:t + horizon + 1] for t in anchors])
 
 
 def band_coverage(close: np.ndarray, anchors: np.ndarray, band: np.ndarray) -> float:

@@ -256,6 +256,16 @@ def widest_interval(levels: tuple[float, ...]) -> tuple[str, str, float] | None:
     return quantile_column(levels[lower]), quantile_column(levels[upper]), nominal
 
 
+def with_interval(row: pd.Series, levels: tuple[float, ...], digits: int = 4) -> str:
+    """A row of `forecast_series` as "166.18 (80%: 164.45 to 168.30)" (the widest interval, if any)."""
+    text = f"{row['forecast']:.{digits}f}"
+    widest = widest_interval(levels)
+    if widest is None:
+        return text
+    lower, upper, nominal = widest
+    return f"{text} ({nominal:.0%}: {row[lower]:.{digits}f} to {row[upper]:.{digits}f})"
+
+
 def plot_forecast(series: stock_data.PriceSeries, forecast: pd.DataFrame, levels: tuple[float, ...],
                   path: Path, history: int = 120) -> Path:
     """A PNG of the last `history` prices, the forecast after them and its widest interval."""
@@ -406,11 +416,9 @@ class StockApp(App):
         interval = config.interval if config.ticker else "1d"
         forecaster = ExportedForecaster(export)
         result = forecast_series(forecaster, series, interval)
-        widest = widest_interval(forecaster.levels)
         print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}")
         for date, row in result.iterrows():
-            band = "" if widest is None else f"  ({widest[2]:.0%}: {row[widest[0]]:.4f} to {row[widest[1]]:.4f})"
-            print(f"  {date.date() if interval == '1d' else date}  {row['forecast']:.4f}{band}")
+            print(f"  {date.date() if interval == '1d' else date}  {with_interval(row, forecaster.levels)}")
         return result
 
     def serving_example(self, export: Export) -> dict[str, list[float]]:
@@ -440,9 +448,9 @@ class StockApp(App):
     def demo(self, export: Export) -> str:
         forecaster = ExportedForecaster(export)
         series = stock_data.sample_prices()
-        forecast = forecaster(series.close[None, -forecaster.window:])[0]
+        result = forecast_series(forecaster, series, "1d")
         return (f"after {series.close[-1]:.2f}, the next {forecaster.horizon} price(s): "
-                + ", ".join(f"{price:.2f}" for price in forecast))
+                + ", ".join(with_interval(row, forecaster.levels, 2) for _, row in result.iterrows()))
 
 
 register_app(StockApp())
