@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-# `pytest -n 2` runs two workers on this 2-core machine, and many tests start
-# TensorFlow subprocesses too: one thread per op each keeps them from fighting
-# over the cores. Set before TensorFlow creates its thread pools; subprocesses
-# inherit it.
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-
-import pytest  # noqa: E402
+import pytest
 
 from apps import cli
 

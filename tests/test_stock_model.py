@@ -9,15 +9,16 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
-import apps.stock.commands  # noqa: F401  (registers the stock commands)
 from apps import cli
+from apps.common.app import Export
 from apps.common.errors import InputError
 from apps.common.export import METADATA_FILE
+from apps.stock.commands import ExportedForecaster  # (also registers the stock commands)
 from apps.stock.data import PriceSeries, sample_prices
 from apps.stock.evaluation import evaluate, forecast_metrics
 from apps.stock.model import (
@@ -214,6 +215,9 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     np.testing.assert_allclose(predicted[["q0.1", "q0.9"]].to_numpy(), quantiles[0][:, [0, 2]], rtol=1e-5)
     assert list(predicted.index) == list(pd.bdate_range(series.dates[-1] + pd.offsets.BDay(1), periods=3))
     assert (predicted.index.dayofweek < 5).all()
+    loaded = tf.saved_model.load(str(export))
+    with pytest.raises(InputError, match="names no levels"):
+        ExportedForecaster(Export(loaded.signatures, {}, export, keep_alive=loaded))
 
 
 def test_extra_features_train_but_are_not_exported(tmp_path):

@@ -196,8 +196,12 @@ class ExportedForecaster:
         self._serve = export.signature()
         self.window = int(export.input_specs()["prices"].shape[1])
         self.horizon = int(self._serve.structured_outputs["forecast"].shape[1])
-        has_quantiles = "quantiles" in self._serve.structured_outputs
-        self.levels = tuple(export.metadata.get("quantiles", [])) if has_quantiles else (0.5,)
+        self.levels = (0.5,)
+        if "quantiles" in self._serve.structured_outputs:
+            self.levels = tuple(export.metadata.get("quantiles") or ())
+            if 0.5 not in self.levels:
+                raise InputError(f"{export.path or 'the model'}: the export returns quantiles, but its metadata "
+                                 "names no levels with 0.5 among them (\"quantiles\" in assets.extra/gru_suite.json)")
 
     @property
     def median_index(self) -> int:
