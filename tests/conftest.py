@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+from pathlib import Path
+
 import pytest
+from filelock import FileLock
 
 from apps import cli
+from apps.common.app import registered_app
+from apps.registry import REGISTRY, load_app_packages
 
 
 @pytest.fixture
@@ -19,3 +27,39 @@ def rejected(capsys):
         return capsys.readouterr().err
 
     return run
+
+
+@dataclasses.dataclass(frozen=True)
+class SmokeExport:
+    path: Path  # the version folder, saved_models-style: <models>/<app>/1
+    value: float  # the held-out figure training reported
+
+
+@pytest.fixture(scope="session")
+def smoke_exports(tmp_path_factory, worker_id) -> dict[str, SmokeExport]:
+    """Every registered app trained for seconds (its `smoke_args`) and exported, once per test run.
+
+    The xdist workers share it: the first to ask trains under a file lock and
+    writes what it made; the others wait for the lock and read that. Tests
+    read the exports; one that changes a models folder works on a copy.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    record = shared / "smoke_exports.json"
+    with FileLock(str(shared / "smoke_exports.lock")):
+        if not record.exists():
+            load_app_packages()
+            models = shared / "smoke_models"
+            made = {}
+            cwd = Path.cwd()
+            os.chdir(shared)  # training's run folders go there too
+            try:
+                for name in REGISTRY.apps():
+                    report = cli.run(["train", name, *registered_app(name).smoke_args, "--verbose", "0",
+                                      "--export-dir", str(models)])
+                    made[name] = {"path": report.export_path, "value": report.value}
+            finally:
+                os.chdir(cwd)
+            record.write_text(json.dumps(made))
+    return {name: SmokeExport(Path(item["path"]), item["value"]) for name, item in json.loads(record.read_text()).items()}

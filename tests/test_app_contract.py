@@ -200,13 +200,12 @@ FRESH_PROCESS = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_the_contract(name, tmp_path, monkeypatch, capsys):
+def test_the_contract(name, smoke_exports, tmp_path, monkeypatch, capsys):
     app = _app(name)
     monkeypatch.chdir(tmp_path)
-    exports = tmp_path / "exports"
-    report = cli.run(["train", name, *app.smoke_args, "--verbose", "0", "--export-dir", str(exports)])
-    export = Path(report.export_path)
-    assert export.parent == exports / name and math.isfinite(report.value)
+    export = smoke_exports[name].path  # `train APP` with the app's smoke_args, once per test run
+    exports = export.parent.parent
+    assert export == exports / name / "1" and math.isfinite(smoke_exports[name].value)
     assert json.loads((export / METADATA_FILE).read_text())["app"] == name
 
     fresh = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(export)], capture_output=True,
@@ -222,7 +221,7 @@ def test_the_contract(name, tmp_path, monkeypatch, capsys):
         assert blank and all(value == [""] for value in blank.values()), blank
 
     evaluation = cli.run(["evaluate", name, "--model", str(exports / name)])
-    assert evaluation.value == pytest.approx(report.value, rel=1e-4, abs=1e-4)
+    assert evaluation.value == pytest.approx(smoke_exports[name].value, rel=1e-4, abs=1e-4)
     assert len(cli.run(["predict", name, "--model", str(export), *app.example_inputs])) > 0
     if "explain" in REGISTRY.app_commands and name in REGISTRY.app_commands["explain"]:
         cli.run(["explain", name, "--model", str(export), app.example_inputs[0],

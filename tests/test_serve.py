@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps import cli
 from apps.common.app import Export, load_export, registered_app, signature_inputs
 from apps.registry import REGISTRY, load_app_packages
 
@@ -42,12 +41,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root.parent)
-        for name in APPS:
-            cli.run(["train", name, *registered_app(name).smoke_args, "--verbose", "0", "--export-dir", str(root)])
+def models(tmp_path_factory, smoke_exports) -> Path:
+    """A copy of the shared tiny exports, with a second stock model whose versions the tests change."""
+    root = tmp_path_factory.mktemp("served") / "models"
+    for name in APPS:
+        shutil.copytree(smoke_exports[name].path.parent, root / name)
     shutil.copytree(root / "stock", root / VERSIONED)
     return root
 
