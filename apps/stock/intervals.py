@@ -52,7 +52,8 @@ MIN_VARIANCE = 1e-18
 # --------------------------------------------------------------------------
 
 
-def _levels(levels: Sequence[float]) -> np.ndarray:
+def check_levels(levels: Sequence[float]) -> np.ndarray:
+    """`levels` as an array, which must be non-empty, inside (0, 1) and strictly increasing."""
     values = np.asarray(levels, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0:
         raise InputError(f"quantile levels must be a non-empty sequence of numbers (got {list(levels)!r})")
@@ -115,7 +116,7 @@ def pinball_loss(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[flo
     `loss_q(y, f) = max(q * (y - f), (q - 1) * (y - f))`, averaged over all
     (anchor, step) pairs.
     """
-    q = _levels(levels)
+    q = check_levels(levels)
     actual, quantiles = np.asarray(actual, np.float64), np.asarray(quantiles, np.float64)
     _check_quantiles(actual, quantiles, q)
     error = actual[..., None] - quantiles
@@ -129,7 +130,7 @@ def central_intervals(levels: Sequence[float]) -> list[tuple[int, int, float]]:
     nominal coverage is 1 - 2q, rounded so that it is a clean dict key.
     (0.1, 0.5, 0.9) -> [(0, 2, 0.8)].
     """
-    values = _levels(levels)
+    values = check_levels(levels)
     pairs = []
     for lower, q in enumerate(values):
         if q >= 0.5:
@@ -179,7 +180,7 @@ class IntervalMetrics:
 
 def interval_metrics(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> IntervalMetrics:
     """All of the above for price quantiles [N, H, Q] against actual prices [N, H]."""
-    q = _levels(levels)
+    q = check_levels(levels)
     actual, quantiles = np.asarray(actual, np.float64), np.asarray(quantiles, np.float64)
     _check_quantiles(actual, quantiles, q)
     cover, width, score = {}, {}, {}
@@ -256,7 +257,7 @@ def normal_band(
     value (the only spread it gives); with none (t = 0), sigma = 0. A
     constant series gives sigma = 0: a finite band of zero width at close[t].
     """
-    q = _levels(levels)
+    q = check_levels(levels)
     close = _prices(close)
     anchors = _anchors(anchors, len(close), horizon)
     if lookback < 1:
@@ -382,7 +383,7 @@ class Garch11:
         return is Normal(h * mu, sum_{k<=h} sigma^2_{t+k}), converted from
         percent; quantile = close[t] * exp(mean + z_q * sd).
         """
-        q = _levels(levels)
+        q = check_levels(levels)
         close = _prices(close)
         anchors = _anchors(anchors, len(close), horizon)
         step = np.empty((len(anchors), horizon))

@@ -32,6 +32,7 @@ from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
 from apps.common.training import fit
 from apps.stock.data import PriceSeries
+from apps.stock.intervals import check_levels, pinball_loss
 
 EXTRA_FEATURES = ("volume", "range")
 # The smallest shrink factor: the forecast keeps the model's direction even
@@ -161,8 +162,7 @@ class Normalization:
 
 def check_quantiles(levels: tuple[float, ...]) -> int:
     """The index of the median in `levels`, which must rise strictly inside (0, 1) and hold 0.5."""
-    if not levels or any(not 0.0 < q < 1.0 for q in levels) or any(b <= a for a, b in zip(levels, levels[1:])):
-        raise InputError(f"quantile levels must rise strictly between 0 and 1 (got {list(levels)})")
+    check_levels(levels)
     if 0.5 not in levels:
         raise InputError(f"quantile levels must include 0.5, the median, which is the point forecast "
                          f"(got {list(levels)})")
@@ -276,16 +276,15 @@ def fit_band_scale(center: np.ndarray, spread: np.ndarray, actual: np.ndarray,
     from `BAND_SCALES`. One factor per side keeps the quantiles in order.
     """
     median_index = check_quantiles(levels)
-    q = np.asarray(levels)
     scales = np.ones((2, actual.shape[1]))
     for side, part in ((0, slice(0, median_index)), (1, slice(median_index + 1, len(levels)))):
         if part.start == part.stop:
             continue
         for step in range(actual.shape[1]):
-            forecasts = center[:, step, None, None] + BAND_SCALES[None, :, None] * spread[:, step, None, part]
-            error = actual[:, step, None, None] - forecasts
-            loss = np.maximum(q[part] * error, (q[part] - 1.0) * error).mean(axis=(0, 2))
-            scales[side, step] = BAND_SCALES[int(np.argmin(loss))]
+            steps = slice(step, step + 1)
+            losses = [pinball_loss(actual[:, steps], center[:, steps, None] + scale * spread[:, steps, part],
+                                   levels[part]).mean() for scale in BAND_SCALES]
+            scales[side, step] = BAND_SCALES[int(np.argmin(losses))]
     return scales
 
 
