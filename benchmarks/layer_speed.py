@@ -1,11 +1,30 @@
-"""Times gru_core.GRU against Keras's recurrent layers on the same problem.
+"""Times gru_core.GRU against Keras's recurrent layers and, where torch imports, PyTorch's.
 
-    python benchmarks/layer_speed.py [--batch 64 --steps 100 --features 128 --units 128 --repeats 20]
+    python benchmarks/layer_speed.py [--batch 64 --steps 100 --features 128 --units 128
+        --repeats 20 --jit]
+    python benchmarks/layer_speed.py --sweep [--repeats 5 --output docs/layer_speed_sweep.png]
 
-Each layer gets a tiny model (the recurrent layer, then a Dense(1)) compiled as
-`tf.function`s; the layers are timed round-robin within one run so that load on
-the machine hits them all alike. Prints the median time of a forward pass and a
-training step, and each ratio to gru_core.GRU.
+Each layer gets a tiny model (the recurrent layer, then a Dense(1) on the last
+output): Keras's compiled as `tf.function`s, PyTorch's run eagerly (its
+forward pass under `torch.inference_mode`). A forward pass is the model on the
+batch with no gradient; a training step is that plus the MSE loss, its
+gradient and an Adam update. All layers are timed round-robin within one run,
+so that load on the machine hits them all alike; each figure is a median.
+
+The table also gives the achieved matrix-multiply rate: a layer with g gate
+blocks (GRU 3, LSTM 4, SimpleRNN 1) does 2·batch·steps·(features + units)·g·units
+floating-point operations in its products per forward pass, and about three
+times that per training step (the forward products, then those for the
+gradients of the inputs and of the weights). Elementwise work is left out, so
+the rate is a lower bound on the work done. It is set against this machine's
+measured peak: the best of TensorFlow's and PyTorch's 1,024 × 1,024 float32
+matrix products.
+
+`--sweep` times gru_core.GRU, Keras's GRU(reset_after=False) and LSTM and,
+where available, PyTorch's GRU over sequence lengths 10 … 1,000 (at --batch)
+and batch sizes 1 … 256 (at --steps), prints both tables and plots them.
+PyTorch is an optional extra (`pip install -e ".[bench]"`), never a
+dependency of the package or its tests.
 """
 
 from __future__ import annotations
@@ -13,44 +32,250 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import gru_core
+from apps.common.figures import new_figure, save_figure
 
-CANDIDATES = {
-    "gru_core.GRU": lambda units: gru_core.GRU(units),
-    "keras GRU(reset_after=False)": lambda units: keras.layers.GRU(
-        units, reset_after=False
+try:
+    import torch
+except ImportError:
+    torch = None
+
+SWEEP_LENGTHS = (10, 30, 100, 300, 1000)
+SWEEP_BATCHES = (1, 4, 16, 64, 256)
+PEAK_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One layer to time: how to build its forward and training step, and
+    how many gate blocks its products have."""
+
+    name: str
+    gate_blocks: int
+    build: Callable[[int, "Problem"], dict[str, Callable[[], object]]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The batch every layer runs on."""
+
+    x: np.ndarray
+    y: np.ndarray
+    jit: bool
+
+    @property
+    def batch(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def steps(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def features(self) -> int:
+        return self.x.shape[2]
+
+
+def keras_steps(make_layer: Callable[[int], keras.layers.Layer]):
+    def build(units: int, problem: Problem) -> dict[str, Callable[[], object]]:
+        model = keras.Sequential(
+            [
+                keras.Input((problem.steps, problem.features)),
+                make_layer(units),
+                keras.layers.Dense(1),
+            ]
+        )
+        optimizer = keras.optimizers.Adam()
+        loss_fn = keras.losses.MeanSquaredError()
+        x, y = tf.constant(problem.x), tf.constant(problem.y)
+
+        @tf.function(jit_compile=problem.jit)
+        def forward():
+            return model(x, training=False)
+
+        @tf.function(jit_compile=problem.jit)
+        def train_step():
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        return {"forward": lambda: np.asarray(forward()), "train step": lambda: np.asarray(train_step())}
+
+    return build
+
+
+def torch_steps(module_name: str):
+    def build(units: int, problem: Problem) -> dict[str, Callable[[], object]]:
+        recurrent = getattr(torch.nn, module_name)(problem.features, units, batch_first=True)
+        head = torch.nn.Linear(units, 1)
+        optimizer = torch.optim.Adam([*recurrent.parameters(), *head.parameters()])
+        x, y = torch.from_numpy(problem.x), torch.from_numpy(problem.y)
+
+        def model():
+            return head(recurrent(x)[0][:, -1])
+
+        def forward():
+            with torch.inference_mode():
+                return model().numpy()
+
+        def train_step():
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(), y)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        return {"forward": forward, "train step": train_step}
+
+    return build
+
+
+CANDIDATES = [
+    Candidate("gru_core.GRU", 3, keras_steps(gru_core.GRU)),
+    Candidate(
+        "keras GRU(reset_after=False)", 3,
+        keras_steps(lambda units: keras.layers.GRU(units, reset_after=False)),
     ),
-    "keras GRU(reset_after=True)": lambda units: keras.layers.GRU(units),
-    "keras LSTM": lambda units: keras.layers.LSTM(units),
-    "keras SimpleRNN": lambda units: keras.layers.SimpleRNN(units),
-}
+    Candidate("keras GRU(reset_after=True)", 3, keras_steps(keras.layers.GRU)),
+    Candidate("keras LSTM", 4, keras_steps(keras.layers.LSTM)),
+    Candidate("keras SimpleRNN", 1, keras_steps(keras.layers.SimpleRNN)),
+]
+if torch is not None:
+    CANDIDATES += [
+        Candidate(f"PyTorch {torch.__version__.split('+')[0]} nn.GRU", 3, torch_steps("GRU")),
+        Candidate(f"PyTorch {torch.__version__.split('+')[0]} nn.LSTM", 4, torch_steps("LSTM")),
+    ]
+SWEPT = [c for c in CANDIDATES if c.name in ("gru_core.GRU", "keras GRU(reset_after=False)", "keras LSTM")]
+SWEPT += [c for c in CANDIDATES if c.name.endswith("nn.GRU")]
 
 
-def build_steps(make_layer, args, x, y):
-    model = keras.Sequential(
-        [keras.Input((args.steps, args.features)), make_layer(args.units), keras.layers.Dense(1)]
+def problem(batch: int, steps: int, features: int, jit: bool) -> Problem:
+    rng = np.random.default_rng(0)
+    return Problem(
+        x=rng.normal(size=(batch, steps, features)).astype(np.float32),
+        y=rng.normal(size=(batch, 1)).astype(np.float32),
+        jit=jit,
     )
-    optimizer = keras.optimizers.Adam()
-    loss_fn = keras.losses.MeanSquaredError()
 
-    @tf.function(jit_compile=args.jit)
-    def forward():
-        return model(x, training=False)
 
-    @tf.function(jit_compile=args.jit)
-    def train_step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
+def median_times(
+    candidates: list[Candidate], units: int, batch: Problem, repeats: int
+) -> dict[tuple[str, str], float]:
+    """Median milliseconds of each candidate's forward pass and training step,
+    timed round-robin after two warm-up calls each."""
+    runs = {c.name: c.build(units, batch) for c in candidates}
+    for fns in runs.values():
+        for fn in fns.values():
+            fn()
+            fn()
+    times = {(name, kind): [] for name, fns in runs.items() for kind in fns}
+    for _ in range(repeats):
+        for name, fns in runs.items():
+            for kind, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[(name, kind)].append(time.perf_counter() - start)
+    return {key: statistics.median(value) * 1000 for key, value in times.items()}
 
-    return {"forward": forward, "train step": train_step}
+
+def matmul_peak(repeats: int) -> dict[str, float]:
+    """GFLOP/s of a 1,024 × 1,024 float32 matrix product, per library (median)."""
+    flops = 2 * PEAK_SIZE**3
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(PEAK_SIZE, PEAK_SIZE)).astype(np.float32)
+    tf_a = tf.Variable(a)
+    runs = {"TensorFlow": tf.function(lambda: tf.matmul(tf_a, tf_a))}
+    if torch is not None:
+        torch_a = torch.from_numpy(a)
+        runs["PyTorch"] = lambda: torch.matmul(torch_a, torch_a)
+    peaks = {}
+    for name, fn in runs.items():
+        np.asarray(fn())
+        times = []
+        for _ in range(max(repeats, 10)):
+            start = time.perf_counter()
+            np.asarray(fn())
+            times.append(time.perf_counter() - start)
+        peaks[name] = flops / statistics.median(times) / 1e9
+    return peaks
+
+
+def product_gflop(candidate: Candidate, batch: Problem, units: int, kind: str) -> float:
+    forward = 2 * batch.batch * batch.steps * (batch.features + units) * candidate.gate_blocks * units
+    return forward * (3 if kind == "train step" else 1) / 1e9
+
+
+def main_table(args: argparse.Namespace) -> None:
+    batch = problem(args.batch, args.steps, args.features, args.jit)
+    peaks = matmul_peak(args.repeats)
+    peak = max(peaks.values())
+    median = median_times(CANDIDATES, args.units, batch, args.repeats)
+    print(
+        f"batch {args.batch}, {args.steps} steps, {args.features} inputs, "
+        f"{args.units} units, median of {args.repeats}, jit_compile={args.jit}, "
+        f"TF {tf.__version__}, Keras {keras.__version__}"
+        + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no PyTorch")
+    )
+    print(
+        "matrix-product peak (1,024², float32): "
+        + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peaks.items())
+    )
+    print(
+        "| layer | forward (ms) | × gru_core | GFLOP/s (% of peak) "
+        "| train step (ms) | × gru_core | GFLOP/s (% of peak) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    base = {kind: median[("gru_core.GRU", kind)] for kind in ("forward", "train step")}
+    for candidate in CANDIDATES:
+        cells = []
+        for kind in ("forward", "train step"):
+            ms = median[(candidate.name, kind)]
+            rate = product_gflop(candidate, batch, args.units, kind) / (ms / 1000)
+            cells += [f"{ms:.1f}", f"{ms / base[kind]:.2f}", f"{rate:.0f} ({100 * rate / peak:.0f}%)"]
+        print(f"| {candidate.name} | " + " | ".join(cells) + " |")
+
+
+def sweep(args: argparse.Namespace) -> None:
+    points = [("steps", steps, args.batch, steps) for steps in SWEEP_LENGTHS]
+    points += [("batch", batch, batch, args.steps) for batch in SWEEP_BATCHES]
+    results = {}
+    for axis, value, batch_size, steps in points:
+        batch = problem(batch_size, steps, args.features, args.jit)
+        results[(axis, value)] = median_times(SWEPT, args.units, batch, args.repeats)
+        print(f"done: {axis} {value}", flush=True)
+    figure = new_figure(11, 7.5)
+    axes = figure.subplots(2, 2)
+    for column, (axis, values, fixed) in enumerate(
+        (("steps", SWEEP_LENGTHS, f"batch {args.batch}"), ("batch", SWEEP_BATCHES, f"{args.steps} steps"))
+    ):
+        for row, kind in enumerate(("forward", "train step")):
+            print(f"\n{kind} (ms) by {axis}, {fixed}, {args.units} units, median of {args.repeats}")
+            print(f"| layer | " + " | ".join(str(v) for v in values) + " |")
+            print("|---|" + "---:|" * len(values))
+            plot = axes[row][column]
+            for candidate in SWEPT:
+                series = [results[(axis, v)][(candidate.name, kind)] for v in values]
+                print(f"| {candidate.name} | " + " | ".join(f"{ms:.1f}" for ms in series) + " |")
+                plot.plot(values, series, marker="o", label=candidate.name)
+            plot.set_xscale("log")
+            plot.set_yscale("log")
+            plot.set_xlabel("sequence length" if axis == "steps" else "batch size")
+            plot.set_ylabel(f"{kind} (ms)")
+            plot.set_title(f"{kind}, {fixed}")
+            plot.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    print(f"\nwrote {save_figure(figure, args.output)}")
 
 
 def main() -> None:
@@ -60,39 +285,14 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=128)
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--jit", action="store_true", help="XLA-compile every step")
+    parser.add_argument("--jit", action="store_true", help="XLA-compile every Keras step")
+    parser.add_argument("--sweep", action="store_true", help="sweep sequence length and batch size")
+    parser.add_argument("--output", type=Path, default=Path("docs/layer_speed_sweep.png"))
     args = parser.parse_args()
-
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(args.batch, args.steps, args.features)), tf.float32)
-    y = tf.constant(rng.normal(size=(args.batch, 1)), tf.float32)
-    steps = {name: build_steps(make, args, x, y) for name, make in CANDIDATES.items()}
-    for fns in steps.values():  # trace and warm up
-        for fn in fns.values():
-            fn()
-            fn()
-
-    times = {(name, kind): [] for name in steps for kind in ("forward", "train step")}
-    for _ in range(args.repeats):
-        for name, fns in steps.items():
-            for kind, fn in fns.items():
-                start = time.perf_counter()
-                np.asarray(fn())
-                times[(name, kind)].append(time.perf_counter() - start)
-
-    median = {key: statistics.median(value) * 1000 for key, value in times.items()}
-    print(
-        f"batch {args.batch}, {args.steps} steps, {args.features} inputs, "
-        f"{args.units} units, median of {args.repeats}, jit_compile={args.jit}, "
-        f"TF {tf.__version__}, Keras {keras.__version__}"
-    )
-    print("| layer | forward (ms) | × gru_core | train step (ms) | × gru_core |")
-    print("|---|---:|---:|---:|---:|")
-    base_f = median[("gru_core.GRU", "forward")]
-    base_t = median[("gru_core.GRU", "train step")]
-    for name in steps:
-        f, t = median[(name, "forward")], median[(name, "train step")]
-        print(f"| {name} | {f:.1f} | {f / base_f:.2f} | {t:.1f} | {t / base_t:.2f} |")
+    for flag in ("batch", "steps", "features", "units", "repeats"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1")
+    (sweep if args.sweep else main_table)(args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The default GRU recurrence on TensorFlow, with a hand-written backward pass.
+"""The default GRU recurrence on TensorFlow: a training recurrence with a
+hand-written backward pass, and an inference recurrence that keeps nothing.
 
 With the default activations (σ gates, tanh candidate) the derivatives of a
 step are simple enough to write down, so the recurrence runs as one
@@ -11,6 +12,10 @@ and records and replays every op of every step, which on CPU costs more than
 the arithmetic. The input projections are two products (gate half, candidate
 half), so neither the forward nor the backward pass splits or concatenates
 whole sequences.
+
+When no gradient is needed (predict, evaluate, every export) the inference
+recurrence runs the same steps without `tf.custom_gradient` and records only
+what it returns, so a SavedModel holds no gradient function to warn about.
 
 For one step, with h = h_{t-1}, g = h ⊙ d (d the recurrent dropout mask, or 1)
 and m the step mask (1 = run the step, 0 = carry the state):
@@ -42,7 +47,8 @@ _Record = collections.namedtuple(
 
 
 def gru_sequence(x_zr, x_h, h0, gate_kernel, candidate_kernel,
-                 step_mask=None, recurrent_mask=None, return_sequences=True):
+                 step_mask=None, recurrent_mask=None, return_sequences=True,
+                 need_gradient=True):
     """Runs the GRU over time-major projected inputs.
 
     Args:
@@ -56,11 +62,23 @@ def gru_sequence(x_zr, x_h, h0, gate_kernel, candidate_kernel,
         recurrent_mask: Optional `(batch, units)` dropout mask applied to the
             state before the recurrent products.
         return_sequences: Return every state, not only the last.
+        need_gradient: Run the training recurrence: a `tf.custom_gradient`
+            whose forward loop records every step for the hand-written
+            backward pass. When False, the inference recurrence runs instead:
+            it keeps only what it returns and carries no gradient function
+            (so a SavedModel holds none); a gradient asked of it anyway is
+            still right, by TensorFlow's autodiff through the loop, only
+            slower.
 
     Returns the `(T, batch, units)` states h_1 … h_T, or the `(batch, units)`
     h_T. Differentiable with respect to the first five arguments; the masks
     are constants.
     """
+    if not need_gradient:
+        return _infer(
+            x_zr, x_h, h0, gate_kernel, candidate_kernel,
+            step_mask, recurrent_mask, return_sequences,
+        )
 
     @tf.custom_gradient
     def run(x_zr, x_h, h0, gate_kernel, candidate_kernel):
@@ -89,6 +107,39 @@ def _step_array(like, width):
     )
 
 
+def _step(x_zr_t, x_h_t, h, gate_kernel, candidate_kernel, run_t, recurrent_mask):
+    """One step from h = h_{t-1}: returns (h_t, [z | r], h̃, r ⊙ g)."""
+    h_gates = h if recurrent_mask is None else h * recurrent_mask
+    gates = tf.sigmoid(x_zr_t + tf.matmul(h_gates, gate_kernel))
+    z, r = tf.split(gates, 2, axis=1)
+    reset_state = r * h_gates
+    candidate = tf.tanh(x_h_t + tf.matmul(reset_state, candidate_kernel))
+    new_h = h + z * (candidate - h)
+    if run_t is not None:
+        new_h = tf.where(run_t, new_h, h)
+    return new_h, gates, candidate, reset_state
+
+
+def _infer(x_zr, x_h, h0, gate_kernel, candidate_kernel,
+           step_mask, recurrent_mask, return_sequences):
+    """The recurrence with nothing kept for a backward pass: h_T, or the
+    states h_1 … h_T when `return_sequences`."""
+    steps = tf.shape(x_h)[0]
+
+    def body(t, h, *states):
+        new_h = _step(
+            x_zr[t], x_h[t], h, gate_kernel, candidate_kernel,
+            None if step_mask is None else step_mask[t], recurrent_mask,
+        )[0]
+        return (t + 1, new_h, *(array.write(t, new_h) for array in states))
+
+    loop_vars = (tf.constant(0), h0)
+    if return_sequences:
+        loop_vars += (_step_array(x_h, candidate_kernel.shape[0]),)
+    result = tf.while_loop(lambda t, *_: t < steps, body, loop_vars)
+    return result[2].stack() if return_sequences else result[1]
+
+
 def _forward(x_zr, x_h, h0, gate_kernel, candidate_kernel,
              step_mask, recurrent_mask):
     """Runs the recurrence; returns its `_Record`."""
@@ -96,14 +147,10 @@ def _forward(x_zr, x_h, h0, gate_kernel, candidate_kernel,
     steps = tf.shape(x_h)[0]
 
     def body(t, h, states, gates_ta, candidates_ta, reset_ta):
-        h_gates = h if recurrent_mask is None else h * recurrent_mask
-        gates = tf.sigmoid(x_zr[t] + tf.matmul(h_gates, gate_kernel))
-        z, r = tf.split(gates, 2, axis=1)
-        reset_state = r * h_gates
-        candidate = tf.tanh(x_h[t] + tf.matmul(reset_state, candidate_kernel))
-        new_h = h + z * (candidate - h)
-        if step_mask is not None:
-            new_h = tf.where(step_mask[t], new_h, h)
+        new_h, gates, candidate, reset_state = _step(
+            x_zr[t], x_h[t], h, gate_kernel, candidate_kernel,
+            None if step_mask is None else step_mask[t], recurrent_mask,
+        )
         return (
             t + 1,
             new_h,
@@ -196,7 +243,7 @@ def _backward(d_output, return_sequences, record, h0,
 
 def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None,
             recurrent_mask=None, go_backwards=False, zero_output_for_mask=False,
-            return_sequences=True):
+            return_sequences=True, need_gradient=True):
     """A `gru_core.GRU` time loop with the conventions of
     `keras.src.backend.rnn`.
 
@@ -211,6 +258,7 @@ def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None,
         zero_output_for_mask: Output zeros at masked steps instead of the
             previous output.
         return_sequences: Return every step's output, not only the last.
+        need_gradient: As in `gru_sequence`.
 
     Returns `(last_output, outputs, [last_state])` like Keras's loop: outputs
     are batch-major in processed order (reversed for `go_backwards`), shaped
@@ -250,6 +298,7 @@ def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None,
         step_mask,
         recurrent_mask,
         return_sequences,
+        need_gradient,
     )
     last_state = states[-1] if return_sequences else states
     # Where the output is shown rather than zero: after a step has run (the

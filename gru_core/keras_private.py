@@ -13,6 +13,10 @@ what changed instead of deep inside a training.
   through; `gru_core.GRU` overrides it to run its fused loop.
 - `flatten_layers`: Keras's walk over every tracked sub-layer, which also
   enters custom layers and nested models.
+- `gradient_may_be_recorded`: whether a TensorFlow gradient tape could record
+  the ops run now, eagerly or while a `tf.function` is traced (TensorFlow's
+  `tensorflow.python.eager.record`; not Keras's, but kept here with the rest),
+  which tells `gru_core.GRU` whether its inference recurrence may run.
 - `resumed_epoch`: the epoch `keras.callbacks.BackupAndRestore` tells a
   training loop to resume from, through a private model attribute.
 """
@@ -29,7 +33,18 @@ INNER_LOOP = "inner_loop"
 _FLATTEN_LAYERS = "_flatten_layers"
 _INITIAL_EPOCH = "_initial_epoch"
 
-__all__ = ["DropoutRNNCell", "INNER_LOOP", "check", "flatten_layers", "resumed_epoch", "run_time_loop"]
+__all__ = [
+    "DropoutRNNCell", "INNER_LOOP", "check", "flatten_layers",
+    "gradient_may_be_recorded", "resumed_epoch", "run_time_loop",
+]
+
+
+def gradient_may_be_recorded() -> bool:
+    """Whether a gradient tape could record the TensorFlow ops run now."""
+    # Imported here: the module needs TensorFlow, and only the fused loop asks.
+    from tensorflow.python.eager import record
+
+    return bool(record.could_possibly_record())
 
 
 def flatten_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
@@ -61,6 +76,11 @@ def check() -> list[str]:
             problems.append(f"keras.layers.RNN.{INNER_LOOP} now takes ({', '.join(parameters)})")
     if not callable(getattr(keras.layers.Layer, _FLATTEN_LAYERS, None)):
         problems.append(f"keras.layers.Layer.{_FLATTEN_LAYERS} is gone")
+    if keras.backend.backend() == "tensorflow":
+        try:
+            gradient_may_be_recorded()
+        except (ImportError, AttributeError):
+            problems.append("tensorflow.python.eager.record.could_possibly_record is gone")
     if _INITIAL_EPOCH not in inspect.getsource(keras.callbacks.BackupAndRestore):
         problems.append(f"keras.callbacks.BackupAndRestore no longer sets model.{_INITIAL_EPOCH}")
     return problems

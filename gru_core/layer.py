@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from gru_core.cell import GRUCell
-from gru_core.keras_private import run_time_loop
+from gru_core.keras_private import gradient_may_be_recorded, run_time_loop
 
 
 def _cell_property(name: str, doc: str = "") -> property:
@@ -201,6 +201,14 @@ class GRU(keras.layers.RNN):
                 go_backwards=self.go_backwards,
                 zero_output_for_mask=self.zero_output_for_mask,
                 return_sequences=self.return_sequences,
+                # Inference (predict, evaluate, every export) keeps nothing
+                # for a backward pass; a tape around a training=False call
+                # (fine-tuning under a frozen mode) still gets the fast one.
+                need_gradient=(
+                    not isinstance(training, bool)
+                    or training
+                    or gradient_may_be_recorded()
+                ),
             )
         projected = cell.project_inputs(sequences)
         recurrent_kernels = cell.split_recurrent_kernel(projected.dtype)

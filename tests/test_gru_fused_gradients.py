@@ -175,3 +175,101 @@ def test_mixed_precision(policy, tol):
 def test_other_configurations_use_the_generic_loop(kwargs):
     assert gru_core.GRU(UNITS)._has_fused_loop()
     assert not gru_core.GRU(UNITS, **kwargs)._has_fused_loop()
+
+
+# The inference recurrence: what `training=False` runs when no tape records.
+
+def _custom_gradient_ops(function, *args):
+    """The ops of `function`'s graph that carry a `tf.custom_gradient`
+    (what a SavedModel warns about when it holds no gradient for them)."""
+    graph = tf.function(function).get_concrete_function(*args).graph
+    return [op.name for op in graph.get_operations() if "_gradient_op_type" in op.node_def.attr]
+
+
+@pytest.mark.parametrize(
+    "config, use_mask",
+    [
+        ({}, False),
+        ({}, True),
+        ({"return_sequences": True}, True),
+        ({"go_backwards": True}, True),
+        ({"return_sequences": True, "go_backwards": True}, False),
+        ({"return_sequences": True, "zero_output_for_mask": True}, True),
+    ],
+)
+def test_inference_recurrence_matches_training_recurrence(config, use_mask):
+    x, h0, mask = _data(dtype="float32")
+    mask = mask if use_mask else None
+    layer = gru_core.GRU(UNITS, return_state=True, **config)
+
+    def call(training):
+        return layer(x, initial_state=h0, mask=mask, training=training)
+
+    inferred = call(False)
+    with tf.GradientTape():
+        trained = call(True)
+    for a, b in zip(inferred, trained):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+    assert not _custom_gradient_ops(lambda: call(False))
+    assert _custom_gradient_ops(lambda: call(True))
+
+
+def test_inference_recurrence_of_a_stateful_layer_carries_its_state():
+    x, _, mask = _data(dtype="float32")
+    inferring = gru_core.GRU(UNITS, stateful=True, return_sequences=True)
+    training = gru_core.GRU(UNITS, stateful=True, return_sequences=True)
+    inferring(x)
+    training(x)
+    training.set_weights(inferring.get_weights())
+    inferring.reset_states()
+    training.reset_states()
+    for chunk in (slice(0, 3), slice(3, None)):
+        inferred = inferring(x[:, chunk], mask=mask[:, chunk], training=False)
+        with tf.GradientTape():
+            trained = training(x[:, chunk], mask=mask[:, chunk], training=True)
+        np.testing.assert_allclose(inferred, trained, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(inferring.states[0], training.states[0], atol=1e-6, rtol=0)
+
+
+def test_a_tape_around_an_inference_call_gets_the_training_recurrence():
+    """Fine-tuning under `training=False` (a frozen mode) still gets the
+    hand-written backward pass, and the same gradients as `training=True`."""
+    x, h0, mask = _data()
+    layer = gru_core.GRU(UNITS, return_sequences=True, dtype="float64")
+    layer(x)
+    frozen = _values_and_gradients_of_sequences(layer, x, h0, mask, False)
+    trained = _values_and_gradients_of_sequences(layer, x, h0, mask, True)
+    for a, b in zip(frozen, trained):
+        np.testing.assert_allclose(a, b, atol=1e-12, rtol=0)
+    assert _custom_gradient_ops(
+        lambda: _values_and_gradients_of_sequences(layer, x, h0, mask, False)
+    )
+
+
+def test_autodiff_through_the_inference_recurrence_is_right():
+    """A gradient asked of the inference recurrence itself (no custom
+    gradient to use) still comes out right, through TensorFlow's autodiff."""
+    x, h0, mask = _data()
+    layer = gru_core.GRU(UNITS, return_sequences=True, dtype="float64")
+    layer(x)
+    kernel, recurrent, bias = (tf.cast(w, "float64") for w in layer.cell.weights)
+    from gru_core.fused import gru_rnn
+
+    def outputs(need_gradient):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            output = gru_rnn(x, h0, kernel, recurrent, bias, mask=mask,
+                             need_gradient=need_gradient)[1]
+            loss = tf.reduce_sum(tf.sin(output))
+        return [output, tape.gradient(loss, x)]
+
+    for a, b in zip(outputs(False), outputs(True)):
+        np.testing.assert_allclose(a, b, atol=1e-12, rtol=0)
+
+
+def _values_and_gradients_of_sequences(layer, x, h0, mask, training):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        output = layer(x, initial_state=h0, mask=mask, training=training)
+        loss = tf.reduce_sum(tf.sin(output))
+    return [output, *tape.gradient(loss, [x, *layer.trainable_weights])]

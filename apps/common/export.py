@@ -113,10 +113,7 @@ def export_serving_model(
             archive.track(resource)
         for name, function in endpoints.items():
             archive.add_endpoint(name, function)
-        # Serving needs no gradients; saving custom gradients (gru_core's fused
-        # loop has one) fails on the tensors its backward pass captures.
-        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-        archive.write_out(str(directory), options=options, verbose=False)
+        archive.write_out(str(directory), verbose=False)
         if metadata is not None:
             (directory / METADATA_FILE).parent.mkdir(exist_ok=True)
             (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
