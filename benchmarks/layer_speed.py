@@ -260,7 +260,7 @@ def sweep(args: argparse.Namespace) -> None:
     ):
         for row, kind in enumerate(("forward", "train step")):
             print(f"\n{kind} (ms) by {axis}, {fixed}, {args.units} units, median of {args.repeats}")
-            print(f"| layer | " + " | ".join(str(v) for v in values) + " |")
+            print("| layer | " + " | ".join(str(v) for v in values) + " |")
             print("|---|" + "---:|" * len(values))
             plot = axes[row][column]
             for candidate in SWEPT:
