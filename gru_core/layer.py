@@ -29,7 +29,11 @@ class GRU(keras.layers.RNN):
     `gru_core.from_keras_gru` convert between the two. The input half of every
     pre-activation, x_t·kernel + bias, is computed for all steps in one matrix
     product before the time loop, which then holds only the recurrent
-    products.
+    products. With the default activations on TensorFlow the loop is
+    `gru_core.fused`'s: a training recurrence with a hand-written backward
+    pass, or, when no gradient can be asked for (`training=False` with no
+    gradient tape recording: predict, evaluate, every export), an inference
+    recurrence that records nothing for a backward pass.
 
     Args:
         units: Positive integer, dimensionality of the output space.
