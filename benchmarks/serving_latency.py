@@ -32,11 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from apps import cli  # noqa: E402
 from apps.common.app import Export, load_export, registered_app, signature_inputs  # noqa: E402
 from apps.common.export import read_metadata  # noqa: E402
 from apps.registry import REGISTRY, load_app_packages  # noqa: E402
-from serving_load import Run  # noqa: E402
+from serving_load import Run, train_quick_exports  # noqa: E402
 
 DECODINGS = ("greedy", "beam")
 
@@ -50,7 +49,7 @@ def quick_exports(root: Path, apps: list[str]) -> list[tuple[str, Path]]:
         variants = [("--decoding", decoding) for decoding in DECODINGS] if app.generates_text else [()]
         for variant in variants:
             models = root / (variant[1] if variant else "default")
-            cli.run(["train", name, *app.quick_args, *variant, "--verbose", "0", "--export-dir", str(models)])
+            train_quick_exports(models, [name], variant)
             exports.append((name, models / name))
     return exports
 

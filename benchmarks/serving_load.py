@@ -56,10 +56,11 @@ class Run:
         return float(np.percentile(self.latencies, q) * 1000)
 
 
-def train_quick_exports(root: Path, apps: list[str]) -> None:
+def train_quick_exports(root: Path, apps: list[str], extra_args: tuple[str, ...] = ()) -> None:
+    """Trains each app's `reproduce --quick` export under `root`, with `extra_args` appended."""
     for name in apps:
         app = registered_app(name)
-        cli.run(["train", name, *app.quick_args, "--verbose", "0", "--export-dir", str(root)])
+        cli.run(["train", name, *app.quick_args, *extra_args, "--verbose", "0", "--export-dir", str(root)])
 
 
 def start_server(models: Path) -> tuple[subprocess.Popen, str]:

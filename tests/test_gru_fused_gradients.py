@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import gru_core
-from gru_core.fused import gru_sequence
+from gru_core.fused import gru_rnn, gru_sequence
 
 BATCH, STEPS, FEATURES, UNITS = 3, 7, 4, 5
 
@@ -253,7 +253,6 @@ def test_autodiff_through_the_inference_recurrence_is_right():
     layer = gru_core.GRU(UNITS, return_sequences=True, dtype="float64")
     layer(x)
     kernel, recurrent, bias = (tf.cast(w, "float64") for w in layer.cell.weights)
-    from gru_core.fused import gru_rnn
 
     def outputs(need_gradient):
         with tf.GradientTape() as tape:
