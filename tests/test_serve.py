@@ -224,8 +224,8 @@ def test_named_signatures_with_several_inputs(server, exports):
     columns = {key: [pair[key] for pair in pairs] for key in pairs[0]}
     _assert_rows(answer.json()["predictions"], _reference(exports["chatbot"], columns, "score"))
 
-    converse = {"text": ["hello", "do you like music"], "context": ["", "hello"], "temperature": 0.8,
-                "top_k": 5, "top_p": 0.9}
+    converse = {"text": ["hello", "do you like music"], "context": ["", "hello"], "decoding": "sample",
+                "temperature": 0.8, "top_k": 5, "top_p": 0.9}
     answer = server.post("/v1/models/chatbot:predict", {"signature_name": "converse", "inputs": converse})
     assert answer.status_code == 200, answer.text
     replies = answer.json()["outputs"]
@@ -283,10 +283,14 @@ BAD_REQUESTS = {
     "wrong shape": ("stock", {"instances": [[1.0, 2.0]]}, 400, "has shape [1, 2]"),
     "ragged rows": ("stock", {"inputs": [[1.0] * 20, [1.0] * 19]}, 400, "different lengths"),
     "int out of range": ("chatbot", {"signature_name": "converse", "inputs": {
-        "text": ["a"], "context": [""], "temperature": 1.0, "top_k": 2**40, "top_p": 1.0}}, 400, "range"),
+        "text": ["a"], "context": [""], "decoding": "", "temperature": 1.0, "top_k": 2**40, "top_p": 1.0}},
+        400, "range"),
     "scalar given a list": ("chatbot", {"signature_name": "converse", "inputs": {
-        "text": ["a"], "context": [""], "temperature": [1.0], "top_k": 0, "top_p": 1.0}}, 400,
-        "input 'temperature' has shape [1]"),
+        "text": ["a"], "context": [""], "decoding": "", "temperature": [1.0], "top_k": 0, "top_p": 1.0}},
+        400, "input 'temperature' has shape [1]"),
+    "unknown decoding": ("chatbot", {"signature_name": "converse", "inputs": {
+        "text": ["a"], "context": [""], "decoding": "fast", "temperature": 1.0, "top_k": 0, "top_p": 1.0}},
+        400, "decoding must be one of greedy, beam, sample"),
     "prices the model refuses": ("stock", {"instances": [[-1.0] * 20]}, 400, "the model refused the input"),
     "empty instances": ("sentiment", {"instances": []}, 400, "\"instances\" is empty"),
     "bad base64": ("sentiment", {"instances": [{"b64": "***"}]}, 400, "not valid base64"),

@@ -9,8 +9,19 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from apps.chatbot.data import evaluation_pairs, load_splits
-from apps.chatbot.model import APP, distinct_n, generate_replies, make_signatures, perplexity
+from apps.chatbot.data import all_pairs, evaluation_pairs, load_splits
+from apps.chatbot.model import APP, generate_replies, make_signatures
+from apps.chatbot.quality import (
+    CHOICE_PROMPTS,
+    DECODING_CANDIDATES,
+    RANKING,
+    answer_share,
+    choose_decoding,
+    distinct_n,
+    hits_at_1,
+    measure_decodings,
+    perplexity,
+)
 from apps.common.app import (
     App,
     Evaluation,
@@ -29,13 +40,15 @@ from apps.common.config import (
     Config,
     DataSource,
     arguments_configurer,
+    at_least,
+    fraction,
     from_arguments,
+    positive,
     setting,
 )
 from apps.common.errors import InputError
-from apps.common.seq2seq.serving import seq2seq_serving
+from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, seq2seq_serving
 from apps.common.seq2seq.training import (
-    SamplingSettings,
     Seq2SeqEvaluate,
     Seq2SeqTrain,
     decoding_setting,
@@ -66,7 +79,10 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
     units: int = units_setting(128)
     max_length: int = max_length_setting(24)
     vocabulary_size: int = vocabulary_size_setting(8000)
-    decoding: str = decoding_setting("sample")
+    decoding: str = decoding_setting(
+        "auto", STRATEGIES + ("auto",),
+        "decoding of the export; auto: the best of several on the validation split "
+        "(see README), which ignores the beam and sampling flags")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +97,15 @@ class ChatbotPredict(ExportConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class ChatConfig(ExportConfig, SamplingSettings):
+class ChatConfig(ExportConfig):
+    decoding: str = setting("", "greedy, beam or sample (default: the export's own)",
+                            choices=("",) + STRATEGIES)
+    temperature: float | None = setting(None, "sampling temperature (default: the export's)",
+                                        check=positive(100.0), group="sampling")
+    top_k: int | None = setting(None, "top-k sampling, 0 = off (default: the export's)",
+                                check=at_least(0), group="sampling")
+    top_p: float | None = setting(None, "nucleus sampling mass (default: the export's)",
+                                  check=fraction(zero=False, one=True), group="sampling")
     no_context: bool = setting(False, "do not give the bot's previous reply as context")
 
 
@@ -99,26 +123,36 @@ class ChatbotApp(App):
     Predict = ChatbotPredict
     serving_inputs = ("text",)
     generates_text = True
-    smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8")
+    smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8",
+                  "--decoding", "greedy")
     example_inputs = ("hello", "")
-    quick_args = ("--epochs", "4")
+    quick_args = ("--epochs", "20", "--learning-rate", "5e-3", "--dropout", "0")
 
     def load_data(self, config: DataSettings) -> Splits:
-        train, held_out = load_splits(config.data)
-        return Splits(config.data, train, held_out, held_out)
+        return Splits(config.data, *load_splits(config.data))
 
     def evaluation_data(self, config: DataSettings) -> Splits:
         return Splits(config.data, None, None, evaluation_pairs(config.data))
 
     def train(self, config: ChatbotTrain, data: Splits, fitting: Fitting) -> Trained:
         train = data.train.head(config.limit)
+        auto = config.decoding == "auto"
         # Room for the utterance, the separator and the turn before it.
         run = train_seq2seq(train, data.validation, config, fitting,
-                            max_source_length=2 * config.max_length)
-        serving = seq2seq_serving(run.server, make_signatures(run.server))
+                            max_source_length=2 * config.max_length,
+                            decoding=DECODING_CANDIDATES[0] if auto else None)
+        server, choice = run.server, {}
+        if auto:
+            prompts = data.validation.head(CHOICE_PROMPTS)
+            results = measure_decodings(server, prompts)
+            server = server.with_decoding(choose_decoding(results).options)
+            choice = {"decoding choice": [result.record() for result in results]}
+        serving = seq2seq_serving(server, make_signatures(server))
+        serving.metadata.update(choice)
         return Trained(run.model, serving, run.epochs_run, {
-            "training / held-out pairs": f"{len(train)} / {len(data.validation)}",
-            "decoding": config.decoding,
+            "training / validation / test pairs":
+                f"{len(train)} / {len(data.validation)} / {len(data.test)}",
+            "decoding": server.decoding.label + (" (chosen on the validation split)" if auto else ""),
             **({"stopped by --minutes": True} if run.stopped_early else {}),
         })
 
@@ -127,15 +161,20 @@ class ChatbotApp(App):
         pairs = data.test.head(config.score_limit)
         sources = pairs.sources[:DISTINCT_SAMPLE]
         replies = generate_replies(export.signature(), sources)
-        value = perplexity(export.signature("score"), pairs.sources, pairs.targets)
+        score = export.signature("score")
+        value = perplexity(score, pairs.sources, pairs.targets)
         distinct = (distinct_n(replies, 1), distinct_n(replies, 2))
+        hits = hits_at_1(score, pairs)
         return Evaluation(
             "held-out perplexity", value,
-            {"distinct-1 / distinct-2": f"{distinct[0]:.3f} / {distinct[1]:.3f}", "pairs": len(pairs),
+            {f"hits@1 of {hits.candidates}": hits.value,
+             "hits@1 by per-token / relative likelihood": f"{hits.per_token:.3f} / {hits.relative:.3f}",
+             "distinct-1 / distinct-2": f"{distinct[0]:.3f} / {distinct[1]:.3f}", "pairs": len(pairs),
              "example": f"{sources[0]!r} -> {replies[0]!r}" if sources else ""},
             summary=f"perplexity {value:.2f} on {len(pairs)} pairs of {data.name}; "
-            f"distinct-1 {distinct[0]:.3f}, distinct-2 {distinct[1]:.3f} "
-            f"over {len(replies)} generated replies",
+            f"hits@1 of {hits.candidates} {hits.value:.3f} by {RANKING} (chance {hits.chance:.2f}; "
+            f"{hits.per_token:.3f} by per-token likelihood); distinct-1 {distinct[0]:.3f}, "
+            f"distinct-2 {distinct[1]:.3f} over {len(replies)} generated replies",
         )
 
     def predict(self, export: Export, config: ChatbotPredict) -> list[str]:
@@ -147,7 +186,6 @@ class ChatbotApp(App):
     def page(self, page) -> None:
         import gradio as gr
 
-        defaults = ChatConfig()
         chat = gr.Chatbot(label="Conversation (each reply is the next turn's context)")
         message = gr.Textbox(label="Your message", placeholder="hello")
         with gr.Row():
@@ -158,8 +196,7 @@ class ChatbotApp(App):
         def respond(text: str, history: list, previous_reply: str):
             if not text.strip():
                 raise InputError("Type a message first.")
-            conversation = Conversation(page.export().signature("converse"), defaults.temperature,
-                                        defaults.top_k, defaults.top_p, use_context=True)
+            conversation = Conversation(page.export(), use_context=True)
             conversation.context = previous_reply
             answer = conversation.reply(text)
             history = list(history or []) + [{"role": "user", "content": text},
@@ -171,22 +208,33 @@ class ChatbotApp(App):
         reset.click(lambda: ([], "", ""), None, [chat, context, message])
 
     def demo(self, export: Export) -> str:
+        data = export.metadata.get("evaluation", {}).get("data", "sample")
+        share, prompts = answer_share(export.signature(), all_pairs(data))
         replies = generate_replies(export.signature(), DEMO_UTTERANCES)
-        return "; ".join(f"{text!r} -> {reply!r}" for text, reply in zip(DEMO_UTTERANCES, replies))
+        examples = "; ".join(f"{text!r} -> {reply!r}" for text, reply in zip(DEMO_UTTERANCES, replies))
+        return (f"answers {share:.0%} of {prompts} {data} prompts with one of the corpus's "
+                f"replies to them; {examples}")
 
 
 CHATBOT = register_app(ChatbotApp())
 
 
 class Conversation:
-    """Replies turn by turn, with the bot's previous reply as the next turn's context."""
+    """Replies turn by turn, with the bot's previous reply as the next turn's context.
 
-    def __init__(self, converse, temperature: float, top_k: int, top_p: float, use_context: bool):
-        self.converse = converse
-        self.sampling = {
-            "temperature": tf.constant(temperature, tf.float32),
-            "top_k": tf.constant(top_k, tf.int32),
-            "top_p": tf.constant(top_p, tf.float32),
+    Decoding settings left as ""/None are the export's own (from its metadata).
+    """
+
+    def __init__(self, export: Export, decoding: str = "", temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None, use_context: bool = True):
+        own = DecodingOptions(**export.metadata.get("decoding", {}))
+        self.converse = export.signature("converse")
+        self.settings = {
+            "decoding": tf.constant(decoding),
+            "temperature": tf.constant(own.temperature if temperature is None else temperature,
+                                       tf.float32),
+            "top_k": tf.constant(own.top_k if top_k is None else top_k, tf.int32),
+            "top_p": tf.constant(own.top_p if top_p is None else top_p, tf.float32),
         }
         self.use_context = use_context
         self.context = ""
@@ -196,7 +244,7 @@ class Conversation:
 
     def reply(self, text: str) -> str:
         result = self.converse(
-            text=tf.constant([text]), context=tf.constant([self.context]), **self.sampling
+            text=tf.constant([text]), context=tf.constant([self.context]), **self.settings
         )
         answer = result["reply"].numpy()[0].decode("utf-8")
         if self.use_context:
@@ -209,7 +257,7 @@ def run_chat(args: argparse.Namespace) -> list[str]:
     config = from_arguments(ChatConfig, args)
     export = load_export(CHATBOT, config.model)
     conversation = Conversation(
-        export.signature("converse"), config.temperature, config.top_k, config.top_p,
+        export, config.decoding, config.temperature, config.top_k, config.top_p,
         use_context=not config.no_context,
     )
     interactive = sys.stdin.isatty()

@@ -34,29 +34,58 @@ def _banned_logits(logits: tf.Tensor, banned_ids: tuple[int, ...]) -> tf.Tensor:
 _NOT_GENERATED = (RESERVED_TOKENS.index(PAD), START_ID)
 
 
+def block_repeated_ngrams(logits: tf.Tensor, history: tf.Tensor, n: int) -> tf.Tensor:
+    """`logits` `[rows, vocabulary]` with every token banned that would repeat an n-gram.
+
+    A token is banned for row i when the last `n - 1` tokens of `history[i]`
+    (`[rows, steps]`, the tokens generated so far) followed by it already
+    occur in `history[i]`. `n=0` blocks nothing; `n=1` bans every token
+    already generated.
+    """
+    if n < 1:
+        return logits
+    steps = tf.shape(history)[1]
+
+    def blocked():
+        windows = tf.signal.frame(history, n, 1, axis=-1)  # [rows, steps - n + 1, n]
+        prefix = history[:, steps - (n - 1):]
+        repeats = tf.reduce_all(tf.equal(windows[:, :, :-1], prefix[:, None, :]), axis=-1)
+        rows = tf.broadcast_to(
+            tf.range(tf.shape(history, out_type=tf.int64)[0])[:, None], tf.shape(repeats)
+        )
+        indices = tf.reshape(tf.stack([rows, windows[:, :, -1]], axis=-1), [-1, 2])
+        banned = tf.scatter_nd(
+            indices, tf.reshape(tf.cast(repeats, tf.int32), [-1]), tf.shape(logits, out_type=tf.int64)
+        )
+        return tf.where(banned > 0, tf.cast(_NEVER, logits.dtype), logits)
+
+    return tf.cond(steps >= n, blocked, lambda: logits)
+
+
 def _encode(model, source_ids):
     source_ids = tf.convert_to_tensor(source_ids)
     encoder_outputs, states = model.encoder(source_ids, training=False)
     return encoder_outputs, tf.not_equal(source_ids, 0), list(states)
 
 
-def _step_loop(model, source_ids, max_length, choose):
+def _step_loop(model, source_ids, max_length, choose, no_repeat_ngram=0):
     """Shared loop of greedy and sampling: `choose(logits) -> [batch] ids`."""
     encoder_outputs, source_mask, states = _encode(model, source_ids)
     batch = tf.shape(source_ids)[0]
     tokens = tf.fill([batch], tf.constant(START_ID, tf.int64))
     finished = tf.zeros([batch], tf.bool)
-    ids = tf.TensorArray(tf.int64, size=0, dynamic_size=True)
+    history = tf.zeros([batch, 0], tf.int64)
     weights = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
 
-    def condition(step, tokens, states, finished, ids, weights):
+    def condition(step, tokens, states, finished, history, weights):
         return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-    def body(step, tokens, states, finished, ids, weights):
+    def body(step, tokens, states, finished, history, weights):
         logits, states, step_weights = model.decoder.step(
             tokens, encoder_outputs, source_mask, states
         )
         logits = _banned_logits(tf.cast(logits, tf.float32), _NOT_GENERATED)
+        logits = block_repeated_ngrams(logits, history, no_repeat_ngram)
         chosen = tf.where(finished, tf.constant(END_ID, tf.int64), choose(logits))
         finished = tf.logical_or(finished, tf.equal(chosen, END_ID))
         return (
@@ -64,14 +93,19 @@ def _step_loop(model, source_ids, max_length, choose):
             chosen,
             states,
             finished,
-            ids.write(step, chosen),
+            tf.concat([history, chosen[:, None]], axis=1),
             weights.write(step, tf.cast(step_weights, tf.float32)),
         )
 
-    _, _, _, _, ids, weights = tf.while_loop(
-        condition, body, (tf.constant(0), tokens, states, finished, ids, weights)
+    loop_vars = (tf.constant(0), tokens, states, finished, history, weights)
+    invariants = (
+        tf.TensorShape([]), tf.TensorShape([None]), [tf.TensorShape([None, None])] * len(states),
+        tf.TensorShape([None]), tf.TensorShape([None, None]), tf.TensorShape(None),
     )
-    return _stacked(ids, batch), _stacked_weights(weights, batch, tf.shape(source_ids)[1])
+    _, _, _, _, history, weights = tf.while_loop(
+        condition, body, loop_vars, shape_invariants=invariants
+    )
+    return history, _stacked_weights(weights, batch, tf.shape(source_ids)[1])
 
 
 def _stack(array: tf.TensorArray, empty_shape) -> tf.Tensor:
@@ -80,21 +114,19 @@ def _stack(array: tf.TensorArray, empty_shape) -> tf.Tensor:
     return tf.cond(array.size() > 0, array.stack, lambda: tf.zeros(empty_shape, array.dtype))
 
 
-def _stacked(array: tf.TensorArray, batch) -> tf.Tensor:
-    return tf.reshape(tf.transpose(_stack(array, [0, batch])), [batch, -1])
-
-
 def _stacked_weights(array: tf.TensorArray, batch, source_time) -> tf.Tensor:
     stacked = tf.reshape(_stack(array, [0, batch, source_time]), [-1, batch, source_time])
     return tf.transpose(stacked, [1, 0, 2])
 
 
-def greedy_decode(model, source_ids, max_length):
-    """The most likely next token at every step."""
-    return _step_loop(model, source_ids, max_length, lambda logits: tf.argmax(logits, -1))
+def greedy_decode(model, source_ids, max_length, no_repeat_ngram=0):
+    """The most likely next token at every step (`no_repeat_ngram`: see `block_repeated_ngrams`)."""
+    return _step_loop(model, source_ids, max_length, lambda logits: tf.argmax(logits, -1),
+                      no_repeat_ngram)
 
 
-def sample_decode(model, source_ids, max_length, temperature=1.0, top_k=0, top_p=1.0, seed=None):
+def sample_decode(model, source_ids, max_length, temperature=1.0, top_k=0, top_p=1.0, seed=None,
+                  no_repeat_ngram=0):
     """Sampling from the softmax of `logits / temperature`, optionally truncated.
 
     Args:
@@ -103,6 +135,7 @@ def sample_decode(model, source_ids, max_length, temperature=1.0, top_k=0, top_p
         top_p: Nucleus sampling: keep the smallest set of most likely tokens
             whose probability reaches `top_p` (1.0: all).
         seed: Optional integer seed of the sampling op.
+        no_repeat_ngram: See `block_repeated_ngrams`.
     """
     temperature = tf.cast(temperature, tf.float32)
     top_k = tf.cast(top_k, tf.int32)
@@ -115,7 +148,7 @@ def sample_decode(model, source_ids, max_length, temperature=1.0, top_k=0, top_p
         logits = _truncate_top_p(logits, top_p)
         return tf.random.categorical(logits, 1, dtype=tf.int64, seed=seed)[:, 0]
 
-    return _step_loop(model, source_ids, max_length, choose)
+    return _step_loop(model, source_ids, max_length, choose, no_repeat_ngram)
 
 
 def _truncate_top_k(logits, top_k):
@@ -136,13 +169,15 @@ def _truncate_top_p(logits, top_p):
     return tf.where(logits < threshold, tf.cast(_NEVER, logits.dtype), logits)
 
 
-def beam_search_decode(model, source_ids, max_length, beam_width=4, length_penalty=0.6):
+def beam_search_decode(model, source_ids, max_length, beam_width=4, length_penalty=0.6,
+                       no_repeat_ngram=0):
     """Beam search, keeping the `beam_width` best partial sequences per input.
 
     The winner maximizes log P(y | x) / lp(y) with GNMT's length normalization
     lp(y) = ((5 + |y|) / 6) ** length_penalty (|y| counts the [END]);
     `length_penalty=0` compares raw log-probabilities. With `beam_width=1`
-    it is greedy decoding.
+    it is greedy decoding. `no_repeat_ngram` blocks repeated n-grams within
+    each beam (see `block_repeated_ngrams`).
     """
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
@@ -180,6 +215,9 @@ def beam_search_decode(model, source_ids, max_length, beam_width=4, length_penal
             tokens, encoder_outputs, source_mask, states
         )
         logits = _banned_logits(tf.cast(logits, tf.float32), _NOT_GENERATED)
+        logits = block_repeated_ngrams(
+            logits, tf.reshape(history, [batch * width, -1]), no_repeat_ngram
+        )
         vocabulary_size = tf.shape(logits)[-1]
         log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, width, vocabulary_size])
         # A finished beam continues with [END] at no cost, keeping its score.

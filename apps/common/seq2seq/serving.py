@@ -26,6 +26,8 @@ class DecodingOptions:
         beam_width: Beams kept by "beam".
         length_penalty: GNMT length-normalization exponent of "beam".
         temperature, top_k, top_p: Defaults of "sample" (see `sample_decode`).
+        no_repeat_ngram: No n-gram of this size repeats within an output
+            (0: off), in every strategy (see `block_repeated_ngrams`).
     """
 
     strategy: str = "greedy"
@@ -34,6 +36,7 @@ class DecodingOptions:
     temperature: float = 0.8
     top_k: int = 0
     top_p: float = 0.9
+    no_repeat_ngram: int = 0
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -46,6 +49,23 @@ class DecodingOptions:
             raise ValueError(
                 f"top_k must be ≥ 0 and top_p in (0, 1]; got {self.top_k} and {self.top_p}."
             )
+        if self.no_repeat_ngram < 0:
+            raise ValueError(f"no_repeat_ngram must be ≥ 0, got {self.no_repeat_ngram}.")
+
+    @property
+    def label(self) -> str:
+        """A short description, such as "beam 4, length penalty 0.6, no repeated 3-grams"."""
+        if self.strategy == "beam":
+            parts = [f"beam {self.beam_width}", f"length penalty {self.length_penalty:g}"]
+        elif self.strategy == "sample":
+            parts = [f"sample at temperature {self.temperature:g}"]
+            parts += [f"top-k {self.top_k}"] if self.top_k else []
+            parts += [f"top-p {self.top_p:g}"] if self.top_p < 1 else []
+        else:
+            parts = ["greedy"]
+        if self.no_repeat_ngram:
+            parts.append(f"no repeated {self.no_repeat_ngram}-grams")
+        return ", ".join(parts)
 
 
 def join_tokens(texts: tf.Tensor) -> tf.Tensor:
@@ -88,6 +108,14 @@ class TextSeq2Seq(tf.Module):
         self.max_target_length = max_target_length
         self.decoding = decoding
 
+    def with_decoding(self, decoding: DecodingOptions) -> "TextSeq2Seq":
+        """The same model and vocabularies with another default decoding."""
+        return TextSeq2Seq(
+            self.model, self.source_vocabulary, self.target_vocabulary,
+            max_source_length=self.max_source_length, max_target_length=self.max_target_length,
+            decoding=decoding,
+        )
+
     def source_ids(self, texts: tf.Tensor) -> tf.Tensor:
         return encode_sources(texts, self.source_vocabulary, self.max_source_length)
 
@@ -95,29 +123,49 @@ class TextSeq2Seq(tf.Module):
         self,
         texts: tf.Tensor,
         *,
+        strategy: tf.Tensor | None = None,
         temperature=None,
         top_k=None,
         top_p=None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """`[batch]` strings -> (target ids `[batch, steps]`, attention `[batch, steps, source_time]`).
 
-        Sampling parameters default to `decoding`'s and may be tensors.
+        `strategy` (a string scalar tensor: "greedy", "beam", "sample", or ""
+        for `decoding`'s) picks the decoder at run time; sampling parameters
+        default to `decoding`'s and may be tensors.
         """
         source_ids = self.source_ids(texts)
         options = self.decoding
-        if options.strategy == "greedy":
-            return greedy_decode(self.model, source_ids, self.max_target_length)
-        if options.strategy == "beam":
-            return beam_search_decode(
+        sampling = {
+            "temperature": options.temperature if temperature is None else temperature,
+            "top_k": options.top_k if top_k is None else top_k,
+            "top_p": options.top_p if top_p is None else top_p,
+        }
+        decoders = {
+            "greedy": lambda: greedy_decode(
+                self.model, source_ids, self.max_target_length, options.no_repeat_ngram
+            ),
+            "beam": lambda: beam_search_decode(
+                self.model, source_ids, self.max_target_length, beam_width=options.beam_width,
+                length_penalty=options.length_penalty, no_repeat_ngram=options.no_repeat_ngram,
+            ),
+            "sample": lambda: sample_decode(
                 self.model, source_ids, self.max_target_length,
-                beam_width=options.beam_width, length_penalty=options.length_penalty,
-            )
-        return sample_decode(
-            self.model, source_ids, self.max_target_length,
-            temperature=options.temperature if temperature is None else temperature,
-            top_k=options.top_k if top_k is None else top_k,
-            top_p=options.top_p if top_p is None else top_p,
+                no_repeat_ngram=options.no_repeat_ngram, **sampling,
+            ),
+        }
+        if strategy is None:
+            return decoders[options.strategy]()
+        strategy = tf.where(tf.equal(strategy, ""), options.strategy, strategy)
+        known = tf.equal(strategy, list(STRATEGIES))
+        check = tf.debugging.Assert(
+            tf.reduce_any(known),
+            [f"decoding must be one of {', '.join(STRATEGIES)} or '' (the export's "
+             f"{options.strategy}), got:", strategy],
         )
+        with tf.control_dependencies([check]):
+            index = tf.argmax(tf.cast(known, tf.int32), output_type=tf.int32)
+        return tf.switch_case(index, [decoders[name] for name in STRATEGIES])
 
     def reply_texts(self, texts: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:
         """The generated text for each of `texts`: "" where a text has no tokens.

@@ -35,8 +35,9 @@ def vocabulary_size_setting(default: int) -> Any:
                    check=at_least(5, maximum=10_000_000), group="sequence to sequence")
 
 
-def decoding_setting(default: str) -> Any:
-    return setting(default, "decoding of the export", choices=STRATEGIES, group="sequence to sequence")
+def decoding_setting(default: str, choices: tuple[str, ...] = STRATEGIES, help: str = "") -> Any:
+    return setting(default, help or "decoding of the export", choices=choices,
+                   group="sequence to sequence")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +71,15 @@ class Seq2SeqTrain(TrainConfig, SamplingSettings):
                               group="sequence to sequence")
     length_penalty: float = setting(0.6, "GNMT length-normalization exponent of beam search",
                                     check=Number(float, 0.0, 10.0), group="sequence to sequence")
+    no_repeat_ngram: int = setting(0, "no n-gram of this size repeats within an output (0 = off)",
+                                   check=at_least(0, maximum=100), group="sequence to sequence")
 
-    @property
-    def decoding_options(self) -> DecodingOptions:
+    def decoding_options(self, strategy: str | None = None) -> DecodingOptions:
+        """The export's decoding from these settings (with `strategy` instead of `decoding`)."""
         return DecodingOptions(
-            strategy=self.decoding, beam_width=self.beam_width, length_penalty=self.length_penalty,
-            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+            strategy=strategy or self.decoding, beam_width=self.beam_width,
+            length_penalty=self.length_penalty, temperature=self.temperature, top_k=self.top_k,
+            top_p=self.top_p, no_repeat_ngram=self.no_repeat_ngram,
         )
 
 
@@ -122,11 +126,13 @@ def train_seq2seq(
     fitting: Fitting,
     *,
     max_source_length: int | None = None,
+    decoding: DecodingOptions | None = None,
 ) -> Seq2SeqRun:
     """Builds vocabularies and a model from `config`, trains on `train`, measures `held_out`.
 
     `max_source_length` (tokens, [START]/[END] included) defaults to
     `config.max_length`; the chatbot needs more room for its context.
+    `decoding` (the server's) defaults to `config.decoding_options()`.
     """
     if len(train) == 0 or len(held_out) == 0:
         raise InputError("Need at least one training and one held-out pair.")
@@ -168,7 +174,7 @@ def train_seq2seq(
     server = TextSeq2Seq(
         model, source_vocabulary, target_vocabulary,
         max_source_length=max_source_length, max_target_length=config.max_length,
-        decoding=config.decoding_options,
+        decoding=decoding or config.decoding_options(),
     )
     return Seq2SeqRun(
         server=server,
