@@ -1,18 +1,28 @@
-"""Chatbot quality on Cornell Movie-Dialogs pairs: held-out perplexity and distinct-1/2.
+"""Chatbot quality on Cornell Movie-Dialogs pairs: hits@1 of 20, perplexity, distinct-1/2.
 
-    python benchmarks/chatbot_quality.py --data-dir ../shared/datasets --minutes 20
+    python benchmarks/chatbot_quality.py --data-dir ../shared/datasets --minutes 10
 
 Trains `gru-suite train chatbot` on cornell/pairs.enc + pairs.dec (the app
-holds out a seeded 10%), exports, loads the export afresh and reports on the
-held-out pairs: per-token perplexity (teacher-forced, [END] included) beside
-a unigram baseline (add-one smoothed target-token frequencies of the training
-replies, same vocabulary and truncation), and distinct-1/2 of generated replies.
+holds out a seeded 10%, half validation and half test; `--decoding auto`
+picks the export's decoding on the validation half), exports, loads the
+export afresh and reports on the test half:
+
+- hits@1 of 20: each test prompt's true reply ranked among 19 replies of
+  other test pairs by the export's `score` signature, by per-token
+  likelihood and by likelihood relative to the reply alone (chance 0.05);
+- per-token perplexity (teacher-forced, [END] included) beside a unigram
+  baseline (add-one smoothed target-token frequencies of the training
+  replies, same vocabulary and truncation);
+- distinct-1/2 of the export's replies, and the decoding comparison that
+  chose them (on the validation half);
+- a few test prompts picked by `--seed`, with the export's replies.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import random
 import tempfile
 import time
 from collections import Counter
@@ -22,10 +32,12 @@ import tensorflow as tf
 
 from apps import cli
 from apps.chatbot.data import load_splits
-from apps.chatbot.model import distinct_n, generate_replies, perplexity
-from apps.common.export import load_exported
+from apps.chatbot.model import generate_replies
+from apps.chatbot.quality import REPLY_SAMPLE, distinct_n, hits_at_1, perplexity
+from apps.common.export import load_exported, read_metadata
 from apps.common.text import END, PAD, START, UNK, build_vocabulary, tokenize
 from apps.registry import load_app_packages
+from apps.suite.commands import format_table
 
 
 def unigram_perplexity(train_replies, held_out_replies, vocabulary_size, max_length) -> float:
@@ -53,14 +65,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True,
                         help="folder holding cornell/pairs.enc and cornell/pairs.dec")
-    parser.add_argument("--minutes", type=float, default=20.0, help="training budget, default 20")
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget, default 10")
     parser.add_argument("--epochs", type=int, default=30, help="upper bound on epochs, default 30")
     parser.add_argument("--units", type=int, default=256, help="default 256")
     parser.add_argument("--batch-size", type=int, default=64, help="default 64")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="default 2e-3")
     parser.add_argument("--vocabulary-size", type=int, default=8000, help="default 8000")
     parser.add_argument("--max-length", type=int, default=20, help="default 20")
-    parser.add_argument("--generate", type=int, default=500,
-                        help="held-out utterances to reply to for distinct-n, default 500")
+    parser.add_argument("--generate", type=int, default=REPLY_SAMPLE,
+                        help=f"test utterances to reply to for distinct-n, default {REPLY_SAMPLE}")
+    parser.add_argument("--examples", type=int, default=6, help="seeded examples, default 6")
+    parser.add_argument("--seed", type=int, default=0, help="picks the examples, default 0")
     args = parser.parse_args()
 
     spec = str(args.data_dir / "cornell" / "pairs.enc")
@@ -70,29 +85,46 @@ def main() -> None:
     report = cli.run([
         "train", "chatbot", "--data", spec, "--minutes", str(args.minutes),
         "--epochs", str(args.epochs), "--units", str(args.units),
-        "--batch-size", str(args.batch_size), "--vocabulary-size", str(args.vocabulary_size),
-        "--max-length", str(args.max_length), "--export-dir", str(export_dir), "--verbose", "2",
+        "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
+        "--vocabulary-size", str(args.vocabulary_size), "--max-length", str(args.max_length),
+        "--export-dir", str(export_dir), "--verbose", "2",
         # Never resume a backup left by an earlier (killed) run of the same command.
         "--fresh",
     ])
-    train, held_out = load_splits(spec)
+    train, validation, test = load_splits(spec)
     loaded = load_exported(report.export_path)
-    model_perplexity = perplexity(loaded.signatures["score"], held_out.sources, held_out.targets)
-    baseline = unigram_perplexity(
-        train.targets, held_out.targets, args.vocabulary_size, args.max_length
-    )
-    replies = generate_replies(
-        loaded.signatures["serving_default"], held_out.sources[: args.generate]
-    )
-    reference = held_out.targets[: args.generate]
-    print(f"\nCornell ({len(train)} training / {len(held_out)} held-out pairs), "
-          f"{report.epochs} epoch(s), {report.train_seconds / 60:.1f} min of training")
-    print(f"held-out perplexity: GRU seq2seq {model_perplexity:.1f}, unigram baseline {baseline:.1f}")
-    print(f"distinct-1 / distinct-2 of {len(replies)} sampled replies: "
+    score = loaded.signatures["score"]
+    hits = hits_at_1(score, test)
+    model_perplexity = perplexity(score, test.sources, test.targets)
+    baseline = unigram_perplexity(train.targets, test.targets, args.vocabulary_size, args.max_length)
+    replies = generate_replies(loaded.signatures["serving_default"], test.sources[: args.generate])
+    reference = test.targets[: args.generate]
+    metadata = read_metadata(report.export_path)
+
+    print(f"\nCornell ({len(train)} training / {len(validation)} validation / {len(test)} test "
+          f"pairs), {report.epochs} epoch(s), {report.train_seconds / 60:.1f} min of training "
+          "(the decoding choice included)")
+    print(f"hits@1 of {hits.candidates} on {hits.prompts} test prompts (chance {hits.chance:.2f}): "
+          f"{hits.per_token:.3f} by per-token likelihood, {hits.relative:.3f} by relative likelihood")
+    print(f"test perplexity: GRU seq2seq {model_perplexity:.1f}, unigram baseline {baseline:.1f} "
+          f"({model_perplexity / baseline:.2f}x)")
+    print(f"distinct-1 / distinct-2 of {len(replies)} replies: "
           f"{distinct_n(replies, 1):.3f} / {distinct_n(replies, 2):.3f} "
           f"(human replies: {distinct_n(reference, 1):.3f} / {distinct_n(reference, 2):.3f})")
-    for source, reply in list(zip(held_out.sources, replies))[:5]:
-        print(f"  {source!r} -> {reply!r}")
+    print(f"\nDecoding on {min(len(validation), REPLY_SAMPLE)} validation prompts; "
+          f"the export uses: {report.extra['decoding']}")
+    print(format_table([
+        {"decoding": row["decoding"], "F1 with the true reply": f"{row['f1']:.3f}",
+         "distinct-1": f"{row['distinct_1']:.3f}", "distinct-2": f"{row['distinct_2']:.3f}",
+         "tokens per reply": f"{row['mean_tokens']:.1f}"}
+        for row in metadata["decoding choice"]
+    ], "markdown"))
+    print(f"\nTest prompts picked with seed {args.seed}:")
+    picked = random.Random(args.seed).sample(range(len(test)), min(args.examples, len(test)))
+    picked_replies = generate_replies(loaded.signatures["serving_default"],
+                                      [test.sources[index] for index in picked])
+    for index, reply in zip(picked, picked_replies):
+        print(f"  {test.sources[index]!r} -> {reply!r} (human: {test.targets[index]!r})")
     print(f"{time.perf_counter() - start:.0f} s wall in all")
 
 

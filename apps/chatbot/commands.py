@@ -12,9 +12,9 @@ import tensorflow as tf
 from apps.chatbot.data import all_pairs, evaluation_pairs, load_splits
 from apps.chatbot.model import APP, generate_replies, make_signatures
 from apps.chatbot.quality import (
-    CHOICE_PROMPTS,
     DECODING_CANDIDATES,
     RANKING,
+    REPLY_SAMPLE,
     answer_share,
     choose_decoding,
     distinct_n,
@@ -58,8 +58,6 @@ from apps.common.seq2seq.training import (
 )
 from apps.registry import Command, register
 
-# Generated replies scored for distinct-1/2 (generation is the slow part).
-DISTINCT_SAMPLE = 500
 DEMO_UTTERANCES = ["hello", "what is your name", "do you like music"]
 
 
@@ -115,7 +113,7 @@ class ChatbotApp(App):
     name = APP
     help = {
         "train": "train a GRU encoder-decoder chatbot and export it",
-        "evaluate": "held-out perplexity and distinct-1/2 of an exported chatbot",
+        "evaluate": "test perplexity, hits@1 of 20 and distinct-1/2 of an exported chatbot",
         "predict": "reply to utterances with an exported chatbot",
     }
     Train = ChatbotTrain
@@ -143,7 +141,7 @@ class ChatbotApp(App):
                             decoding=DECODING_CANDIDATES[0] if auto else None)
         server, choice = run.server, {}
         if auto:
-            prompts = data.validation.head(CHOICE_PROMPTS)
+            prompts = data.validation.head(REPLY_SAMPLE)
             results = measure_decodings(server, prompts)
             server = server.with_decoding(choose_decoding(results).options)
             choice = {"decoding choice": [result.record() for result in results]}
@@ -159,7 +157,7 @@ class ChatbotApp(App):
     def evaluate(self, export: Export, data: Splits, config: ChatbotEvaluate,
                  output_dir: Path | None) -> Evaluation:
         pairs = data.test.head(config.score_limit)
-        sources = pairs.sources[:DISTINCT_SAMPLE]
+        sources = pairs.sources[:REPLY_SAMPLE]
         replies = generate_replies(export.signature(), sources)
         score = export.signature("score")
         value = perplexity(score, pairs.sources, pairs.targets)

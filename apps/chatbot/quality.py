@@ -49,10 +49,12 @@ DECODING_CANDIDATES = (
     DecodingOptions("sample", temperature=0.8, top_p=0.9, no_repeat_ngram=3),
     DecodingOptions("sample", temperature=1.0, top_k=40, top_p=1.0, no_repeat_ngram=3),
 )
-# Replies below this distinct-2 (over `CHOICE_PROMPTS` of them) say the same
+# Replies below this distinct-2 (over `REPLY_SAMPLE` of them) say the same
 # few things to everyone; Li et al. (2016) measure generic replies this way.
 DISTINCT_FLOOR = 0.4
-CHOICE_PROMPTS = 500
+# Replies generated per measurement (generation is the slow part); distinct-n
+# falls as replies are added, so every distinct-n here is over this many at most.
+REPLY_SAMPLE = 500
 
 
 def _token_rows(texts: list[str]) -> list[list[str]]:
