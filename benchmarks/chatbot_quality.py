@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=256, help="default 256")
     parser.add_argument("--batch-size", type=int, default=64, help="default 64")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="default 2e-3")
+    parser.add_argument("--dropout", type=float, default=0.3, help="default 0.3")
+    parser.add_argument("--unconditioned", type=float, default=0.1, help="default 0.1")
     parser.add_argument("--vocabulary-size", type=int, default=8000, help="default 8000")
     parser.add_argument("--max-length", type=int, default=20, help="default 20")
     parser.add_argument("--generate", type=int, default=REPLY_SAMPLE,
@@ -86,6 +88,7 @@ def main() -> None:
         "train", "chatbot", "--data", spec, "--minutes", str(args.minutes),
         "--epochs", str(args.epochs), "--units", str(args.units),
         "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
+        "--dropout", str(args.dropout), "--unconditioned", str(args.unconditioned), "--keep-best",
         "--vocabulary-size", str(args.vocabulary_size), "--max-length", str(args.max_length),
         "--export-dir", str(export_dir), "--verbose", "2",
         # Never resume a backup left by an earlier (killed) run of the same command.

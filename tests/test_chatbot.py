@@ -163,6 +163,8 @@ def test_train_export_serve_in_fresh_process_and_chat(tmp_path, monkeypatch, cap
     assert 0.0 <= per_token <= 1.0 and scores.details["hits@1 of 20"] == pytest.approx(relative, abs=1e-3)
     distinct = [float(part) for part in scores.details["distinct-1 / distinct-2"].split(" / ")]
     assert all(0.0 <= value <= 1.0 for value in distinct)
+    few = cli.run(["evaluate", "chatbot", "--model", report.export_path, "--limit", "10"])
+    assert few.details["hits@1 of 20"].startswith("not measured: hits@1 of 20 needs at least 20")
 
     capsys.readouterr()
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\n\n/reset\nHow are you?\n/quit\nignored\n"))

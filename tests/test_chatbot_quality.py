@@ -17,6 +17,7 @@ from apps.chatbot.quality import (
     hits_at_1,
     unigram_f1,
 )
+from apps.common.errors import InputError
 from apps.common.seq2seq.pairs import TextPairs
 from apps.common.seq2seq.serving import DecodingOptions
 
@@ -77,7 +78,7 @@ def test_candidate_sets_are_seeded_and_never_hold_the_true_reply_twice():
         assert row[0] == index and len(set(row)) == 20
     # "Yes." and "yes ." are one reply to the tokenizer: neither is the other's distractor.
     assert 1 not in sets[0] and 0 not in sets[1]
-    with pytest.raises(ValueError, match="needs at least 20 different replies; these pairs have 3"):
+    with pytest.raises(InputError, match="needs at least 20 different replies; these pairs have 3"):
         candidate_sets(["a", "b", "c"] * 10)
 
 
@@ -120,3 +121,12 @@ def test_the_decoding_rule_takes_the_best_f1_among_the_varied_ones():
     assert choose_decoding([dull, _result(0.2, 0.25, 0.2)]).distinct_2 == 0.2
     with pytest.raises(ValueError):
         choose_decoding([])
+
+
+def test_unconditioned_copies_add_seeded_replies_after_an_empty_prompt():
+    from apps.chatbot.commands import with_unconditioned
+
+    more = with_unconditioned(PAIRS, 0.1, seed=0)
+    assert more.sources[:30] == PAIRS.sources and more.sources[30:] == ["", "", ""]
+    assert set(more.targets[30:]) <= set(PAIRS.targets) and len(set(more.targets[30:])) == 3
+    assert with_unconditioned(PAIRS, 0.1, seed=0) == more and with_unconditioned(PAIRS, 0.0, 0) == PAIRS

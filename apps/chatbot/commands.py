@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import random
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from apps.chatbot.data import all_pairs, evaluation_pairs, load_splits
 from apps.chatbot.model import APP, generate_replies, make_signatures
 from apps.chatbot.quality import (
     DECODING_CANDIDATES,
+    HITS_CANDIDATES,
     RANKING,
     REPLY_SAMPLE,
     answer_share,
@@ -47,6 +49,7 @@ from apps.common.config import (
     setting,
 )
 from apps.common.errors import InputError
+from apps.common.seq2seq.pairs import TextPairs
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, seq2seq_serving
 from apps.common.seq2seq.training import (
     Seq2SeqEvaluate,
@@ -77,6 +80,10 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
     units: int = units_setting(128)
     max_length: int = max_length_setting(24)
     vocabulary_size: int = vocabulary_size_setting(8000)
+    unconditioned: float = setting(
+        0.0, "add this share of the training replies again with an empty prompt, so the model "
+        "also learns P(reply) alone, which the relative-likelihood ranking divides by",
+        check=fraction(one=True), group="sequence to sequence")
     decoding: str = decoding_setting(
         "auto", STRATEGIES + ("auto",),
         "decoding of the export; auto: the best of several on the validation split "
@@ -133,7 +140,7 @@ class ChatbotApp(App):
         return Splits(config.data, None, None, evaluation_pairs(config.data))
 
     def train(self, config: ChatbotTrain, data: Splits, fitting: Fitting) -> Trained:
-        train = data.train.head(config.limit)
+        train = with_unconditioned(data.train.head(config.limit), config.unconditioned, config.seed)
         auto = config.decoding == "auto"
         # Room for the utterance, the separator and the turn before it.
         run = train_seq2seq(train, data.validation, config, fitting,
@@ -162,17 +169,25 @@ class ChatbotApp(App):
         score = export.signature("score")
         value = perplexity(score, pairs.sources, pairs.targets)
         distinct = (distinct_n(replies, 1), distinct_n(replies, 2))
-        hits = hits_at_1(score, pairs)
+        try:
+            hits = hits_at_1(score, pairs)
+            ranking = {
+                f"hits@1 of {hits.candidates}": hits.value,
+                "hits@1 by per-token / relative likelihood": f"{hits.per_token:.3f} / {hits.relative:.3f}",
+            }
+            ranked = (f"hits@1 of {hits.candidates} {hits.value:.3f} by {RANKING} (chance "
+                      f"{hits.chance:.2f}; {hits.per_token:.3f} by per-token likelihood)")
+        except InputError as error:
+            ranking = {f"hits@1 of {HITS_CANDIDATES}": f"not measured: {error}"}
+            ranked = f"hits@1 not measured ({error})"
         return Evaluation(
             "held-out perplexity", value,
-            {f"hits@1 of {hits.candidates}": hits.value,
-             "hits@1 by per-token / relative likelihood": f"{hits.per_token:.3f} / {hits.relative:.3f}",
+            {**ranking,
              "distinct-1 / distinct-2": f"{distinct[0]:.3f} / {distinct[1]:.3f}", "pairs": len(pairs),
              "example": f"{sources[0]!r} -> {replies[0]!r}" if sources else ""},
-            summary=f"perplexity {value:.2f} on {len(pairs)} pairs of {data.name}; "
-            f"hits@1 of {hits.candidates} {hits.value:.3f} by {RANKING} (chance {hits.chance:.2f}; "
-            f"{hits.per_token:.3f} by per-token likelihood); distinct-1 {distinct[0]:.3f}, "
-            f"distinct-2 {distinct[1]:.3f} over {len(replies)} generated replies",
+            summary=f"perplexity {value:.2f} on {len(pairs)} pairs of {data.name}; {ranked}; "
+            f"distinct-1 {distinct[0]:.3f}, distinct-2 {distinct[1]:.3f} "
+            f"over {len(replies)} generated replies",
         )
 
     def predict(self, export: Export, config: ChatbotPredict) -> list[str]:
@@ -215,6 +230,13 @@ class ChatbotApp(App):
 
 
 CHATBOT = register_app(ChatbotApp())
+
+
+def with_unconditioned(pairs: TextPairs, share: float, seed: int) -> TextPairs:
+    """`pairs` and a seeded `share` of its replies again after an empty prompt."""
+    count = round(len(pairs) * share)
+    replies = random.Random(seed).sample(pairs.targets, count)
+    return TextPairs(pairs.sources + [""] * count, pairs.targets + replies)
 
 
 class Conversation:

@@ -28,6 +28,7 @@ import tensorflow as tf
 from apps.chatbot.data import CONTEXT_SEPARATOR
 from apps.common.seq2seq.pairs import TextPairs
 from apps.chatbot.model import generate_replies, make_signatures
+from apps.common.errors import InputError
 from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq
 from apps.common.text import tokenize
 
@@ -116,7 +117,7 @@ def candidate_sets(replies: list[str], candidates: int = HITS_CANDIDATES,
         raise ValueError(f"candidates must be at least 2, got {candidates}.")
     keys = [" ".join(row) for row in _token_rows(replies)]
     if len(set(keys)) < candidates:
-        raise ValueError(
+        raise InputError(
             f"hits@1 of {candidates} needs at least {candidates} different replies; "
             f"these pairs have {len(set(keys))}."
         )

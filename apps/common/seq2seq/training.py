@@ -66,6 +66,9 @@ class Seq2SeqTrain(TrainConfig, SamplingSettings):
     vocabulary_size: int = vocabulary_size_setting(8000)
     minutes: float | None = setting(None, "stop training after this many minutes (ends the "
                                     "running epoch early)", check=positive(), group="sequence to sequence")
+    keep_best: bool = setting(False, "end with the weights of the epoch with the lowest validation "
+                              "loss (on real data the last epoch often fits the training pairs "
+                              "better and the held-out ones worse)", group="sequence to sequence")
     decoding: str = decoding_setting("greedy")
     beam_width: int = setting(4, "beams of --decoding beam", check=at_least(1, maximum=256),
                               group="sequence to sequence")
@@ -74,10 +77,10 @@ class Seq2SeqTrain(TrainConfig, SamplingSettings):
     no_repeat_ngram: int = setting(0, "no n-gram of this size repeats within an output (0 = off)",
                                    check=at_least(0, maximum=100), group="sequence to sequence")
 
-    def decoding_options(self, strategy: str | None = None) -> DecodingOptions:
-        """The export's decoding from these settings (with `strategy` instead of `decoding`)."""
+    def decoding_options(self) -> DecodingOptions:
+        """The export's decoding from these settings."""
         return DecodingOptions(
-            strategy=strategy or self.decoding, beam_width=self.beam_width,
+            strategy=self.decoding, beam_width=self.beam_width,
             length_penalty=self.length_penalty, temperature=self.temperature, top_k=self.top_k,
             top_p=self.top_p, no_repeat_ngram=self.no_repeat_ngram,
         )
@@ -167,6 +170,9 @@ def train_seq2seq(
     budget = TimeBudget(config.minutes) if config.minutes else None
     if budget:
         callbacks.append(budget)
+    if config.keep_best:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.epochs, restore_best_weights=True))
     history = fitting.fit(
         model, train_data, epochs=config.epochs, validation_data=held_out_data, callbacks=callbacks
     )
