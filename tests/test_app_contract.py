@@ -185,7 +185,8 @@ FRESH_PROCESS = textwrap.dedent("""
         inputs = {}
         for key, spec in function.structured_input_signature[1].items():
             if spec.shape.rank == 0:
-                inputs[key] = tf.ones([], spec.dtype)
+                # A string scalar is a choice, where "" is the export's own.
+                inputs[key] = tf.constant("") if spec.dtype == tf.string else tf.ones([], spec.dtype)
                 continue
             shape = [0] + [0 if size is None else size for size in spec.shape[1:]]
             inputs[key] = tf.zeros(shape, spec.dtype) if spec.dtype != tf.string else tf.fill(shape, "")
