@@ -109,14 +109,14 @@ def test_answer_share_counts_any_corpus_reply_to_the_prompt():
     assert answer_share(_replier(lambda text: "whatever"), corpus) == (0.0, 3)
 
 
-def _result(label_temperature, f1, distinct_2):
-    return DecodingResult(DecodingOptions("sample", temperature=label_temperature), f1, 0.1, distinct_2, 5.0)
+def _result(temperature, f1, distinct_2):
+    return DecodingResult(DecodingOptions("sample", temperature=temperature), f1, 0.1, distinct_2, 5.0)
 
 
 def test_the_decoding_rule_takes_the_best_f1_among_the_varied_ones():
-    dull, varied, more_varied = _result(0.1, 0.30, 0.10), _result(0.5, 0.20, 0.45), _result(1.0, 0.10, 0.90)
+    dull, varied, more_varied = (_result(0.1, 0.30, DISTINCT_FLOOR - 0.3), _result(0.5, 0.20, DISTINCT_FLOOR),
+                                 _result(1.0, 0.10, 0.90))
     assert choose_decoding([dull, varied, more_varied]) is varied
-    assert DISTINCT_FLOOR == 0.4
     # None varied enough: the most varied.
     assert choose_decoding([dull, _result(0.2, 0.25, 0.2)]).distinct_2 == 0.2
     with pytest.raises(ValueError):
