@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from apps.chatbot.data import with_unconditioned
 from apps.chatbot.quality import (
     DISTINCT_FLOOR,
     DecodingResult,
@@ -124,8 +125,6 @@ def test_the_decoding_rule_takes_the_best_f1_among_the_varied_ones():
 
 
 def test_unconditioned_copies_add_seeded_replies_after_an_empty_prompt():
-    from apps.chatbot.commands import with_unconditioned
-
     more = with_unconditioned(PAIRS, 0.1, seed=0)
     assert more.sources[:30] == PAIRS.sources and more.sources[30:] == ["", "", ""]
     assert set(more.targets[30:]) <= set(PAIRS.targets) and len(set(more.targets[30:])) == 3

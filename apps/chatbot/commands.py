@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import random
 import sys
 from pathlib import Path
 
 import tensorflow as tf
 
-from apps.chatbot.data import all_pairs, evaluation_pairs, load_splits
+from apps.chatbot.data import all_pairs, evaluation_pairs, load_splits, with_unconditioned
 from apps.chatbot.model import APP, generate_replies, make_signatures
 from apps.chatbot.quality import (
     DECODING_CANDIDATES,
@@ -49,7 +48,6 @@ from apps.common.config import (
     setting,
 )
 from apps.common.errors import InputError
-from apps.common.seq2seq.pairs import TextPairs
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, seq2seq_serving
 from apps.common.seq2seq.training import (
     Seq2SeqEvaluate,
@@ -230,13 +228,6 @@ class ChatbotApp(App):
 
 
 CHATBOT = register_app(ChatbotApp())
-
-
-def with_unconditioned(pairs: TextPairs, share: float, seed: int) -> TextPairs:
-    """`pairs` and a seeded `share` of its replies again after an empty prompt."""
-    count = round(len(pairs) * share)
-    replies = random.Random(seed).sample(pairs.targets, count)
-    return TextPairs(pairs.sources + [""] * count, pairs.targets + replies)
 
 
 class Conversation:

@@ -18,6 +18,7 @@ the second pair on, the source also carries the turn before it as context
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import keras
@@ -200,6 +201,14 @@ def load_splits(spec: str) -> tuple[TextPairs, TextPairs, TextPairs]:
         return train, held_out, held_out
     test, validation = split_pairs(held_out, 0.5, SPLIT_SEED)
     return train, validation, test
+
+
+def with_unconditioned(pairs: TextPairs, share: float, seed: int) -> TextPairs:
+    """`pairs` and a seeded `share` of its replies again after an empty prompt (`train
+    --unconditioned`), so the model also learns a reply's likelihood with no prompt."""
+    count = round(len(pairs) * share)
+    replies = random.Random(seed).sample(pairs.targets, count)
+    return TextPairs(pairs.sources + [""] * count, pairs.targets + replies)
 
 
 def evaluation_pairs(spec: str) -> TextPairs:

@@ -26,13 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from apps.chatbot.data import CONTEXT_SEPARATOR
-from apps.common.seq2seq.pairs import TextPairs
 from apps.chatbot.model import generate_replies, make_signatures
 from apps.common.errors import InputError
+from apps.common.seq2seq.pairs import TextPairs
 from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq
 from apps.common.text import tokenize
 
-RANKINGS = ("per-token likelihood", "relative likelihood")
 # `hits_at_1` and `evaluate` rank with this one (see `hits_at_1`).
 RANKING = "relative likelihood"
 HITS_CANDIDATES = 20
