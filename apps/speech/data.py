@@ -350,3 +350,199 @@ def load_data(data: str, limit: int | None = None, seed: int = 0) -> SpeechData:
     if data == "fsdd":
         return load_fsdd(limit, seed)
     return load_directory(data, None, limit, seed)
+
+
+# ----------------------------------------------------------------------------
+# Transcribed speech: utterances of any length with their text
+# ----------------------------------------------------------------------------
+
+# The transcriber's characters. Text is normalized into them by
+# `normalize_transcript`; CTC's blank is one more class after them.
+ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+TRANSCRIPTION_DATA_SETS = ("digits", "ljspeech", "librispeech:SUBSET")
+_NOT_IN_ALPHABET = re.compile(r"[^ 'a-z]+")
+
+
+def normalize_transcript(text: str) -> str:
+    """The one normalization of every transcript: lower case, `ALPHABET` only.
+
+    Accents are dropped (NFKD, then ASCII), each digit becomes its word
+    ("42" -> "four two"), every other character outside `ALPHABET` (hyphens,
+    punctuation) becomes a space, and runs of spaces become one, trimmed.
+    """
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    text = re.sub(r"\d", lambda digit: f" {DIGIT_WORDS[int(digit[0])]} ", text)
+    return " ".join(_NOT_IN_ALPHABET.sub(" ", text).split())
+
+
+@dataclass
+class TranscribedSplit:
+    """Utterances (1-D float32 waveforms at `SAMPLE_RATE`, any length), their
+    normalized transcripts and the files they came from."""
+
+    waveforms: list[np.ndarray]
+    transcripts: list[str]
+    files: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.transcripts)
+
+    def subset(self, indices) -> "TranscribedSplit":
+        indices = list(indices)
+        return TranscribedSplit(
+            [self.waveforms[i] for i in indices],
+            [self.transcripts[i] for i in indices],
+            [self.files[i] for i in indices] if self.files else [],
+        )
+
+
+@dataclass
+class TranscriptionData:
+    """A transcribed-speech data set, split, with background noise for augmentation."""
+
+    name: str
+    train: TranscribedSplit
+    validation: TranscribedSplit
+    test: TranscribedSplit
+    noise: np.ndarray  # 1-D float32 noise at SAMPLE_RATE, at least CLIP_SAMPLES long
+
+
+def hashed_split(name: str, held_out_percentage: float = 10.0) -> str:
+    """"train", "validation" or "test" for a file of a data set without a split of its own.
+
+    Decided by a hash of `name` (the file's path in its data set), so a file
+    keeps its split when others are added: `held_out_percentage` each for
+    validation and test.
+    """
+    percentage = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 10_000 / 100.0
+    if percentage < held_out_percentage:
+        return "validation"
+    if percentage < 2 * held_out_percentage:
+        return "test"
+    return "train"
+
+
+def _decode_utterances(
+    entries: list[tuple[Path, str]], root: Path, limit: int | None, seed: int
+) -> TranscribedSplit:
+    if limit is not None and len(entries) > limit:
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(entries))[:limit])
+        entries = [entries[i] for i in chosen]
+    waveforms, transcripts, files = [], [], []
+    for path, text in entries:
+        transcript = normalize_transcript(text)
+        if not transcript:
+            raise InputError(f"{path}: its transcript {text!r} has no letters or digits.")
+        waveforms.append(load_audio(path))
+        transcripts.append(transcript)
+        files.append(str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+    return TranscribedSplit(waveforms, transcripts, files)
+
+
+def split_utterances(
+    entries: list[tuple[Path, str, str]], root: Path, name: str, limit: int | None, seed: int,
+    noise: np.ndarray | None = None,
+) -> TranscriptionData:
+    """`(audio path, transcript, split)` entries -> decoded `TranscriptionData`.
+
+    `limit` caps each split at that many utterances (a seeded random choice).
+    """
+    by_split: dict[str, list[tuple[Path, str]]] = {"train": [], "validation": [], "test": []}
+    for path, text, split in entries:
+        by_split[split].append((path, text))
+    if not by_split["train"]:
+        raise InputError(f"{root}: no training utterances.")
+    if not by_split["test"]:
+        raise InputError(f"{root}: no test utterances.")
+    splits = {split: _decode_utterances(items, root, limit, seed) for split, items in by_split.items()}
+    if noise is None:
+        noise = _load_noise(root / NOISE_FOLDER)
+    return TranscriptionData(name, splits["train"], splits["validation"], splits["test"], noise)
+
+
+MANIFEST_SPLITS = ("train", "validation", "test")
+
+
+def read_manifest(path: Path | str) -> list[tuple[Path, str, str]]:
+    """A TSV or CSV manifest -> `(audio path, transcript, split)` entries.
+
+    The header names the columns `path` and `text` (and, optionally,
+    `split`: train, validation or test); paths are relative to the
+    manifest's folder. Without a `split` column the split is `hashed_split`'s.
+    """
+    import csv
+
+    path = Path(path)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter=delimiter))
+        columns = rows[0].keys() if rows else []
+    missing = {"path", "text"} - set(columns)
+    if missing:
+        raise InputError(
+            f"{path}: a manifest needs a header with the columns path and text "
+            f"(missing: {', '.join(sorted(missing))})."
+        )
+    entries = []
+    for line, row in enumerate(rows, 2):
+        audio = path.parent / (row["path"] or "").strip()
+        split = (row.get("split") or "").strip() or hashed_split(row["path"].strip())
+        if split not in MANIFEST_SPLITS:
+            raise InputError(
+                f"{path}, line {line}: split {split!r} is not one of {', '.join(MANIFEST_SPLITS)}."
+            )
+        if not _is_audio(audio):
+            raise InputError(f"{path}, line {line}: {audio} is not an audio file.")
+        entries.append((audio, row["text"] or "", split))
+    return entries
+
+
+DIGIT_STRINGS = 2000
+DIGITS_VERSION = 1  # bump when the generator changes, so caches are remade
+
+
+def digits_folder(count: int = DIGIT_STRINGS, seed: int = 0) -> Path:
+    """Where `load_digits` keeps the generated set: the Keras cache (`KERAS_HOME`, else ~/.keras)."""
+    import os
+
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    return home / "datasets" / "gru_suite" / f"digits-v{DIGITS_VERSION}-{count}-seed{seed}"
+
+
+def load_digits(
+    count: int = DIGIT_STRINGS, limit: int | None = None, seed: int = 0, folder: Path | None = None
+) -> TranscriptionData:
+    """The offline `digits` set: `count` spoken digit strings made with espeak-ng.
+
+    Generated on first use (`apps.speech.make_sample.generate_digit_strings`,
+    about 30 s and 45 MB per 1,000 strings) into
+    `folder` (default `digits_folder`) and read from there afterwards. The
+    voices are synthetic. Needs `espeak-ng` only to generate.
+    """
+    import shutil
+    import sys
+    import tempfile
+
+    folder = Path(folder) if folder is not None else digits_folder(count, seed)
+    from apps.speech.make_sample import DIGIT_MANIFEST, generate_digit_strings
+
+    manifest = folder / DIGIT_MANIFEST
+    if not manifest.is_file():
+        if shutil.which("espeak-ng") is None:
+            raise InputError(
+                "the digits data set is made with espeak-ng on first use, and espeak-ng is not "
+                "installed (apt-get install -y espeak-ng)."
+            )
+        print(f"Making the digits data set once: {count} spoken digit strings with espeak-ng "
+              f"into {folder} (about {count * 0.045:.0f} MB) ...", file=sys.stderr, flush=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        try:
+            generate_digit_strings(partial, count, seed)
+            partial.rename(folder)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return split_utterances(read_manifest(manifest), folder, "digits", limit, seed)

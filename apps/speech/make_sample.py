@@ -12,6 +12,10 @@ Debian, gives the same audio):
 digits in 273 voices that `benchmarks/speech_quality.py --synthetic-speakers DIR`
 trains on besides the real speakers.
 
+`--digit-strings N --out DIR` makes the transcriber's `digits` data set instead
+(`generate_digit_strings`; `apps.speech.data.load_digits` makes it on first
+use): N strings of 1-7 digits spoken in the 273 voices.
+
 Every word is spoken by a rotating set of espeak-ng voices (US, British,
 Scottish, Caribbean English; male and female variants) at varied speeds and
 pitches. Each clip is trimmed to the word plus a short margin, given a random
@@ -150,6 +154,60 @@ def generate(
     (out_dir / "validation_list.txt").write_text("\n".join(validation) + "\n")
 
 
+MAX_DIGITS = 7
+DIGIT_MANIFEST = "transcripts.tsv"
+
+
+def make_digit_string(
+    digits: list[int], index: int, rng: np.random.Generator, voices: tuple[str, ...] = MANY_VOICES
+) -> np.ndarray:
+    """`digits` spoken as words by one voice, in groups joined by pauses of 50-400 ms,
+    with a random gain and synthetic background noise at 5-30 dB SNR."""
+    voice = voices[(index + index // len(voices)) % len(voices)]
+    speed = int(rng.integers(120, 221))
+    pitch = int(rng.integers(20, 81))
+    words = [DIGITS[digit] for digit in digits]
+    # Pauses at random places between digits; elsewhere espeak-ng's own connected speech.
+    breaks = sorted(set(rng.choice(np.arange(1, len(words)), rng.integers(0, len(words)), replace=False)
+                        if len(words) > 1 else []))
+    groups = [words[a:b] for a, b in zip([0, *breaks], [*breaks, len(words)])]
+    pieces = []
+    for number, group in enumerate(groups):
+        if number:
+            pieces.append(np.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), np.float32))
+        speech, _ = librosa.effects.trim(synthesize(" ".join(group), voice, speed, pitch), top_db=40)
+        pieces.append(speech)
+    margins = [np.zeros(int(rng.uniform(0.05, 0.3) * SAMPLE_RATE), np.float32) for _ in range(2)]
+    speech = np.concatenate([margins[0], *pieces, margins[1]])
+    speech = speech * rng.uniform(0.3, 0.9) / max(np.abs(speech).max(), 1e-6)
+    noise = synthetic_noise(len(speech), rng)
+    snr_db = rng.uniform(5.0, 30.0)
+    noise *= np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+
+
+def generate_digit_strings(out_dir: Path, count: int, seed: int = 0) -> None:
+    """Writes `count` spoken digit strings (`make_digit_string`) and their manifest to `out_dir`.
+
+    Files are `NNNNN.flac`; `transcripts.tsv` has the columns path, text
+    (the digits as words) and split: every 10th string (index 0 modulo 10)
+    is test, index 1 modulo 10 validation, the rest train. Lengths 1 to 7
+    are equally likely.
+    """
+    if shutil.which("espeak-ng") is None:
+        raise SystemExit("espeak-ng is not installed: apt-get install -y espeak-ng")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, len(WORDS)])
+    rows = ["path\ttext\tsplit"]
+    for index in range(count):
+        digits = rng.integers(0, 10, rng.integers(1, MAX_DIGITS + 1)).tolist()
+        name = f"{index:05d}.flac"
+        sf.write(out_dir / name, make_digit_string(digits, index, rng), SAMPLE_RATE, subtype="PCM_16")
+        split = {0: "test", 1: "validation"}.get(index % 10, "train")
+        rows.append(f"{name}\t{' '.join(DIGITS[d] for d in digits)}\t{split}")
+    (out_dir / DIGIT_MANIFEST).write_text("\n".join(rows) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=SAMPLE_DIR)
@@ -159,7 +217,14 @@ def main() -> None:
     parser.add_argument("--voices", choices=("sample", "many"), default="sample",
                         help=f"the sample's {len(VOICES)} voices (default) or {len(MANY_VOICES)}: "
                              "every English dialect with every variant")
+    parser.add_argument("--digit-strings", type=int, metavar="N",
+                        help="make N spoken digit strings (the transcriber's digits set) instead")
     args = parser.parse_args()
+    if args.digit_strings:
+        if args.out == SAMPLE_DIR:
+            parser.error("--digit-strings needs --out DIR (not the word sample's folder)")
+        generate_digit_strings(args.out, args.digit_strings, args.seed)
+        return
     generate(
         args.out, args.clips_per_word, args.seed,
         words=DIGITS if args.digits else WORDS,
