@@ -52,7 +52,9 @@ def run(argv: Sequence[str], registry: Registry = REGISTRY) -> Any:
     Returns what the command returns, so that other commands (reproduce,
     compare) and tests can drive the CLI in-process.
     """
-    args = build_parser(registry).parse_args(list(argv))
+    from apps.common.app import resolve_task
+
+    args = build_parser(registry).parse_args(resolve_task(list(argv)))
     if getattr(args, "strategy", None):
         from apps.common.distributed import make_strategy
 

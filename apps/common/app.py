@@ -278,6 +278,9 @@ class App:
     smoke_args: ClassVar[tuple[str, ...]] = ()
     # `predict` arguments a model trained on the sample answers (the first is `explain`'s).
     example_inputs: ClassVar[tuple[str, ...]] = ()
+    # Other tasks of this app's family, each served by its own registered app (and
+    # export folder): `gru-suite VERB APP --task TASK` runs `VERB tasks[TASK]`.
+    tasks: ClassVar[dict[str, str]] = {}
 
     def load_data(self, config: Config) -> Splits:
         raise NotImplementedError
@@ -388,6 +391,47 @@ def run_train(app: App, config: TrainConfig) -> TrainReport:
         extra={**trained.extra, **{key: _rounded(value) for key, value in evaluation.details.items()}},
     )
     return publish_report(report, config.report, trained.model)
+
+
+def _flag_value(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """The value of `flag` in `argv` (`--flag V` or `--flag=V`) and `argv` without it."""
+    for index, argument in enumerate(argv):
+        if argument == flag and index + 1 < len(argv):
+            return argv[index + 1], argv[:index] + argv[index + 2:]
+        if argument.startswith(flag + "="):
+            return argument[len(flag) + 1:], argv[:index] + argv[index + 1:]
+    return None, argv
+
+
+def _export_app(model: str) -> str | None:
+    """The app that made the export at `model`, if that can be read."""
+    try:
+        return read_metadata(version_folder(Path(model))).get("app")
+    except Exception:  # not an export: the command itself reports what is wrong with it
+        return None
+
+
+def resolve_task(argv: list[str]) -> list[str]:
+    """Routes a command to the app that serves a task of the named app's family.
+
+    `VERB APP --task TASK ...` becomes `VERB OTHER ...` when `APP.tasks`
+    maps TASK to OTHER; `evaluate|predict APP --model DIR ...` becomes
+    `... OTHER ...` when DIR is an export of OTHER, one of APP's tasks.
+    Anything else is returned as it is.
+    """
+    argv = list(argv)
+    if len(argv) < 2 or argv[1] not in _APPS:
+        return argv
+    verb, app, rest = argv[0], _APPS[argv[1]], argv[2:]
+    task, without_task = _flag_value(rest, "--task")
+    if task in app.tasks:
+        return [verb, app.tasks[task], *without_task]
+    model, _ = _flag_value(rest, "--model")
+    if task is None and verb != "train" and model is not None:
+        made_by = _export_app(model)
+        if made_by in app.tasks.values():
+            return [verb, made_by, *rest]
+    return argv
 
 
 def _rounded(value: Any) -> Any:

@@ -190,6 +190,9 @@ class DataSettings(Config):
 
 @dataclasses.dataclass(frozen=True)
 class SpeechTrain(TrainConfig, DataSettings):
+    task: str = setting("words", "words: recognise one spoken word; transcribe: train the CTC "
+                        "transcriber instead (gru-suite train transcriber, see its --help)",
+                        choices=("words", "transcribe"), group="data")
     epochs: int = epochs_setting(60)
     batch_size: int = batch_size_setting(32)
     units: int = units_setting(64)
@@ -245,6 +248,7 @@ class SpeechApp(App):
     Evaluate = SpeechEvaluate
     Predict = SpeechPredict
     serving_inputs = ("waveform",)
+    tasks = {"transcribe": "transcriber"}
     smoke_args = ("--epochs", "1", "--limit", "60", "--units", "8")
     example_inputs = (str(SAMPLE_DIR / "yes" / "yes_00.flac"),)
     quick_args = ("--epochs", "25")
@@ -374,3 +378,5 @@ class SpeechApp(App):
 
 
 register_app(SpeechApp())
+# The transcriber, `--task transcribe` of this app, registers itself.
+import apps.speech.transcription  # noqa: E402,F401

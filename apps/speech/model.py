@@ -200,7 +200,9 @@ class SpeechFeatures(keras.layers.Layer):
         return speech_features(waveforms, self.config)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], *self.config.feature_shape)
+        samples = input_shape[1]
+        frames = None if samples is None else max(0, 1 + (samples - self.config.frame_length) // self.config.frame_step)
+        return (input_shape[0], frames, self.config.num_cepstra)
 
     def get_config(self):
         return {

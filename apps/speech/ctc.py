@@ -1,0 +1,255 @@
+"""The transcriber: utterances of any length -> text, with a stacked bidirectional GRU and CTC.
+
+The acoustic model (`build_acoustic_model`) shares the word recogniser's
+features (`apps.speech.model.speech_features`): MFCCs computed in the graph
+from the raw waveform. A convolutional front end halves the frame rate
+(20 ms per output frame), stacked bidirectional recurrent layers read the
+utterance both ways, and a dense layer gives, per frame, logits over
+`ALPHABET` plus the CTC blank (the last class, as
+`tf.nn.ctc_beam_search_decoder` requires). `CTCModel` trains it with
+`tf.nn.ctc_loss`; `ctc_decode` (greedy or beam search) turns its frames into
+text inside the graph, so the export serves raw waveforms and returns text.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from dataclasses import dataclass
+
+from apps.common.cells import recurrent_layer
+from apps.speech.data import ALPHABET, DIGIT_WORDS
+from apps.speech.model import FEATURES, SpecAugment, SpeechFeatures
+
+TIME_STRIDE = 2  # feature frames per output frame
+DECODINGS = ("greedy", "beam")
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """What the transcriber's frames choose between: `tokens`, and the CTC blank after them.
+
+    A transcript is its tokens joined by `separator`: "" for characters,
+    " " for words.
+    """
+
+    name: str
+    tokens: tuple[str, ...]
+    separator: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.tokens) + 1
+
+    def split(self, transcript: str) -> list[str]:
+        return transcript.split(self.separator) if self.separator else list(transcript)
+
+    def covers(self, transcripts: list[str]) -> bool:
+        known = set(self.tokens)
+        return all(set(self.split(text)) <= known for text in transcripts)
+
+    def encode(self, transcripts: list[str]) -> list[list[int]]:
+        """Normalized transcripts -> token ids."""
+        ids = {token: index for index, token in enumerate(self.tokens)}
+        try:
+            return [[ids[token] for token in self.split(text)] for text in transcripts]
+        except KeyError as error:
+            raise ValueError(f"{error.args[0]!r} is not one of the {self.name} labels") from None
+
+
+CHARACTERS = LabelSet("characters", tuple(ALPHABET), "")
+DIGIT_LABELS = LabelSet("digit words", DIGIT_WORDS, " ")
+LABEL_SETS = {"characters": CHARACTERS, "digits": DIGIT_LABELS}
+
+
+def label_set_for(transcripts: list[str], choice: str = "auto") -> LabelSet:
+    """`choice` ("characters", "digits") or, for "auto", digit words when every
+    transcript is made of them, else characters."""
+    if choice == "auto":
+        return DIGIT_LABELS if DIGIT_LABELS.covers(transcripts) else CHARACTERS
+    labels = LABEL_SETS[choice]
+    if not labels.covers(transcripts):
+        raise ValueError(f"the transcripts hold words other than the {labels.name}")
+    return labels
+
+
+def feature_frames(samples: tf.Tensor) -> tf.Tensor:
+    """Feature frames of waveforms `samples` long (`speech_features`, no centring)."""
+    samples = tf.convert_to_tensor(samples, tf.int32)
+    return tf.maximum(0, (samples - FEATURES.frame_length) // FEATURES.frame_step + 1)
+
+
+def output_frames(samples: tf.Tensor) -> tf.Tensor:
+    """Frames of label logits for waveforms `samples` long: at most this many characters."""
+    return (feature_frames(samples) + TIME_STRIDE - 1) // TIME_STRIDE
+
+
+@keras.saving.register_keras_serializable(package="speech")
+class FrameMask(keras.layers.Layer):
+    """`[frames, samples]` -> `[batch, time]` bool: True for the output frames a waveform of
+    `samples` samples fills (the rest of the row is padding of a shorter utterance)."""
+
+    def call(self, inputs):
+        frames, samples = inputs
+        return tf.sequence_mask(output_frames(samples), tf.shape(frames)[1])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0][:2])
+
+
+def build_acoustic_model(
+    num_classes: int,
+    *,
+    cell: str = "gru",
+    units: int = 128,
+    recurrent_layers: int = 3,
+    conv_filters: int = 128,
+    dropout: float = 0.1,
+    seed: int | None = None,
+) -> keras.Model:
+    """`{"waveform": [batch, samples], "samples": [batch]}` -> logits `[batch, frames, num_classes]`.
+
+    `waveform` holds 16 kHz mono utterances padded with zeros to the longest;
+    `samples` says how long each one really is, so padding is masked out of
+    the recurrent layers (both directions start at the utterance's own end).
+    MFCC features, batch normalization, SpecAugment (training only), two
+    Conv1D blocks (kernel 5; the first of stride `TIME_STRIDE`), then
+    `recurrent_layers` bidirectional `cell` layers of `units` each with
+    `dropout` between them, and a dense layer of `num_classes` logits (the
+    last one the blank).
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2 (a label and the blank), got {num_classes}.")
+    if units < 1 or recurrent_layers < 1 or conv_filters < 1:
+        raise ValueError("units, recurrent_layers and conv_filters must be positive.")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+    waveform = keras.Input((None,), name="waveform")
+    samples = keras.Input((), dtype="int32", name="samples")
+    x = SpeechFeatures(name="features")(waveform)
+    x = keras.layers.BatchNormalization(name="feature_norm")(x)
+    x = SpecAugment(max_time=8, seed=seed, name="spec_augment")(x)
+    for block, stride in enumerate((TIME_STRIDE, 1)):
+        x = keras.layers.Conv1D(
+            conv_filters, 5, strides=stride, padding="same", use_bias=False, name=f"conv{block}"
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"conv{block}_norm")(x)
+        x = keras.layers.ReLU(name=f"conv{block}_relu")(x)
+    mask = FrameMask(name="frame_mask")([x, samples])
+    for layer in range(recurrent_layers):
+        recurrent = recurrent_layer(cell, units, return_sequences=True, name=f"{cell}{layer}")
+        x = keras.layers.Bidirectional(recurrent, name=f"bidirectional_{cell}{layer}")(x, mask=mask)
+        x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout{layer}")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model({"waveform": waveform, "samples": samples}, logits, name=f"transcriber_{cell}")
+
+
+class CTCModel(keras.Model):
+    """An acoustic model trained with CTC: `fit` takes `(inputs, labels)`.
+
+    Only for training: the acoustic model inside is what is exported.
+
+    `labels`: int32 `[batch, max_length]` ids (`LabelSet.encode`), padded
+    with -1; the blank is the last class. The loss is `tf.nn.ctc_loss` over each utterance's own output
+    frames (`output_frames` of its `samples`), averaged over the batch.
+    """
+
+    def __init__(self, acoustic: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.acoustic = acoustic
+        # Built now, as fit's backups require: one window of silence.
+        self({"waveform": tf.zeros([1, FEATURES.frame_length]), "samples": tf.constant([FEATURES.frame_length])})
+
+    def call(self, inputs, training=None):
+        return self.acoustic(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        label_length = tf.reduce_sum(tf.cast(y >= 0, tf.int32), axis=1)
+        losses = tf.nn.ctc_loss(
+            labels=tf.maximum(y, 0), logits=tf.cast(y_pred, tf.float32), label_length=label_length,
+            logit_length=output_frames(x["samples"]), logits_time_major=False, blank_index=-1,
+        )
+        return tf.reduce_mean(losses)
+
+
+def ctc_decode(logits: tf.Tensor, frames: tf.Tensor, labels: LabelSet, decoding: str = "greedy",
+               beam_width: int = 16) -> tf.Tensor:
+    """Per-frame logits `[batch, time, labels.num_classes]` -> transcripts `[batch]` (strings).
+
+    `frames` `[batch]`: how many frames of each row to read. Greedy decoding
+    takes the likeliest class of every frame, merges repeats and drops
+    blanks; beam search (`tf.nn.ctc_beam_search_decoder`, `beam_width`
+    prefixes) finds the likeliest label sequence summed over its alignments.
+    Tokens are joined by `labels.separator`; runs of spaces become one and
+    the ends are trimmed.
+    """
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}.")
+    time_major = tf.transpose(tf.nn.log_softmax(tf.cast(logits, tf.float32)), [1, 0, 2])
+    frames = tf.cast(frames, tf.int32)
+    blank = labels.num_classes - 1
+    if decoding == "greedy":
+        decoded, _ = tf.nn.ctc_greedy_decoder(time_major, frames, merge_repeated=True, blank_index=blank)
+    else:
+        decoded, _ = tf.nn.ctc_beam_search_decoder(time_major, frames, beam_width=beam_width, top_paths=1)
+    ids = tf.sparse.to_dense(decoded[0], default_value=blank)
+    # The decoders size the dense rows to the longest output; pad a batch none of them reached.
+    ids = tf.pad(ids, [[0, tf.shape(logits)[0] - tf.shape(ids)[0]], [0, 0]], constant_values=blank)
+    tokens = tf.constant(list(labels.tokens) + [""])  # "" for the blank, which pads the rows
+    text = tf.strings.reduce_join(tf.gather(tokens, ids), axis=1, separator=labels.separator)
+    return tf.strings.strip(tf.strings.regex_replace(text, " +", " "))
+
+
+def utterance_samples(waveform: tf.Tensor) -> tf.Tensor:
+    """`[batch, samples]` zero-padded waveforms -> each row's length: up to its last non-zero sample."""
+    positions = tf.range(1, tf.shape(waveform)[1] + 1)[tf.newaxis, :]
+    return tf.reduce_max(tf.where(waveform != 0, positions, 0), axis=1)
+
+
+class TranscriberServer(tf.Module):
+    """What a transcriber export serves: any-length waveforms in, transcripts out.
+
+    `serving_default` decodes with `decoding`; `greedy` and `beam` offer both.
+    """
+
+    def __init__(self, acoustic: keras.Model, labels: LabelSet, decoding: str = "beam",
+                 beam_width: int = 16):
+        super().__init__(name="transcriber_server")
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}.")
+        if beam_width < 1:
+            raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
+        self.acoustic = acoustic
+        self.labels = labels
+        self.decoding = decoding
+        self.beam_width = beam_width
+        self.serve = self._endpoint(decoding)
+        self.greedy = self._endpoint("greedy")
+        self.beam = self._endpoint("beam")
+
+    def logits_and_frames(self, waveform: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`[batch, samples]` float32 (zero-padded; non-finite samples count as 0) -> logits, frames."""
+        waveform = tf.where(tf.math.is_finite(waveform), waveform, tf.zeros_like(waveform))
+        # At least one window, so that every utterance, however short, has a frame.
+        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, FEATURES.frame_length - tf.shape(waveform)[1])]])
+        samples = tf.maximum(utterance_samples(waveform), FEATURES.frame_length)
+        logits = self.acoustic({"waveform": waveform, "samples": samples}, training=False)
+        return tf.cast(logits, tf.float32), tf.minimum(output_frames(samples), tf.shape(logits)[1])
+
+    def _endpoint(self, decoding: str):
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+        def transcribe(waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+            """`waveform`: float32 `[batch, samples]`, 16 kHz mono, rows zero-padded to the longest."""
+            def run() -> tuple[tf.Tensor, tf.Tensor]:
+                logits, frames = self.logits_and_frames(waveform)
+                return ctc_decode(logits, frames, self.labels, decoding, self.beam_width), frames
+
+            # Keras's convolutions and the CTC decoders refuse an empty batch, so it never reaches them.
+            transcript, frames = tf.cond(
+                tf.shape(waveform)[0] > 0, run,
+                lambda: (tf.zeros([0], tf.string), tf.zeros([0], tf.int32)),
+            )
+            return {"transcript": transcript, "frames": frames}
+
+        return transcribe
