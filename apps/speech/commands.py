@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sys
 from pathlib import Path
 
@@ -378,5 +379,5 @@ class SpeechApp(App):
 
 
 register_app(SpeechApp())
-# The transcriber, `--task transcribe` of this app, registers itself.
-import apps.speech.transcription  # noqa: E402,F401
+# The transcriber, `--task transcribe` of this app, registers itself on import.
+importlib.import_module("apps.speech.transcription")

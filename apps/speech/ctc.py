@@ -106,6 +106,8 @@ def build_acoustic_model(
     recurrent_layers: int = 3,
     conv_filters: int = 128,
     dropout: float = 0.1,
+    min_frequency: float = FEATURES.lower_hertz,
+    max_frequency: float = FEATURES.upper_hertz,
     seed: int | None = None,
 ) -> keras.Model:
     """`{"waveform": [batch, samples], "samples": [batch]}` -> logits `[batch, frames, num_classes]`.
@@ -113,7 +115,7 @@ def build_acoustic_model(
     `waveform` holds 16 kHz mono utterances padded with zeros to the longest;
     `samples` says how long each one really is, so padding is masked out of
     the recurrent layers (both directions start at the utterance's own end).
-    MFCC features, batch normalization, SpecAugment (training only), two
+    MFCC features (mel filters from `min_frequency` to `max_frequency` Hz), batch normalization, SpecAugment (training only), two
     Conv1D blocks (kernel 5; the first of stride `TIME_STRIDE`), then
     `recurrent_layers` bidirectional `cell` layers of `units` each with
     `dropout` between them, and a dense layer of `num_classes` logits (the
@@ -127,7 +129,7 @@ def build_acoustic_model(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     waveform = keras.Input((None,), name="waveform")
     samples = keras.Input((), dtype="int32", name="samples")
-    x = SpeechFeatures(name="features")(waveform)
+    x = SpeechFeatures(min_frequency, max_frequency, name="features")(waveform)
     x = keras.layers.BatchNormalization(name="feature_norm")(x)
     x = SpecAugment(max_time=8, seed=seed, name="spec_augment")(x)
     for block, stride in enumerate((TIME_STRIDE, 1)):

@@ -39,7 +39,9 @@ from apps.common.app import (
 )
 from apps.common.config import (
     Config,
+    ConfigError,
     DataSource,
+    Number,
     arguments_configurer,
     at_least,
     fraction,
@@ -66,7 +68,7 @@ from apps.speech.data import (
     load_audio,
     load_transcription_data,
 )
-from apps.speech.model import FEATURES
+from apps.speech.model import FEATURES, check_mel_band
 
 # The longest file `transcribe` takes; the recurrent layers were trained on utterances of seconds.
 MAX_SECONDS = 30.0
@@ -144,6 +146,8 @@ def train_transcriber(
     recurrent_layers: int = 3,
     conv_filters: int = 128,
     dropout: float = 0.1,
+    min_frequency: float = FEATURES.lower_hertz,
+    max_frequency: float = FEATURES.upper_hertz,
     epochs: int = 40,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
@@ -159,7 +163,8 @@ def train_transcriber(
     steps = epochs * int(np.ceil(len(data.train) / batch_size))
     with fitting.scope():
         acoustic = build_acoustic_model(labels.num_classes, cell=cell, units=units, recurrent_layers=recurrent_layers,
-                                        conv_filters=conv_filters, dropout=dropout, seed=seed)
+                                        conv_filters=conv_filters, dropout=dropout,
+                                        min_frequency=min_frequency, max_frequency=max_frequency, seed=seed)
         model = CTCModel(acoustic, name="ctc")
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1), alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0))
@@ -214,6 +219,12 @@ class TranscriberTrain(TrainConfig, TranscriptionSettings):
     dropout: float = setting(0.1, "dropout after each recurrent layer", check=fraction(), group="model")
     learning_rate: float = setting(1e-3, "peak of the cosine-decaying Adam learning rate",
                                    check=positive(10.0), group="model")
+    min_frequency: float = setting(
+        FEATURES.lower_hertz, "bottom of the features' mel filter bank", check=Number(float, 0.0, SAMPLE_RATE / 2),
+        metavar="HZ", group="model")
+    max_frequency: float = setting(
+        FEATURES.upper_hertz, "top of the features' mel filter bank; 4000 for audio recorded at 8 kHz",
+        check=Number(float, 0.0, SAMPLE_RATE / 2), metavar="HZ", group="model")
     labels: str = setting("auto", "what the frames choose between: characters, or digits (the ten "
                           "digit words); auto: digits when every transcript is digit words",
                           choices=("auto", *LABEL_SETS), group="model")
@@ -221,6 +232,13 @@ class TranscriberTrain(TrainConfig, TranscriptionSettings):
                             "greedy and beam signatures)", choices=DECODINGS, group="model")
     beam_width: int = setting(16, "prefixes kept by beam search", check=at_least(1, maximum=1024),
                               group="model")
+
+    def check(self) -> None:
+        super().check()
+        try:
+            check_mel_band(self.min_frequency, self.max_frequency)
+        except ValueError as error:
+            raise ConfigError(["min_frequency", "max_frequency"], str(error)) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +285,8 @@ class TranscriberApp(App):
             raise InputError(f"--labels {config.labels}: {error} (use --labels characters).") from None
         acoustic = train_transcriber(
             speech, labels, fitting, cell=config.cell, units=config.units, recurrent_layers=config.layers,
-            conv_filters=config.conv_filters, dropout=config.dropout, epochs=config.epochs,
+            conv_filters=config.conv_filters, dropout=config.dropout, min_frequency=config.min_frequency,
+            max_frequency=config.max_frequency, epochs=config.epochs,
             batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
         )
         server = TranscriberServer(acoustic, labels, config.decoding, config.beam_width)
