@@ -75,7 +75,7 @@ def label_set_for(transcripts: list[str], choice: str = "auto") -> LabelSet:
 
 
 def feature_frames(samples: tf.Tensor) -> tf.Tensor:
-    """Feature frames of waveforms `samples` long (`speech_features`, no centring)."""
+    """Feature frames of waveforms `samples` long (`speech_features`: no centring, so none below one window)."""
     samples = tf.convert_to_tensor(samples, tf.int32)
     return tf.maximum(0, (samples - FEATURES.frame_length) // FEATURES.frame_step + 1)
 
@@ -87,15 +87,37 @@ def output_frames(samples: tf.Tensor) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="speech")
 class FrameMask(keras.layers.Layer):
-    """`[frames, samples]` -> `[batch, time]` bool: True for the output frames a waveform of
-    `samples` samples fills (the rest of the row is padding of a shorter utterance)."""
+    """`[frames, samples]` -> `[batch, time]` bool: True for the frames a waveform of `samples`
+    samples fills (the rest of the row is padding of a shorter utterance).
+
+    Args:
+        time_stride: feature frames per frame of `frames` (1: feature frames;
+            `TIME_STRIDE`: output frames).
+    """
+
+    def __init__(self, time_stride: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if time_stride < 1:
+            raise ValueError(f"time_stride must be at least 1, got {time_stride}.")
+        self.time_stride = time_stride
 
     def call(self, inputs):
         frames, samples = inputs
-        return tf.sequence_mask(output_frames(samples), tf.shape(frames)[1])
+        own = (feature_frames(samples) + self.time_stride - 1) // self.time_stride
+        return tf.sequence_mask(own, tf.shape(frames)[1])
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0][:2])
+
+    def get_config(self):
+        return {**super().get_config(), "time_stride": self.time_stride}
+
+
+def _zero_padding(x, samples, time_stride: int, name: str):
+    """`x` with the frames that lie in a row's padding set to zero, so that a
+    convolution sees the same edge whether or not the utterance was padded."""
+    valid = FrameMask(time_stride, name=name)([x, samples])
+    return x * keras.ops.cast(valid[..., None], x.dtype)
 
 
 def build_acoustic_model(
@@ -114,7 +136,9 @@ def build_acoustic_model(
 
     `waveform` holds 16 kHz mono utterances padded with zeros to the longest;
     `samples` says how long each one really is, so padding is masked out of
-    the recurrent layers (both directions start at the utterance's own end).
+    the features, the convolutions and the recurrent layers (both directions
+    start at the utterance's own end): an utterance is transcribed the same
+    alone or in a batch.
     MFCC features (mel filters from `min_frequency` to `max_frequency` Hz), batch normalization, SpecAugment (training only), two
     Conv1D blocks (kernel 5; the first of stride `TIME_STRIDE`), then
     `recurrent_layers` bidirectional `cell` layers of `units` each with
@@ -129,16 +153,20 @@ def build_acoustic_model(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     waveform = keras.Input((None,), name="waveform")
     samples = keras.Input((), dtype="int32", name="samples")
-    x = SpeechFeatures(min_frequency, max_frequency, name="features")(waveform)
+    x = SpeechFeatures(min_frequency, max_frequency, name="features")(waveform, samples=samples)
     x = keras.layers.BatchNormalization(name="feature_norm")(x)
     x = SpecAugment(max_time=8, seed=seed, name="spec_augment")(x)
     for block, stride in enumerate((TIME_STRIDE, 1)):
+        x = _zero_padding(x, samples, TIME_STRIDE ** block, f"conv{block}_frames")
+        # Two frames of zeros each side, whatever the length: "same" padding of a strided
+        # convolution would shift the frames by one in batches of odd length.
+        x = keras.layers.ZeroPadding1D(2, name=f"conv{block}_padding")(x)
         x = keras.layers.Conv1D(
-            conv_filters, 5, strides=stride, padding="same", use_bias=False, name=f"conv{block}"
+            conv_filters, 5, strides=stride, padding="valid", use_bias=False, name=f"conv{block}"
         )(x)
         x = keras.layers.BatchNormalization(name=f"conv{block}_norm")(x)
         x = keras.layers.ReLU(name=f"conv{block}_relu")(x)
-    mask = FrameMask(name="frame_mask")([x, samples])
+    mask = FrameMask(TIME_STRIDE, name="frame_mask")([x, samples])
     for layer in range(recurrent_layers):
         recurrent = recurrent_layer(cell, units, return_sequences=True, name=f"{cell}{layer}")
         x = keras.layers.Bidirectional(recurrent, name=f"bidirectional_{cell}{layer}")(x, mask=mask)

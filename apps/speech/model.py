@@ -135,8 +135,14 @@ def subtract_speech_mean(features: tf.Tensor, speech: tf.Tensor) -> tf.Tensor:
     return features - mean
 
 
-def speech_features(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) -> tf.Tensor:
+def speech_features(
+    waveforms: tf.Tensor, config: FeatureConfig = FEATURES, samples: tf.Tensor | None = None
+) -> tf.Tensor:
     """`[batch, samples]` raw waveforms -> `[batch, frames, num_cepstra]`: the model's input.
+
+    `samples` `[batch]`, for rows zero-padded to the longest of a batch: each
+    row's own length, so that its padding never counts as speech in step 4
+    (the frames of the padding themselves are computed, and meaningless).
 
     1. each clip is scaled to unit peak (clips quieter than 1e-4, digital
        silence, are left as they are), so the recording level does not matter;
@@ -155,6 +161,9 @@ def speech_features(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) -> t
     peak = tf.reduce_max(tf.abs(waveforms), axis=1, keepdims=True)
     log_mel = log_mel_spectrogram(waveforms / tf.maximum(peak, 1e-4), config)
     speech = speech_frames(log_mel, config.speech_floor)
+    if samples is not None:
+        own = (tf.cast(samples, tf.int32) - config.frame_length) // config.frame_step + 1
+        speech *= tf.sequence_mask(own, tf.shape(log_mel)[1], log_mel.dtype)[:, :, tf.newaxis]
     top = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
     log_mel = subtract_speech_mean(tf.maximum(log_mel, top - config.dynamic_range), speech)
     return tf.signal.dct(log_mel, type=2, norm="ortho")[..., : config.num_cepstra]
@@ -196,8 +205,9 @@ class SpeechFeatures(keras.layers.Layer):
         self.lower_hertz, self.upper_hertz = float(lower_hertz), float(upper_hertz)
         self.config = replace(FEATURES, lower_hertz=self.lower_hertz, upper_hertz=self.upper_hertz)
 
-    def call(self, waveforms):
-        return speech_features(waveforms, self.config)
+    def call(self, waveforms, samples=None):
+        """`samples`: each row's own length, when rows are zero-padded (see `speech_features`)."""
+        return speech_features(waveforms, self.config, samples)
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[1]

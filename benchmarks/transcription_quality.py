@@ -1,0 +1,369 @@
+"""Word and character error rates of the transcriber on connected digit strings of real speech.
+
+The strings are made from the Free Spoken Digit Dataset in
+`<data-dir>/fsdd/recordings` (8 kHz WAV, `{digit}_{speaker}_{index}.wav`,
+five speakers, indices 0-49): each is 3-7 recordings of one speaker (seeded
+random digits and recordings), every recording resampled to 16 kHz and
+trimmed of its leading and trailing silence, joined by 50-300 ms pauses
+(and as much before and after), at a random peak level, with synthetic noise
+mixed in at 20-35 dB SNR; the transcript is the digit words ("three one
+four"), as the app's `digits` set writes them. Two measurements:
+
+1. index split: train on strings of recording indices 5-49 (all speakers),
+   test on strings of indices 0-4;
+2. leave one speaker out: for each speaker, train on strings of the other
+   four (all indices), test on strings of that speaker; the mean over them.
+
+    python benchmarks/transcription_quality.py --data-dir ../shared/datasets [--minutes 20]
+        [--fold-minutes M] [--epochs 60] [--measure index|speakers|both] [--cell gru]
+        [--synthetic 2000] [--train-strings 3000] [--test-strings 500]
+        [--speakers george,jackson] [--word-model saved_models/speech/N]
+
+Each training is `train_transcriber` (the app's own, through its `Fitting`)
+on the FSDD strings plus `--synthetic N` espeak-ng `digits` strings (0: none),
+stopped at `--epochs` or after its minutes, whichever comes first (the
+cosine learning rate decays over `--epochs`, so set it to about what fits).
+Test WER and CER are printed for both the greedy and the beam signature of
+`TranscriberServer`; `--word-model DIR` also scores a speech export (the word
+recogniser) on the single recordings in the index split's test strings.
+
+Targets (judged on beam decoding, the export's default): WER <= 3% on the
+index split and <= 10% averaged over unseen speakers, each training within
+20 minutes on the 2-core development machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import librosa  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from apps.common.app import Fitting, TrainConfig  # noqa: E402
+from apps.common.cells import CELLS  # noqa: E402
+from apps.common.export import load_exported  # noqa: E402
+from apps.common.seq2seq.training import TimeBudget  # noqa: E402
+from apps.common.training import Stopwatch, set_seed  # noqa: E402
+from apps.speech.ctc import LABEL_SETS, TranscriberServer, label_set_for  # noqa: E402
+from apps.speech.data import (  # noqa: E402
+    DIGIT_WORDS, SAMPLE_RATE, TranscribedSplit, TranscriptionData, load_audio, load_digits,
+    synthetic_noise,
+)
+from apps.speech.model import FEATURES  # noqa: E402
+from apps.speech.transcription import (  # noqa: E402
+    MAX_SECONDS, error_rates, train_transcriber, transcribe_batches,
+)
+
+TARGET_INDEX_WER = 0.03
+TARGET_SPEAKER_WER = 0.10
+TARGET_MINUTES = 20.0
+DIGITS_PER_STRING = (3, 7)
+PAUSE_SECONDS = (0.05, 0.3)
+SNR_DB = (20.0, 35.0)
+TRIM_DB = 30
+TEST_INDICES = range(5)
+_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)$")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One FSDD file and what its name says."""
+
+    path: Path
+    digit: int
+    speaker: str
+    index: int
+
+
+@dataclass
+class Result:
+    """One training and its test scores."""
+
+    name: str
+    train_strings: int
+    test_strings: int
+    minutes: float
+    epochs: int
+    stopped: bool  # by the time budget
+    rates: dict[str, tuple[float, float]]  # decoding -> (WER, CER)
+    examples: list[str]
+
+
+def read_recordings(folder: Path) -> list[Recording]:
+    """The FSDD recordings in `folder`, parsed from their names."""
+    recordings = []
+    for path in sorted(folder.glob("*.wav")):
+        match = _NAME.match(path.stem)
+        if match is None:
+            raise SystemExit(f"{path}: expected a name like 7_jackson_12.wav.")
+        recordings.append(Recording(path, int(match["digit"]), match["speaker"], int(match["index"])))
+    if not recordings:
+        raise SystemExit(f"{folder}: no .wav recordings.")
+    return recordings
+
+
+@functools.lru_cache(maxsize=None)
+def trimmed(path: Path) -> np.ndarray:
+    """A recording at 16 kHz without its leading and trailing silence (decoded once)."""
+    return librosa.effects.trim(load_audio(path), top_db=TRIM_DB)[0]
+
+
+def digit_string(recordings: list[Recording], rng: np.random.Generator) -> np.ndarray:
+    """`recordings` joined by pauses, at a random peak level, with noise mixed in."""
+    def pause() -> np.ndarray:
+        return np.zeros(int(rng.uniform(*PAUSE_SECONDS) * SAMPLE_RATE), np.float32)
+
+    pieces = [pause()]
+    for recording in recordings:
+        pieces += [trimmed(recording.path), pause()]
+    speech = np.concatenate(pieces)
+    speech = speech * rng.uniform(0.3, 0.9) / max(np.abs(speech).max(), 1e-6)
+    noise = synthetic_noise(len(speech), rng)
+    snr_db = rng.uniform(*SNR_DB)
+    noise *= np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+
+
+def digit_strings(pool: list[Recording], count: int, seed: int) -> TranscribedSplit:
+    """`count` strings of one speaker each from `pool`; `files` names their recordings, joined by +."""
+    rng = np.random.default_rng(seed)
+    by_speaker_digit: dict[tuple[str, int], list[Recording]] = {}
+    for recording in pool:
+        by_speaker_digit.setdefault((recording.speaker, recording.digit), []).append(recording)
+    speakers = sorted({speaker for speaker, _ in by_speaker_digit})
+    waveforms, transcripts, files = [], [], []
+    for _ in range(count):
+        speaker = speakers[rng.integers(len(speakers))]
+        digits = rng.integers(0, 10, rng.integers(DIGITS_PER_STRING[0], DIGITS_PER_STRING[1] + 1))
+        chosen = []
+        for digit in digits:
+            choices = by_speaker_digit[(speaker, int(digit))]
+            chosen.append(choices[rng.integers(len(choices))])
+        waveforms.append(digit_string(chosen, rng))
+        transcripts.append(" ".join(DIGIT_WORDS[digit] for digit in digits))
+        files.append("+".join(recording.path.name for recording in chosen))
+    return TranscribedSplit(waveforms, transcripts, files)
+
+
+def joined(*splits: TranscribedSplit) -> TranscribedSplit:
+    return TranscribedSplit(
+        [w for split in splits for w in split.waveforms],
+        [t for split in splits for t in split.transcripts],
+        [f for split in splits for f in split.files],
+    )
+
+
+class BudgetedFitting(Fitting):
+    """The app's `Fitting`, with a time budget on the fit; keeps the fit's history."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, minutes: float):
+        super().__init__(config, run_dir)
+        self.budget = TimeBudget(minutes)
+        self.history: keras.callbacks.History | None = None
+
+    def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
+        self.history = super().fit(model, train_data, epochs=epochs, callbacks=[self.budget], **kwargs)
+        return self.history
+
+
+def augmentation_noise() -> np.ndarray:
+    """What the app augments with when a data set has no noise of its own: synthetic noise."""
+    return np.concatenate([synthetic_noise(5 * SAMPLE_RATE, np.random.default_rng(kind)) for kind in range(8)])
+
+
+def train_and_score(name: str, train: TranscribedSplit, test: TranscribedSplit, minutes: float,
+                    args: argparse.Namespace) -> Result:
+    """Trains a transcriber on `train` for at most `minutes` (and `args.epochs`); scores it on `test`."""
+    set_seed(args.seed)
+    data = TranscriptionData(name, train, TranscribedSplit([], []), test, augmentation_noise())
+    labels = label_set_for(train.transcripts, args.labels)
+    with tempfile.TemporaryDirectory(prefix="transcription_quality_") as run_dir:
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, units=args.units,
+                             cell=args.cell, seed=args.seed, verbose=args.verbose, run_dir=Path(run_dir),
+                             fresh=True, no_export=True)
+        fitting = BudgetedFitting(config, Path(run_dir), minutes)
+        with Stopwatch() as watch:
+            acoustic = train_transcriber(
+                data, labels, fitting, cell=args.cell, units=args.units, recurrent_layers=args.layers,
+                conv_filters=args.conv_filters, dropout=args.dropout, min_frequency=args.min_frequency,
+                max_frequency=args.max_frequency, epochs=args.epochs, batch_size=args.batch_size,
+                learning_rate=args.learning_rate, seed=args.seed,
+            )
+    server = TranscriberServer(acoustic, labels, "beam", args.beam_width)
+    rates, hypotheses = {}, []
+    for decoding, serve in (("greedy", server.greedy), ("beam", server.beam)):
+        hypotheses = transcribe_batches(serve, test.waveforms, args.batch_size)
+        rates[decoding] = error_rates(test.transcripts, hypotheses)
+    examples = [f"{reference!r} -> {hypothesis!r}" for reference, hypothesis in
+                list(zip(test.transcripts, hypotheses))[:3]]
+    result = Result(name, len(train), len(test), watch.seconds / 60, len(fitting.history.history["loss"]),
+                    fitting.budget.stopped_early, rates, examples)
+    print(f"{name}: WER greedy {rates['greedy'][0]:.4f} / beam {rates['beam'][0]:.4f}, CER greedy "
+          f"{rates['greedy'][1]:.4f} / beam {rates['beam'][1]:.4f} on {len(test)} test strings; "
+          f"{len(train)} train strings, {result.epochs} epoch(s) in {result.minutes:.1f} min"
+          f"{' (stopped by the time budget)' if result.stopped else ''}; e.g. {'; '.join(examples)}",
+          flush=True)
+    return result
+
+
+def word_model_accuracy(model_dir: Path, test: TranscribedSplit, recordings: list[Recording]) -> tuple[float, int]:
+    """Accuracy of a speech export on the single recordings in `test`'s strings, and how many."""
+    by_name = {recording.path.name: recording for recording in recordings}
+    used = sorted({name for names in test.files for name in names.split("+")})
+    serve = load_exported(model_dir).signatures["serving_default"]
+    correct = 0
+    for name in used:
+        recording = by_name[name]
+        # One clip per call: the recogniser centres or crops each clip, so padding would shift it.
+        label = serve(waveform=tf.constant(load_audio(recording.path)[np.newaxis]))["label"].numpy()[0]
+        correct += label.decode("utf-8") in (DIGIT_WORDS[recording.digit], str(recording.digit))
+    return correct / len(used), len(used)
+
+
+def verdict(wer: float, target: float, results: list[Result], budget: float) -> str:
+    """Met when `wer` reaches `target` and every training took at most `TARGET_MINUTES`
+    (or was stopped by a budget of at most that: the fit overshoots it by one batch)."""
+    in_time = all(r.minutes <= TARGET_MINUTES or (r.stopped and budget <= TARGET_MINUTES) for r in results)
+    return "met" if wer <= target and in_time else "missed"
+
+
+def summary_row(result: Result) -> str:
+    greedy, beam = result.rates["greedy"], result.rates["beam"]
+    return (f"| {result.name} | {result.train_strings}/{result.test_strings} | {result.minutes:.1f} | "
+            f"{result.epochs}{'*' if result.stopped else ''} | {greedy[0]:.2%} | {beam[0]:.2%} | "
+            f"{greedy[1]:.2%} | {beam[1]:.2%} |")
+
+
+def machine_line(when: str) -> str:
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{when} {datetime.datetime.now().isoformat(timespec='seconds')}; load average {load}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/datasets"),
+                        help="folder holding fsdd/recordings")
+    parser.add_argument("--measure", choices=("index", "speakers", "both"), default="both")
+    parser.add_argument("--minutes", type=float, default=TARGET_MINUTES,
+                        help=f"training budget of the index split, default {TARGET_MINUTES:g}")
+    parser.add_argument("--fold-minutes", type=float, default=None,
+                        help="training budget of each leave-one-speaker-out fold; default --minutes")
+    parser.add_argument("--epochs", type=int, default=60,
+                        help="upper bound on epochs, over which the learning rate decays; default 60")
+    parser.add_argument("--train-strings", type=int, default=3000, help="FSDD train strings, default 3000")
+    parser.add_argument("--test-strings", type=int, default=500, help="FSDD test strings, default 500")
+    parser.add_argument("--synthetic", type=int, default=2000, metavar="N",
+                        help="also train on N espeak-ng `digits` strings (made once, cached); 0: none; "
+                             "default 2000")
+    parser.add_argument("--speakers", type=lambda text: text.split(","), default=None,
+                        metavar="S1,S2,...", help="the held-out speakers of the folds run; default all")
+    parser.add_argument("--word-model", type=Path, default=None, metavar="DIR",
+                        help="a speech export (saved_models/speech/N) to score on the index split's "
+                             "test recordings")
+    parser.add_argument("--cell", choices=sorted(CELLS), default="gru")
+    parser.add_argument("--units", type=int, default=128, help="default 128")
+    parser.add_argument("--layers", type=int, default=3, help="bidirectional recurrent layers, default 3")
+    parser.add_argument("--conv-filters", type=int, default=128, help="default 128")
+    parser.add_argument("--dropout", type=float, default=0.1, help="default 0.1")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak, default 1e-3")
+    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
+    parser.add_argument("--min-frequency", type=float, default=FEATURES.lower_hertz, metavar="HZ",
+                        help=f"bottom of the mel filter bank, default {FEATURES.lower_hertz:g}")
+    parser.add_argument("--max-frequency", type=float, default=4000.0, metavar="HZ",
+                        help="top of the mel filter bank, default 4000 (FSDD's bandwidth)")
+    parser.add_argument("--labels", choices=("auto", *LABEL_SETS), default="auto",
+                        help="what the frames choose between; auto (default): the digit words")
+    parser.add_argument("--beam-width", type=int, default=16, help="default 16")
+    parser.add_argument("--seed", type=int, default=0, help="strings, synthetic set and training; default 0")
+    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    args = parser.parse_args()
+    fold_minutes = args.fold_minutes if args.fold_minutes is not None else args.minutes
+
+    recordings_dir = args.data_dir / "fsdd" / "recordings"
+    if not recordings_dir.is_dir():
+        raise SystemExit(f"{recordings_dir}: not found (pass --data-dir, the folder holding fsdd/).")
+    print(machine_line("start"), flush=True)
+    start = time.perf_counter()
+    recordings = read_recordings(recordings_dir)
+    speakers = sorted({recording.speaker for recording in recordings})
+    held_out = args.speakers or speakers
+    unknown = set(held_out) - set(speakers)
+    if unknown:
+        raise SystemExit(f"--speakers: no recordings of {', '.join(sorted(unknown))} (there are "
+                         f"{', '.join(speakers)}).")
+    synthetic = TranscribedSplit([], [])
+    if args.synthetic:
+        digits = load_digits(args.synthetic, seed=args.seed)
+        synthetic = joined(digits.train, digits.validation, digits.test)
+    print(f"{len(recordings)} FSDD recordings of {len(speakers)} speakers; {len(synthetic)} synthetic "
+          f"strings; cell={args.cell} units={args.units} layers={args.layers} "
+          f"conv_filters={args.conv_filters}; mel filters {args.min_frequency:g}-{args.max_frequency:g} Hz; "
+          f"at most {args.epochs} epochs, {args.minutes:g} min (index) / {fold_minutes:g} min (folds)",
+          flush=True)
+
+    index_result, word_accuracy, fold_results = None, None, []
+    longest = 0.0
+    if args.measure in ("index", "both"):
+        train = digit_strings([r for r in recordings if r.index not in TEST_INDICES], args.train_strings,
+                              args.seed)
+        test = digit_strings([r for r in recordings if r.index in TEST_INDICES], args.test_strings,
+                             args.seed + 1)
+        longest = max(longest, *(len(w) / SAMPLE_RATE for w in train.waveforms + test.waveforms))
+        index_result = train_and_score("index split (train 5-49, test 0-4)", joined(train, synthetic), test,
+                                       args.minutes, args)
+        if args.word_model:
+            word_accuracy = word_model_accuracy(args.word_model, test, recordings)
+            print(f"word model {args.word_model}: accuracy {word_accuracy[0]:.4f} on the "
+                  f"{word_accuracy[1]} single test recordings of those strings", flush=True)
+    if args.measure in ("speakers", "both"):
+        for number, speaker in enumerate(held_out):
+            train = digit_strings([r for r in recordings if r.speaker != speaker], args.train_strings,
+                                  args.seed + 2 + 2 * number)
+            test = digit_strings([r for r in recordings if r.speaker == speaker], args.test_strings,
+                                 args.seed + 3 + 2 * number)
+            longest = max(longest, *(len(w) / SAMPLE_RATE for w in train.waveforms + test.waveforms))
+            fold_results.append(train_and_score(f"unseen speaker {speaker}", joined(train, synthetic), test,
+                                                fold_minutes, args))
+
+    print(f"\n## Transcriber on FSDD digit strings ({args.cell}, {time.perf_counter() - start:.0f} s wall "
+          f"in all; longest string {longest:.1f} s of the {MAX_SECONDS:g} s transcribe takes)\n")
+    print("| measurement | train/test strings | train min | epochs | WER greedy | WER beam "
+          "| CER greedy | CER beam |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for result in ([index_result] if index_result else []) + fold_results:
+        print(summary_row(result))
+    if fold_results:
+        mean = {decoding: np.mean([r.rates[decoding] for r in fold_results], axis=0)
+                for decoding in ("greedy", "beam")}
+        print(f"| mean of {len(fold_results)} unseen speaker(s) | | "
+              f"{np.mean([r.minutes for r in fold_results]):.1f} | | {mean['greedy'][0]:.2%} | "
+              f"{mean['beam'][0]:.2%} | {mean['greedy'][1]:.2%} | {mean['beam'][1]:.2%} |")
+    print("\n(* stopped by the time budget; train strings include the synthetic ones)\n")
+    if index_result:
+        wer = index_result.rates["beam"][0]
+        print(f"- index split: beam WER {wer:.2%}, target <= {TARGET_INDEX_WER:.0%} within "
+              f"{TARGET_MINUTES:g} min: {verdict(wer, TARGET_INDEX_WER, [index_result], args.minutes)}")
+    if word_accuracy:
+        print(f"- word model on the {word_accuracy[1]} single test recordings: accuracy {word_accuracy[0]:.2%}")
+    if fold_results:
+        wer = float(mean["beam"][0])
+        every = "" if len(fold_results) == len(speakers) else f" (only {len(fold_results)} of {len(speakers)})"
+        print(f"- unseen speakers{every}: mean beam WER {wer:.2%}, target <= {TARGET_SPEAKER_WER:.0%} within "
+              f"{TARGET_MINUTES:g} min per fold: {verdict(wer, TARGET_SPEAKER_WER, fold_results, fold_minutes)}")
+    print(machine_line("end"), flush=True)
+
+
+if __name__ == "__main__":
+    main()
