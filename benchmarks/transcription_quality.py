@@ -92,7 +92,8 @@ class Result:
     """One training and its test scores."""
 
     name: str
-    train_strings: int
+    train_strings: int  # of FSDD
+    synthetic_strings: int
     test_strings: int
     minutes: float
     epochs: int
@@ -158,6 +159,7 @@ def digit_strings(pool: list[Recording], count: int, seed: int) -> TranscribedSp
 
 
 def joined(*splits: TranscribedSplit) -> TranscribedSplit:
+    """The utterances of `splits`, one after another."""
     return TranscribedSplit(
         [w for split in splits for w in split.waveforms],
         [t for split in splits for t in split.transcripts],
@@ -180,19 +182,22 @@ class BudgetedFitting(Fitting):
 
 def augmentation_noise() -> np.ndarray:
     """What the app augments with when a data set has no noise of its own: synthetic noise."""
-    return np.concatenate([synthetic_noise(5 * SAMPLE_RATE, np.random.default_rng(kind)) for kind in range(8)])
+    return np.concatenate([synthetic_noise(5 * SAMPLE_RATE, np.random.default_rng(kind))
+                           for kind in range(8)])
 
 
-def train_and_score(name: str, train: TranscribedSplit, test: TranscribedSplit, minutes: float,
-                    args: argparse.Namespace) -> Result:
-    """Trains a transcriber on `train` for at most `minutes` (and `args.epochs`); scores it on `test`."""
+def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSplit, test: TranscribedSplit,
+                    minutes: float, args: argparse.Namespace) -> Result:
+    """Trains a transcriber on `train` and `synthetic` for at most `minutes` (and `args.epochs`);
+    scores it on `test`."""
     set_seed(args.seed)
-    data = TranscriptionData(name, train, TranscribedSplit([], []), test, augmentation_noise())
-    labels = label_set_for(train.transcripts, args.labels)
+    everything = joined(train, synthetic)
+    data = TranscriptionData(name, everything, TranscribedSplit([], []), test, augmentation_noise())
+    labels = label_set_for(everything.transcripts, args.labels)
     with tempfile.TemporaryDirectory(prefix="transcription_quality_") as run_dir:
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, units=args.units,
                              cell=args.cell, seed=args.seed, verbose=args.verbose, run_dir=Path(run_dir),
-                             fresh=True, no_export=True)
+                             fresh=True)
         fitting = BudgetedFitting(config, Path(run_dir), minutes)
         with Stopwatch() as watch:
             acoustic = train_transcriber(
@@ -202,23 +207,24 @@ def train_and_score(name: str, train: TranscribedSplit, test: TranscribedSplit, 
                 learning_rate=args.learning_rate, seed=args.seed,
             )
     server = TranscriberServer(acoustic, labels, "beam", args.beam_width)
-    rates, hypotheses = {}, []
-    for decoding, serve in (("greedy", server.greedy), ("beam", server.beam)):
-        hypotheses = transcribe_batches(serve, test.waveforms, args.batch_size)
-        rates[decoding] = error_rates(test.transcripts, hypotheses)
+    said = {decoding: transcribe_batches(serve, test.waveforms, args.batch_size)
+            for decoding, serve in (("greedy", server.greedy), ("beam", server.beam))}
+    rates = {decoding: error_rates(test.transcripts, hypotheses) for decoding, hypotheses in said.items()}
     examples = [f"{reference!r} -> {hypothesis!r}" for reference, hypothesis in
-                list(zip(test.transcripts, hypotheses))[:3]]
-    result = Result(name, len(train), len(test), watch.seconds / 60, len(fitting.history.history["loss"]),
-                    fitting.budget.stopped_early, rates, examples)
+                list(zip(test.transcripts, said["beam"]))[:3]]
+    result = Result(name, len(train), len(synthetic), len(test), watch.seconds / 60,
+                    len(fitting.history.history["loss"]), fitting.budget.stopped_early, rates, examples)
     print(f"{name}: WER greedy {rates['greedy'][0]:.4f} / beam {rates['beam'][0]:.4f}, CER greedy "
           f"{rates['greedy'][1]:.4f} / beam {rates['beam'][1]:.4f} on {len(test)} test strings; "
-          f"{len(train)} train strings, {result.epochs} epoch(s) in {result.minutes:.1f} min"
+          f"{len(train)}+{len(synthetic)} train strings (FSDD+synthetic), {result.epochs} epoch(s) in "
+          f"{result.minutes:.1f} min"
           f"{' (stopped by the time budget)' if result.stopped else ''}; e.g. {'; '.join(examples)}",
           flush=True)
     return result
 
 
-def word_model_accuracy(model_dir: Path, test: TranscribedSplit, recordings: list[Recording]) -> tuple[float, int]:
+def word_model_accuracy(model_dir: Path, test: TranscribedSplit,
+                        recordings: list[Recording]) -> tuple[float, int]:
     """Accuracy of a speech export on the single recordings in `test`'s strings, and how many."""
     by_name = {recording.path.name: recording for recording in recordings}
     used = sorted({name for names in test.files for name in names.split("+")})
@@ -235,18 +241,22 @@ def word_model_accuracy(model_dir: Path, test: TranscribedSplit, recordings: lis
 def verdict(wer: float, target: float, results: list[Result], budget: float) -> str:
     """Met when `wer` reaches `target` and every training took at most `TARGET_MINUTES`
     (or was stopped by a budget of at most that: the fit overshoots it by one batch)."""
-    in_time = all(r.minutes <= TARGET_MINUTES or (r.stopped and budget <= TARGET_MINUTES) for r in results)
+    in_time = all(result.minutes <= TARGET_MINUTES or (result.stopped and budget <= TARGET_MINUTES)
+                  for result in results)
     return "met" if wer <= target and in_time else "missed"
 
 
 def summary_row(result: Result) -> str:
+    """`result` as a row of the summary table."""
     greedy, beam = result.rates["greedy"], result.rates["beam"]
-    return (f"| {result.name} | {result.train_strings}/{result.test_strings} | {result.minutes:.1f} | "
+    return (f"| {result.name} | {result.train_strings}+{result.synthetic_strings}/{result.test_strings} | "
+            f"{result.minutes:.1f} | "
             f"{result.epochs}{'*' if result.stopped else ''} | {greedy[0]:.2%} | {beam[0]:.2%} | "
             f"{greedy[1]:.2%} | {beam[1]:.2%} |")
 
 
 def machine_line(when: str) -> str:
+    """`when`, the date and time, and the load average (figures are quoted with the machine's load)."""
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return f"{when} {datetime.datetime.now().isoformat(timespec='seconds')}; load average {load}"
 
@@ -314,14 +324,14 @@ def main() -> None:
           flush=True)
 
     index_result, word_accuracy, fold_results = None, None, []
-    longest = 0.0
+    made: list[TranscribedSplit] = []
     if args.measure in ("index", "both"):
         train = digit_strings([r for r in recordings if r.index not in TEST_INDICES], args.train_strings,
                               args.seed)
         test = digit_strings([r for r in recordings if r.index in TEST_INDICES], args.test_strings,
                              args.seed + 1)
-        longest = max(longest, *(len(w) / SAMPLE_RATE for w in train.waveforms + test.waveforms))
-        index_result = train_and_score("index split (train 5-49, test 0-4)", joined(train, synthetic), test,
+        made += [train, test]
+        index_result = train_and_score("index split (train 5-49, test 0-4)", train, synthetic, test,
                                        args.minutes, args)
         if args.word_model:
             word_accuracy = word_model_accuracy(args.word_model, test, recordings)
@@ -333,13 +343,14 @@ def main() -> None:
                                   args.seed + 2 + 2 * number)
             test = digit_strings([r for r in recordings if r.speaker == speaker], args.test_strings,
                                  args.seed + 3 + 2 * number)
-            longest = max(longest, *(len(w) / SAMPLE_RATE for w in train.waveforms + test.waveforms))
-            fold_results.append(train_and_score(f"unseen speaker {speaker}", joined(train, synthetic), test,
+            made += [train, test]
+            fold_results.append(train_and_score(f"unseen speaker {speaker}", train, synthetic, test,
                                                 fold_minutes, args))
 
+    longest = max(len(waveform) for split in made for waveform in split.waveforms) / SAMPLE_RATE
     print(f"\n## Transcriber on FSDD digit strings ({args.cell}, {time.perf_counter() - start:.0f} s wall "
           f"in all; longest string {longest:.1f} s of the {MAX_SECONDS:g} s transcribe takes)\n")
-    print("| measurement | train/test strings | train min | epochs | WER greedy | WER beam "
+    print("| measurement | train (FSDD+synthetic)/test strings | train min | epochs | WER greedy | WER beam "
           "| CER greedy | CER beam |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for result in ([index_result] if index_result else []) + fold_results:
@@ -350,18 +361,20 @@ def main() -> None:
         print(f"| mean of {len(fold_results)} unseen speaker(s) | | "
               f"{np.mean([r.minutes for r in fold_results]):.1f} | | {mean['greedy'][0]:.2%} | "
               f"{mean['beam'][0]:.2%} | {mean['greedy'][1]:.2%} | {mean['beam'][1]:.2%} |")
-    print("\n(* stopped by the time budget; train strings include the synthetic ones)\n")
+    print("\n(* stopped by the time budget, its last epoch partial)\n")
     if index_result:
         wer = index_result.rates["beam"][0]
         print(f"- index split: beam WER {wer:.2%}, target <= {TARGET_INDEX_WER:.0%} within "
               f"{TARGET_MINUTES:g} min: {verdict(wer, TARGET_INDEX_WER, [index_result], args.minutes)}")
     if word_accuracy:
-        print(f"- word model on the {word_accuracy[1]} single test recordings: accuracy {word_accuracy[0]:.2%}")
+        print(f"- word model on the {word_accuracy[1]} single test recordings: "
+              f"accuracy {word_accuracy[0]:.2%}")
     if fold_results:
         wer = float(mean["beam"][0])
-        every = "" if len(fold_results) == len(speakers) else f" (only {len(fold_results)} of {len(speakers)})"
-        print(f"- unseen speakers{every}: mean beam WER {wer:.2%}, target <= {TARGET_SPEAKER_WER:.0%} within "
-              f"{TARGET_MINUTES:g} min per fold: {verdict(wer, TARGET_SPEAKER_WER, fold_results, fold_minutes)}")
+        every = "" if len(fold_results) == len(speakers) else f" ({len(fold_results)} of {len(speakers)})"
+        print(f"- unseen speakers{every}: mean beam WER {wer:.2%}, target <= {TARGET_SPEAKER_WER:.0%} "
+              f"within {TARGET_MINUTES:g} min per fold: "
+              f"{verdict(wer, TARGET_SPEAKER_WER, fold_results, fold_minutes)}")
     print(machine_line("end"), flush=True)
 
 

@@ -266,7 +266,6 @@ class TranscriberApp(App):
     Evaluate = TranscriberEvaluate
     Predict = TranscriberPredict
     serving_inputs = ("waveform",)
-    generates_text = True
     smoke_args = ("--data", "digits:60", "--epochs", "1", "--units", "8", "--layers", "1",
                   "--conv-filters", "8", "--batch-size", "16")
     quick_args = ("--data", "digits:600", "--epochs", "12", "--units", "64", "--layers", "2",
