@@ -50,6 +50,7 @@ from apps.common.config import (
     setting,
 )
 from apps.common.errors import InputError
+from apps.common.export import DEFAULT_ROOT, read_metadata, version_folder
 from apps.registry import Command, register
 from apps.speech.ctc import (
     DECODINGS,
@@ -243,6 +244,8 @@ class TranscriberTrain(TrainConfig, TranscriptionSettings):
 
 @dataclasses.dataclass(frozen=True)
 class TranscriberEvaluate(ExportConfig, TranscriptionSettings):
+    data: str | None = setting(None, DATA_HELP + "; default: the data the export was trained on",
+                               check=TRANSCRIPTION_DATA, group="data")
     decoding: str | None = setting(None, "evaluate this signature instead of serving_default",
                                    choices=DECODINGS)
 
@@ -268,13 +271,24 @@ class TranscriberApp(App):
     serving_inputs = ("waveform",)
     smoke_args = ("--data", "digits:60", "--epochs", "1", "--units", "8", "--layers", "1",
                   "--conv-filters", "8", "--batch-size", "16")
-    quick_args = ("--data", "digits:600", "--epochs", "12", "--units", "64", "--layers", "2",
-                  "--conv-filters", "64", "--learning-rate", "3e-3")
+    quick_args = ("--data", "digits:600", "--epochs", "16", "--units", "64", "--layers", "2",
+                  "--conv-filters", "64", "--learning-rate", "5e-3")
     example_inputs = (str(EXAMPLE),)
 
     def load_data(self, config: TranscriptionSettings) -> Splits:
         data = load_transcription_data(config.data, limit=getattr(config, "limit", None), seed=config.seed)
         return Splits(data.name, data, data.validation, data.test)
+
+    def evaluation_data(self, config: TranscriberEvaluate) -> Splits:
+        """`config.data`, or else the data set the export was trained on (its metadata)."""
+        if config.data is None:
+            model = config.model if config.model is not None else DEFAULT_ROOT / self.name
+            try:
+                trained_on = read_metadata(version_folder(model)).get("data", "digits")
+            except InputError:
+                trained_on = "digits"  # `evaluate` itself reports what is wrong with the folder
+            config = dataclasses.replace(config, data=trained_on)
+        return self.load_data(config)
 
     def train(self, config: TranscriberTrain, data: Splits, fitting: Fitting) -> Trained:
         speech: TranscriptionData = data.train
@@ -292,7 +306,7 @@ class TranscriberApp(App):
         serving = Serving(
             {"serving_default": server.serve, "greedy": server.greedy, "beam": server.beam},
             [acoustic, server],
-            metadata={"sample_rate": SAMPLE_RATE, "labels": labels.name, "decoding": config.decoding,
+            metadata={"data": config.data, "sample_rate": SAMPLE_RATE, "labels": labels.name, "decoding": config.decoding,
                       "beam_width": config.beam_width, "max_seconds": MAX_SECONDS,
                       "frame_seconds": FEATURES.frame_step * 2 / SAMPLE_RATE},
         )
