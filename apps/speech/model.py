@@ -404,10 +404,17 @@ def augment_waveform(
         max_shift : max_shift + length
     ]
     start = tf.random.uniform([], 0, tf.shape(noise)[0] - length + 1, tf.int32)
-    segment = noise[start : start + length]
+    return mix_noise(waveform, noise[start : start + length], noise_probability, snr_db_range)
+
+
+def mix_noise(
+    waveform: tf.Tensor, noise: tf.Tensor, probability: float, snr_db_range: tuple[float, float]
+) -> tf.Tensor:
+    """`waveform` with, at `probability`, `noise` (as long) mixed in at a random
+    signal-to-noise ratio in `snr_db_range` (tf.data map code)."""
     snr_db = tf.random.uniform([], *snr_db_range)
     signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
-    noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
+    noise_power = tf.reduce_mean(tf.square(noise)) + 1e-10
     gain = tf.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
-    mix = tf.cast(tf.random.uniform([]) < noise_probability, tf.float32)
-    return waveform + mix * gain * segment
+    mix = tf.cast(tf.random.uniform([]) < probability, tf.float32)
+    return waveform + mix * gain * noise

@@ -69,7 +69,7 @@ from apps.speech.data import (
     load_audio,
     load_transcription_data,
 )
-from apps.speech.model import FEATURES, check_mel_band
+from apps.speech.model import FEATURES, check_mel_band, mix_noise
 
 # The longest file `transcribe` takes; the recurrent layers were trained on utterances of seconds.
 MAX_SECONDS = 30.0
@@ -96,13 +96,7 @@ def augment_utterance(
     noise_length = tf.shape(noise)[0]
     repeated = tf.tile(noise, [length // noise_length + 2])
     start = tf.random.uniform([], 0, noise_length, tf.int32)
-    segment = repeated[start : start + length]
-    snr_db = tf.random.uniform([], *snr_db_range)
-    signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
-    noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
-    gain = tf.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
-    mix = tf.cast(tf.random.uniform([]) < noise_probability, tf.float32)
-    return waveform + mix * gain * segment
+    return mix_noise(waveform, repeated[start : start + length], noise_probability, snr_db_range)
 
 
 def utterance_dataset(
