@@ -54,7 +54,7 @@ from apps.speech.model import (
     SpeechServer,
     augment_waveform,
     build_model,
-    check_mel_band,
+    MelBandSettings,
 )
 
 SILENCE_PEAK = 1e-4
@@ -190,7 +190,7 @@ class DataSettings(Config):
 
 
 @dataclasses.dataclass(frozen=True)
-class SpeechTrain(TrainConfig, DataSettings):
+class SpeechTrain(TrainConfig, DataSettings, MelBandSettings):
     task: str = setting("words", "words: recognise one spoken word; transcribe: train the CTC "
                         "transcriber instead (gru-suite train transcriber, see its --help)",
                         choices=("words", "transcribe"), group="data")
@@ -203,21 +203,9 @@ class SpeechTrain(TrainConfig, DataSettings):
         (1.0,), "run the model on each clip played at these speeds and average (test accuracy and "
         "the export), e.g. 0.85,0.9,1,1.1,1.15", check=SPEEDS,
         metavar="S1,S2,...", group="model")
-    min_frequency: float = setting(
-        FEATURES.lower_hertz, "bottom of the features' mel filter bank; 100 leaves out hum and the "
-        "lowest pitch, which microphones record differently", check=Number(float, 0.0, SAMPLE_RATE / 2),
-        metavar="HZ", group="model")
-    max_frequency: float = setting(
-        FEATURES.upper_hertz, "top of the features' mel filter bank; 4000 for audio recorded at "
-        "8 kHz (fsdd, telephone speech)", check=Number(float, 0.0, SAMPLE_RATE / 2),
-        metavar="HZ", group="model")
 
     def check(self) -> None:
         super().check()
-        try:
-            check_mel_band(self.min_frequency, self.max_frequency)
-        except ValueError as error:
-            raise ConfigError(["min_frequency", "max_frequency"], str(error)) from None
         if self.limit is not None and self.limit < 2:
             raise ConfigError(["limit"], f"must be at least 2 clips, got {self.limit}")
 

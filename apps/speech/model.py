@@ -15,12 +15,14 @@ less than 0.01).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 
 import keras
 import tensorflow as tf
 
 from apps.common.cells import recurrent_layer
+from apps.common.config import Config, ConfigError, Number, setting
 from apps.speech.data import CLIP_SAMPLES, SAMPLE_RATE
 
 
@@ -178,6 +180,27 @@ def check_mel_band(lower_hertz: float, upper_hertz: float) -> None:
             f"{nyquist:g} Hz (half the {FEATURES.sample_rate} Hz sample rate), got "
             f"lower_hertz={lower_hertz:g}, upper_hertz={upper_hertz:g}."
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class MelBandSettings(Config):
+    """`--min-frequency` and `--max-frequency`: the band of the features' mel filters, checked together."""
+
+    min_frequency: float = setting(
+        FEATURES.lower_hertz, "bottom of the features' mel filter bank; 100 leaves out hum and the "
+        "lowest pitch, which microphones record differently", check=Number(float, 0.0, SAMPLE_RATE / 2),
+        metavar="HZ", group="model")
+    max_frequency: float = setting(
+        FEATURES.upper_hertz, "top of the features' mel filter bank; 4000 for audio recorded at "
+        "8 kHz (FSDD, telephone speech)", check=Number(float, 0.0, SAMPLE_RATE / 2),
+        metavar="HZ", group="model")
+
+    def check(self) -> None:
+        super().check()
+        try:
+            check_mel_band(self.min_frequency, self.max_frequency)
+        except ValueError as error:
+            raise ConfigError(["min_frequency", "max_frequency"], str(error)) from None
 
 
 @keras.saving.register_keras_serializable(package="speech")

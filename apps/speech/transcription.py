@@ -39,9 +39,7 @@ from apps.common.app import (
 )
 from apps.common.config import (
     Config,
-    ConfigError,
     DataSource,
-    Number,
     arguments_configurer,
     at_least,
     fraction,
@@ -69,7 +67,7 @@ from apps.speech.data import (
     load_audio,
     load_transcription_data,
 )
-from apps.speech.model import FEATURES, check_mel_band, mix_noise
+from apps.speech.model import FEATURES, MelBandSettings, mix_noise
 
 # The longest file `transcribe` takes; the recurrent layers were trained on utterances of seconds.
 MAX_SECONDS = 30.0
@@ -203,7 +201,7 @@ class TranscriptionSettings(Config):
 
 
 @dataclasses.dataclass(frozen=True)
-class TranscriberTrain(TrainConfig, TranscriptionSettings):
+class TranscriberTrain(TrainConfig, TranscriptionSettings, MelBandSettings):
     epochs: int = epochs_setting(40)
     batch_size: int = batch_size_setting(32)
     units: int = units_setting(128)
@@ -214,12 +212,6 @@ class TranscriberTrain(TrainConfig, TranscriptionSettings):
     dropout: float = setting(0.1, "dropout after each recurrent layer", check=fraction(), group="model")
     learning_rate: float = setting(1e-3, "peak of the cosine-decaying Adam learning rate",
                                    check=positive(10.0), group="model")
-    min_frequency: float = setting(
-        FEATURES.lower_hertz, "bottom of the features' mel filter bank", check=Number(float, 0.0, SAMPLE_RATE / 2),
-        metavar="HZ", group="model")
-    max_frequency: float = setting(
-        FEATURES.upper_hertz, "top of the features' mel filter bank; 4000 for audio recorded at 8 kHz",
-        check=Number(float, 0.0, SAMPLE_RATE / 2), metavar="HZ", group="model")
     labels: str = setting("auto", "what the frames choose between: characters, or digits (the ten "
                           "digit words); auto: digits when every transcript is digit words",
                           choices=("auto", *LABEL_SETS), group="model")
@@ -227,13 +219,6 @@ class TranscriberTrain(TrainConfig, TranscriptionSettings):
                             "greedy and beam signatures)", choices=DECODINGS, group="model")
     beam_width: int = setting(16, "prefixes kept by beam search", check=at_least(1, maximum=1024),
                               group="model")
-
-    def check(self) -> None:
-        super().check()
-        try:
-            check_mel_band(self.min_frequency, self.max_frequency)
-        except ValueError as error:
-            raise ConfigError(["min_frequency", "max_frequency"], str(error)) from None
 
 
 @dataclasses.dataclass(frozen=True)
