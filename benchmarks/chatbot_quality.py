@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="default 2e-3")
     parser.add_argument("--dropout", type=float, default=0.3, help="default 0.3")
     parser.add_argument("--unconditioned", type=float, default=0.1, help="default 0.1")
+    parser.add_argument("--contrastive-weight", type=float, default=0.1, help="default 0.1")
     parser.add_argument("--vocabulary-size", type=int, default=8000, help="default 8000")
     parser.add_argument("--max-length", type=int, default=20, help="default 20")
     parser.add_argument("--generate", type=int, default=REPLY_SAMPLE,
@@ -88,7 +89,8 @@ def main() -> None:
         "train", "chatbot", "--data", spec, "--minutes", str(args.minutes),
         "--epochs", str(args.epochs), "--units", str(args.units),
         "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
-        "--dropout", str(args.dropout), "--unconditioned", str(args.unconditioned), "--keep-best",
+        "--dropout", str(args.dropout), "--unconditioned", str(args.unconditioned),
+        "--contrastive-weight", str(args.contrastive_weight), "--keep-best",
         "--vocabulary-size", str(args.vocabulary_size), "--max-length", str(args.max_length),
         "--export-dir", str(export_dir), "--verbose", "2",
         # Never resume a backup left by an earlier (killed) run of the same command.

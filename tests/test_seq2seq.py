@@ -260,3 +260,42 @@ def test_output_prior_starts_the_model_at_the_unigram_distribution():
     assert loss < np.log(target_vocabulary.size) - 0.3
     with pytest.raises(ValueError):
         set_output_prior(model, counts[:-1])
+
+
+def _reply_log_likelihoods(logits, target_ids) -> np.ndarray:
+    log_probabilities = tf.nn.log_softmax(logits).numpy()
+    ids = target_ids.numpy()
+    picked = np.take_along_axis(log_probabilities, ids[..., None], -1)[..., 0]
+    return (picked * (ids != 0)).sum(-1)
+
+
+def test_contrastive_term_ranks_each_reply_after_its_own_source_above_the_next_rows():
+    from apps.common.seq2seq import Seq2Seq, masked_cross_entropy
+
+    tf.keras.utils.set_random_seed(1)
+    model = build_seq2seq(30, 25, embedding_dim=8, units=12, cell="gru", attention="luong",
+                          dropout=0.0, contrastive_weight=0.5)
+    target_inputs = tf.constant([[2, 5, 6, 7], [2, 4, 4, 0], [2, 9, 9, 9]], tf.int64)
+    targets = tf.constant([[5, 6, 7, 3], [4, 4, 3, 0], [9, 9, 9, 3]], tf.int64)
+    logits = model((SOURCE, target_inputs))
+    mismatched = model((tf.roll(SOURCE, 1, axis=0), target_inputs))
+    margin = _reply_log_likelihoods(logits, targets) - _reply_log_likelihoods(mismatched, targets)
+    plain = float(masked_cross_entropy(targets, logits))
+    expected = plain + 0.5 * np.mean(np.log1p(np.exp(-margin)))
+    loss = model.compute_loss((SOURCE, target_inputs), targets, logits, training=True)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    # Validation loss is the plain cross-entropy, comparable with a model trained without the term.
+    np.testing.assert_allclose(
+        float(model.compute_loss((SOURCE, target_inputs), targets, logits, training=False)), plain, rtol=1e-6)
+    # A row whose source equals the next row's is no negative: all-equal sources add nothing.
+    same = tf.repeat(SOURCE[:1], 3, axis=0)
+    same_logits = model((same, target_inputs))
+    np.testing.assert_allclose(
+        float(model.compute_loss((same, target_inputs), targets, same_logits, training=True)),
+        float(masked_cross_entropy(targets, same_logits)), rtol=1e-6)
+    history = model.fit(tf.data.Dataset.from_tensors(((SOURCE, target_inputs), targets)).repeat(3),
+                        epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert Seq2Seq.from_config(model.get_config()).contrastive_weight == 0.5
+    with pytest.raises(ValueError, match="contrastive_weight"):
+        Seq2Seq(30, 25, contrastive_weight=-1.0)

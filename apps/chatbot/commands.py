@@ -82,6 +82,10 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
         0.0, "add this share of the training replies again with an empty prompt, so the model "
         "also learns P(reply) alone, which the relative-likelihood ranking divides by",
         check=fraction(one=True), group="sequence to sequence")
+    contrastive_weight: float = setting(
+        0.0, "weight of a ranking term that makes each training reply likelier after its own "
+        "prompt than after another pair's (0 = off; each batch then costs about twice as much)",
+        check=at_least(0.0, float, maximum=100.0), group="sequence to sequence")
     decoding: str = decoding_setting(
         "auto", STRATEGIES + ("auto",),
         "decoding of the export; auto: the best of several on the validation split "
@@ -143,7 +147,8 @@ class ChatbotApp(App):
         # Room for the utterance, the separator and the turn before it.
         run = train_seq2seq(train, data.validation, config, fitting,
                             max_source_length=2 * config.max_length,
-                            decoding=DECODING_CANDIDATES[0] if auto else None)
+                            decoding=DECODING_CANDIDATES[0] if auto else None,
+                            contrastive_weight=config.contrastive_weight)
         server, choice = run.server, {}
         if auto:
             prompts = data.validation.head(REPLY_SAMPLE)

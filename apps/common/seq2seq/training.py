@@ -130,12 +130,14 @@ def train_seq2seq(
     *,
     max_source_length: int | None = None,
     decoding: DecodingOptions | None = None,
+    contrastive_weight: float = 0.0,
 ) -> Seq2SeqRun:
     """Builds vocabularies and a model from `config`, trains on `train`, measures `held_out`.
 
     `max_source_length` (tokens, [START]/[END] included) defaults to
     `config.max_length`; the chatbot needs more room for its context.
     `decoding` (the server's) defaults to `config.decoding_options()`.
+    `contrastive_weight` is the model's (see `Seq2Seq`).
     """
     if len(train) == 0 or len(held_out) == 0:
         raise InputError("Need at least one training and one held-out pair.")
@@ -152,6 +154,7 @@ def train_seq2seq(
             attention=config.attention,
             dropout=config.dropout,
             learning_rate=config.learning_rate,
+            contrastive_weight=contrastive_weight,
         )
 
     def dataset(pairs: TextPairs, shuffle_seed: int | None):
