@@ -16,6 +16,7 @@ import tensorflow as tf
 from apps import cli
 from apps.common.app import load_export, registered_app, resolve_task
 from apps.common.errors import InputError
+from apps.registry import load_app_packages
 from apps.speech.ctc import (
     CHARACTERS,
     DIGIT_LABELS,
@@ -27,7 +28,9 @@ from apps.speech.ctc import (
     utterance_samples,
 )
 from apps.speech.data import SAMPLE_RATE, TranscribedSplit, load_audio, load_digits, read_manifest
-from apps.speech.transcription import EXAMPLE, MAX_SECONDS, transcribe_batches, utterance_dataset
+from apps.speech.transcription import (
+    EXAMPLE, MAX_SECONDS, fitting_utterances, transcribe_batches, utterance_dataset,
+)
 
 APP = registered_app("transcriber")
 
@@ -100,6 +103,32 @@ def test_padding_does_not_change_an_utterances_frames():
     frames = int(output_frames(tf.constant(6000)))
     assert alone.shape[1] == frames
     np.testing.assert_allclose(batched[0, :frames], alone[0], atol=1e-5)
+
+
+def test_utterances_too_short_for_their_transcripts_are_left_out_of_training():
+    # "three three three" needs 5 output frames (a blank between equal labels): 9 feature
+    # frames, 512 + 8·160 = 1792 samples; "one two" needs 2: 832 samples.
+    lengths = [1792, 1791, 832, 831]
+    transcripts = ["three three three", "three three three", "one two", "one two"]
+    split = TranscribedSplit([np.full(n, 0.5, np.float32) for n in lengths], transcripts, list("abcd"))
+    assert fitting_utterances(split, DIGIT_LABELS).files == ["a", "c"]
+    # Sped up by 10% in augmentation, 1792 samples become 1629: too short.
+    assert fitting_utterances(split, DIGIT_LABELS, speed_up=1.1).files == []
+    assert fitting_utterances(split, CHARACTERS).files == []
+
+
+def test_training_on_clips_too_short_for_any_transcript_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    for folder in ("train", "test"):
+        (tmp_path / folder).mkdir()
+        for index in range(2):
+            sf.write(tmp_path / folder / f"{index}.wav", 0.3 * rng.standard_normal(800), SAMPLE_RATE)
+            (tmp_path / folder / f"{index}.txt").write_text("a sentence far too long for a twentieth of a second")
+    load_app_packages()
+    with pytest.raises(InputError, match=r"no training utterance is long enough for its transcript"):
+        cli.run(["train", "speech", "--task", "transcribe", "--data", str(tmp_path), "--epochs", "1",
+                 "--units", "4", "--layers", "1", "--conv-filters", "4", "--export-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
 
 
 def test_training_batches_pad_waveforms_with_zeros_and_labels_with_minus_one():

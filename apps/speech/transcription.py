@@ -53,11 +53,13 @@ from apps.registry import Command, register
 from apps.speech.ctc import (
     DECODINGS,
     LABEL_SETS,
+    TIME_STRIDE,
     CTCModel,
     LabelSet,
     TranscriberServer,
     build_acoustic_model,
     label_set_for,
+    output_frames,
 )
 from apps.speech.data import (
     SAMPLE_RATE,
@@ -72,6 +74,7 @@ from apps.speech.model import FEATURES, MelBandSettings, mix_noise
 # The longest file `transcribe` takes; the recurrent layers were trained on utterances of seconds.
 MAX_SECONDS = 30.0
 SILENCE_PEAK = 1e-4
+AUGMENTATION_SPEEDS = (0.9, 1.1)  # the speed perturbation of training utterances
 EXAMPLE = Path(__file__).parent / "examples" / "four_two_seven.flac"
 
 
@@ -79,7 +82,7 @@ def augment_utterance(
     waveform: tf.Tensor,
     noise: tf.Tensor,
     *,
-    speed_range: tuple[float, float] = (0.9, 1.1),
+    speed_range: tuple[float, float] = AUGMENTATION_SPEEDS,
     noise_probability: float = 0.8,
     snr_db_range: tuple[float, float] = (5.0, 30.0),
 ) -> tf.Tensor:
@@ -129,6 +132,23 @@ def utterance_dataset(
     ).prefetch(tf.data.AUTOTUNE)
 
 
+def frames_needed(ids: list[int]) -> int:
+    """Output frames CTC needs to emit label `ids`: one per label, and a blank between two equal ones."""
+    return len(ids) + sum(first == second for first, second in zip(ids, ids[1:]))
+
+
+def fitting_utterances(split: TranscribedSplit, labels: LabelSet, speed_up: float = 1.0) -> TranscribedSplit:
+    """The utterances of `split` long enough for their transcripts, even sped up by `speed_up`.
+
+    A transcript that needs more output frames than its audio gives has
+    zero CTC probability: its loss is infinite and one such utterance turns
+    the whole batch's gradients into NaN.
+    """
+    frames = output_frames([int(len(waveform) / speed_up) for waveform in split.waveforms]).numpy()
+    needed = [frames_needed(ids) for ids in labels.encode(split.transcripts)]
+    return split.subset(index for index in range(len(split)) if needed[index] <= frames[index])
+
+
 def train_transcriber(
     data: TranscriptionData,
     labels: LabelSet,
@@ -150,10 +170,23 @@ def train_transcriber(
 
     Adam with a cosine-decaying learning rate and gradients clipped to norm
     5 (CTC's early gradients are large); validates on `data.validation` if
-    it has utterances. Returns the acoustic model.
+    it has utterances. Utterances too short for their transcripts
+    (`fitting_utterances`) are left out, with a message. Returns the acoustic model.
     """
-    train = utterance_dataset(data.train, labels, batch_size, noise=data.noise, seed=seed)
-    steps = epochs * int(np.ceil(len(data.train) / batch_size))
+    frame_ms = 1000 * TIME_STRIDE * FEATURES.frame_step / SAMPLE_RATE
+    kept = {}
+    for name, split, speed_up in (("training", data.train, AUGMENTATION_SPEEDS[1]),
+                                  ("validation", data.validation, 1.0)):
+        kept[name] = fitting_utterances(split, labels, speed_up)
+        if len(kept[name]) < len(split):
+            print(f"{data.name}: left out {len(split) - len(kept[name])} of the {len(split)} {name} "
+                  f"utterances, too short for their transcripts (CTC needs {frame_ms:g} ms of audio "
+                  "per label)", file=sys.stderr)
+    if not len(kept["training"]):
+        raise InputError(f"{data.name}: no training utterance is long enough for its transcript "
+                         f"(CTC needs {frame_ms:g} ms of audio per label).")
+    train = utterance_dataset(kept["training"], labels, batch_size, noise=data.noise, seed=seed)
+    steps = epochs * int(np.ceil(len(kept["training"]) / batch_size))
     with fitting.scope():
         acoustic = build_acoustic_model(labels.num_classes, cell=cell, units=units, recurrent_layers=recurrent_layers,
                                         conv_filters=conv_filters, dropout=dropout,
@@ -161,7 +194,7 @@ def train_transcriber(
         model = CTCModel(acoustic, name="ctc")
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1), alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0))
-    validation = utterance_dataset(data.validation, labels, batch_size) if len(data.validation) else None
+    validation = utterance_dataset(kept["validation"], labels, batch_size) if len(kept["validation"]) else None
     fitting.fit(model, train, epochs=epochs, validation_data=validation)
     return acoustic
 
