@@ -54,8 +54,7 @@ import tensorflow as tf  # noqa: E402
 from apps.common.app import Fitting, TrainConfig  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.common.export import load_exported  # noqa: E402
-from apps.common.seq2seq.training import TimeBudget  # noqa: E402
-from apps.common.training import Stopwatch, set_seed  # noqa: E402
+from apps.common.training import Stopwatch, TimeBudget, set_seed  # noqa: E402
 from apps.speech.ctc import LABEL_SETS, TranscriberServer, label_set_for  # noqa: E402
 from apps.speech.data import (  # noqa: E402
     DIGIT_WORDS, SAMPLE_RATE, TranscribedSplit, TranscriptionData, load_audio, load_digits,

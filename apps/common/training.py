@@ -107,6 +107,23 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self._start
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `minutes` have passed (checked after every batch)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self._start > self.seconds:
+            self.model.stop_training = True
+            self.stopped_early = True
+
+
 def write_report(report: TrainReport, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dataclasses.asdict(report), indent=2, default=str))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from apps.common.seq2seq.model import (
 )
 from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, TextSeq2Seq
+from apps.common.training import TimeBudget
 from apps.common.text import TokenIds, build_vocabulary
 
 
@@ -92,23 +92,6 @@ class Seq2SeqEvaluate(ExportConfig):
 
     score_limit: int | None = setting(None, "score at most this many pairs", check=at_least(1),
                                       flag="--limit")
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training once `minutes` have passed (checked after every batch)."""
-
-    def __init__(self, minutes: float):
-        super().__init__()
-        self.seconds = minutes * 60.0
-        self.stopped_early = False
-
-    def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.perf_counter() - self._start > self.seconds:
-            self.model.stop_training = True
-            self.stopped_early = True
 
 
 @dataclass
