@@ -2,7 +2,8 @@
 
     python benchmarks/chatbot_quality.py --data-dir ../shared/datasets --minutes 10
 
-Trains `gru-suite train chatbot` on cornell/pairs.enc + pairs.dec (the app
+Trains `gru-suite train chatbot` (with `--contrastive-weight`, the ranking
+term, and `--unconditioned`) on cornell/pairs.enc + pairs.dec (the app
 holds out a seeded 10%, half validation and half test; `--decoding auto`
 picks the export's decoding on the validation half), exports, loads the
 export afresh and reports on the test half:
