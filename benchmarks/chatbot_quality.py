@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="default 2e-3")
     parser.add_argument("--dropout", type=float, default=0.3, help="default 0.3")
     parser.add_argument("--unconditioned", type=float, default=0.1, help="default 0.1")
-    parser.add_argument("--contrastive-weight", type=float, default=0.2, help="default 0.2")
+    parser.add_argument("--contrastive-weight", type=float, default=0.0, help="default 0 (off)")
     parser.add_argument("--vocabulary-size", type=int, default=8000, help="default 8000")
     parser.add_argument("--max-length", type=int, default=20, help="default 20")
     parser.add_argument("--generate", type=int, default=REPLY_SAMPLE,
