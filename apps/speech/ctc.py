@@ -19,10 +19,11 @@ import tensorflow as tf
 from dataclasses import dataclass
 
 from apps.common.cells import recurrent_layer
-from apps.speech.data import ALPHABET, DIGIT_WORDS
+from apps.speech.data import ALPHABET, DIGIT_WORDS, SAMPLE_RATE
 from apps.speech.model import FEATURES, SpecAugment, SpeechFeatures
 
 TIME_STRIDE = 2  # feature frames per output frame
+OUTPUT_FRAME_SECONDS = TIME_STRIDE * FEATURES.frame_step / SAMPLE_RATE
 DECODINGS = ("greedy", "beam")
 
 

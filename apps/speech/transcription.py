@@ -53,7 +53,7 @@ from apps.registry import Command, register
 from apps.speech.ctc import (
     DECODINGS,
     LABEL_SETS,
-    TIME_STRIDE,
+    OUTPUT_FRAME_SECONDS,
     CTCModel,
     LabelSet,
     TranscriberServer,
@@ -173,7 +173,7 @@ def train_transcriber(
     it has utterances. Utterances too short for their transcripts
     (`fitting_utterances`) are left out, with a message. Returns the acoustic model.
     """
-    frame_ms = 1000 * TIME_STRIDE * FEATURES.frame_step / SAMPLE_RATE
+    frame_ms = 1000 * OUTPUT_FRAME_SECONDS
     kept = {}
     for name, split, speed_up in (("training", data.train, AUGMENTATION_SPEEDS[1]),
                                   ("validation", data.validation, 1.0)):
@@ -320,7 +320,7 @@ class TranscriberApp(App):
             [acoustic, server],
             metadata={"data": config.data, "sample_rate": SAMPLE_RATE, "labels": labels.name, "decoding": config.decoding,
                       "beam_width": config.beam_width, "max_seconds": MAX_SECONDS,
-                      "frame_seconds": FEATURES.frame_step * 2 / SAMPLE_RATE},
+                      "frame_seconds": OUTPUT_FRAME_SECONDS},
         )
         sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
         return Trained(acoustic, serving, config.epochs, {"utterances (train/validation/test)": sizes,
