@@ -2,8 +2,8 @@
 
     python benchmarks/chatbot_quality.py --data-dir ../shared/datasets --minutes 10
 
-Trains `gru-suite train chatbot` (with `--contrastive-weight`, the ranking
-term, and `--unconditioned`) on cornell/pairs.enc + pairs.dec (the app
+Trains `gru-suite train chatbot` (with `--copy` or `--no-copy`,
+`--contrastive-weight`, the ranking term, and `--unconditioned`) on cornell/pairs.enc + pairs.dec (the app
 holds out a seeded 10%, half validation and half test; `--decoding auto`
 picks the export's decoding on the validation half), exports, loads the
 export afresh and reports on the test half:
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.3, help="default 0.3")
     parser.add_argument("--unconditioned", type=float, default=0.1, help="default 0.1")
     parser.add_argument("--contrastive-weight", type=float, default=0.0, help="default 0 (off)")
+    parser.add_argument("--copy", action=argparse.BooleanOptionalAction, default=True,
+                        help="let the decoder copy prompt tokens (default: on, as the app's)")
     parser.add_argument("--vocabulary-size", type=int, default=8000, help="default 8000")
     parser.add_argument("--max-length", type=int, default=20, help="default 20")
     parser.add_argument("--generate", type=int, default=REPLY_SAMPLE,
@@ -93,7 +95,7 @@ def main() -> None:
         "--dropout", str(args.dropout), "--unconditioned", str(args.unconditioned),
         "--contrastive-weight", str(args.contrastive_weight), "--keep-best",
         "--vocabulary-size", str(args.vocabulary_size), "--max-length", str(args.max_length),
-        "--export-dir", str(export_dir), "--verbose", "2",
+        "--export-dir", str(export_dir), "--verbose", "2", "--copy" if args.copy else "--no-copy",
         # Never resume a backup left by an earlier (killed) run of the same command.
         "--fresh",
     ])

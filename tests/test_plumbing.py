@@ -157,3 +157,23 @@ def test_a_plain_keras_file_loads_in_safe_mode(tmp_path):
     model.save(path)
     x = np.ones((1, 4, 3), "float32")
     np.testing.assert_allclose(load_keras_model(path)(x), model(x), atol=1e-6)
+
+
+def test_switches_off_by_default_are_turned_on_and_on_by_default_turned_off():
+    import argparse
+    import dataclasses
+
+    from apps.common.config import Config, add_arguments, from_arguments, setting
+
+    @dataclasses.dataclass(frozen=True)
+    class Switches(Config):
+        fresh: bool = setting(False, "start over")
+        copy: bool = setting(True, "copy source tokens")
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Switches)
+    assert from_arguments(Switches, parser.parse_args([])) == Switches(fresh=False, copy=True)
+    assert from_arguments(Switches, parser.parse_args(["--fresh", "--no-copy"])) == Switches(True, False)
+    assert from_arguments(Switches, parser.parse_args(["--copy"])).copy is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--no-fresh"])

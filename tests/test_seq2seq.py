@@ -22,11 +22,17 @@ from apps.common.seq2seq.decoding import END_ID, block_repeated_ngrams
 SOURCE = tf.constant([[2, 5, 6, 7, 3, 0, 0], [2, 9, 3, 0, 0, 0, 0], [2, 4, 4, 4, 4, 4, 3]], tf.int64)
 
 
-def _model(cell="gru", attention="luong", seed=1):
+def _model(cell="gru", attention="luong", seed=1, copy=False, learning_rate=1e-3):
     tf.keras.utils.set_random_seed(seed)
-    return build_seq2seq(
-        30, 25, embedding_dim=8, units=12, cell=cell, attention=attention, dropout=0.0
+    model = build_seq2seq(
+        30, 25, embedding_dim=8, units=12, cell=cell, attention=attention, dropout=0.0,
+        learning_rate=learning_rate, copy=copy,
     )
+    if copy:
+        # Source id i in [6, 27) copies as target id i - 2; the others copy nothing.
+        ids = np.arange(30)
+        model.decoder.copy_targets.assign(np.where((ids >= 6) & (ids < 27), ids - 2, 0))
+    return model
 
 
 @pytest.mark.parametrize("kind", ["luong", "bahdanau"])
@@ -46,15 +52,17 @@ def test_padding_never_receives_attention(kind):
     np.testing.assert_allclose(context.numpy(), expected, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("cell,attention", [("gru", "luong"), ("lstm", "bahdanau"), ("rnn", "luong")])
-def test_step_decoder_matches_teacher_forcing(cell, attention):
-    model = _model(cell, attention)
+@pytest.mark.parametrize("cell,attention,copy", [
+    ("gru", "luong", False), ("lstm", "bahdanau", False), ("rnn", "luong", False), ("gru", "bahdanau", True),
+])
+def test_step_decoder_matches_teacher_forcing(cell, attention, copy):
+    model = _model(cell, attention, copy=copy)
     target = tf.constant([[2, 5, 6, 7, 8], [2, 4, 4, 0, 0], [2, 9, 9, 9, 9]], tf.int64)
     teacher_forced = model((SOURCE, target)).numpy()
     encoder_outputs, states = model.encoder(SOURCE)
     mask = SOURCE != 0
     for step in range(3):
-        logits, states, weights = model.decoder.step(target[:, step], encoder_outputs, mask, states)
+        logits, states, weights = model.decoder.step(target[:, step], encoder_outputs, SOURCE, states)
         np.testing.assert_allclose(logits.numpy(), teacher_forced[:, step], atol=1e-4)
         assert np.all(weights.numpy()[~mask.numpy()] == 0.0)
 
@@ -66,9 +74,9 @@ def _until_end(ids):
     return rows
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_beam_search_of_width_one_is_greedy(cell):
-    model = _model(cell, seed=3)
+@pytest.mark.parametrize("cell,copy", [("gru", False), ("lstm", False), ("gru", True)])
+def test_beam_search_of_width_one_is_greedy(cell, copy):
+    model = _model(cell, seed=3, copy=copy)
     greedy_ids, greedy_weights = tf.function(lambda s: greedy_decode(model, s, 9))(SOURCE)
     beam_ids, beam_weights = tf.function(
         lambda s: beam_search_decode(model, s, 9, beam_width=1)
@@ -299,3 +307,78 @@ def test_contrastive_term_ranks_each_reply_after_its_own_source_above_the_next_r
     assert Seq2Seq.from_config(model.get_config()).contrastive_weight == 0.5
     with pytest.raises(ValueError, match="contrastive_weight"):
         Seq2Seq(30, 25, contrastive_weight=-1.0)
+
+
+def test_copy_distribution_lays_attention_onto_target_ids():
+    from apps.common.seq2seq import copy_distribution
+
+    weights = tf.constant([[[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.0, 0.0]],
+                           [[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]]])
+    # Row 0: positions 1 and 3 both copy as id 4, position 0 copies nothing.
+    # Row 1: nothing copies.
+    copy_ids = tf.constant([[0, 4, 2, 4], [0, 0, 0, 0]])
+    copied = copy_distribution(weights, copy_ids, 6).numpy()
+    expected_first = np.zeros(6)
+    expected_first[4], expected_first[2] = 0.6 / 0.9, 0.3 / 0.9
+    np.testing.assert_allclose(copied[0, 0], expected_first, rtol=1e-6)
+    expected_second = np.zeros(6)
+    expected_second[4] = 1.0
+    np.testing.assert_allclose(copied[0, 1], expected_second, rtol=1e-6)
+    assert np.all(copied[1] == 0.0)
+
+
+def test_set_copy_targets_maps_shared_words_and_never_reserved_ones():
+    from apps.common.seq2seq import Seq2Seq, set_copy_targets
+    from apps.common.text import RESERVED_TOKENS
+
+    model = build_seq2seq(7, 6, embedding_dim=4, units=4, cell="gru", attention="luong",
+                          dropout=0.0, copy=True)
+    table = set_copy_targets(model, [*RESERVED_TOKENS, "paris", "hello", "zebra"],
+                             [*RESERVED_TOKENS, "hello", "paris"])
+    assert table.tolist() == [0, 0, 0, 0, 5, 4, 0]
+    assert model.decoder.copy_targets.numpy().tolist() == table.tolist()
+    assert Seq2Seq.from_config(model.get_config()).copy is True
+    with pytest.raises(ValueError, match="source words"):
+        set_copy_targets(model, list(RESERVED_TOKENS), list(RESERVED_TOKENS))
+    with pytest.raises(ValueError, match="does not copy"):
+        set_copy_targets(_model(), [*RESERVED_TOKENS] * 8, list(RESERVED_TOKENS))
+
+
+def test_a_copying_decoder_gives_probabilities_and_copies_when_its_gate_is_open():
+    model = _model(copy=True)
+    target = tf.constant([[2, 5, 6], [2, 4, 4], [2, 9, 9]], tf.int64)
+    log_probabilities = model((SOURCE, target)).numpy()
+    # Its logits are log-probabilities: they already sum to 1.
+    np.testing.assert_allclose(np.exp(log_probabilities).sum(-1), 1.0, rtol=1e-5)
+    model.decoder.copy_gate.bias.assign([50.0])
+    copied = np.exp(model((SOURCE, target)).numpy())
+    # Row 0's source copies ids 6 - 2 and 7 - 2; row 1's (ids 2, 9, 3) only 9 - 2.
+    assert copied[0][:, [4, 5]].sum(-1) == pytest.approx([1.0] * 3, abs=1e-4)
+    assert copied[1][:, 7] == pytest.approx([1.0] * 3, abs=1e-4)
+    # Row 2's source (ids 2, 4, 3) copies nothing: the output softmax alone speaks.
+    np.testing.assert_allclose(copied[2].sum(-1), 1.0, rtol=1e-5)
+    assert copied[2].max() < 0.9
+
+
+def test_copying_learns_to_repeat_a_source_word_it_has_seen_once():
+    # A reply that repeats a word of its prompt: copying makes that word likely
+    # after that prompt whatever the word, which ranking replies by prompt needs.
+    rng = np.random.default_rng(0)
+
+    def pairs(count):
+        words = rng.integers(6, 27, size=(count, 3))
+        sources = np.concatenate([np.full((count, 1), 2), words, np.full((count, 1), 3)], axis=1)
+        # Reply: "4 <the prompt's second word>" then [END].
+        targets = np.stack([np.full(count, 4), words[:, 1] - 2, np.full(count, 3)], axis=1)
+        return (sources, np.concatenate([np.full((count, 1), 2), targets[:, :-1]], axis=1)), targets
+
+    train, (held_out, held_out_targets) = pairs(256), pairs(64)
+    data = tf.data.Dataset.from_tensor_slices(train).batch(32)
+    repeated_word_loss = {}
+    for copy in (False, True):
+        model = _model(copy=copy, seed=0, learning_rate=1e-2)
+        model.fit(data, epochs=10, verbose=0)
+        log_probabilities = tf.nn.log_softmax(model(held_out)).numpy()[:, 1]
+        repeated_word_loss[copy] = -np.mean(
+            np.take_along_axis(log_probabilities, held_out_targets[:, 1:2], -1))
+    assert repeated_word_loss[True] < 0.1 * repeated_word_loss[False]

@@ -357,7 +357,11 @@ def add_arguments(parser: argparse.ArgumentParser, config_class: type[Config]) -
             continue
         name = flag_name(field)
         if field.type in ("bool", bool):
-            target.add_argument(name, action="store_true", **options)
+            if field.default:
+                # A switch that is on by default: NAME keeps it, --no-NAME turns it off.
+                target.add_argument(name, action=argparse.BooleanOptionalAction, default=True, **options)
+            else:
+                target.add_argument(name, action="store_true", **options)
             continue
         options["default"] = field.default
         if flag.choices is not None:

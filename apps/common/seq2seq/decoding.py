@@ -65,12 +65,12 @@ def block_repeated_ngrams(logits: tf.Tensor, history: tf.Tensor, n: int) -> tf.T
 def _encode(model, source_ids):
     source_ids = tf.convert_to_tensor(source_ids)
     encoder_outputs, states = model.encoder(source_ids, training=False)
-    return encoder_outputs, tf.not_equal(source_ids, 0), list(states)
+    return encoder_outputs, source_ids, list(states)
 
 
 def _step_loop(model, source_ids, max_length, choose, no_repeat_ngram=0):
     """Shared loop of greedy and sampling: `choose(logits) -> [batch] ids`."""
-    encoder_outputs, source_mask, states = _encode(model, source_ids)
+    encoder_outputs, source_ids, states = _encode(model, source_ids)
     batch = tf.shape(source_ids)[0]
     tokens = tf.fill([batch], tf.constant(START_ID, tf.int64))
     finished = tf.zeros([batch], tf.bool)
@@ -82,7 +82,7 @@ def _step_loop(model, source_ids, max_length, choose, no_repeat_ngram=0):
 
     def body(step, tokens, states, finished, history, weights):
         logits, states, step_weights = model.decoder.step(
-            tokens, encoder_outputs, source_mask, states
+            tokens, encoder_outputs, source_ids, states
         )
         logits = _banned_logits(tf.cast(logits, tf.float32), _NOT_GENERATED)
         logits = block_repeated_ngrams(logits, history, no_repeat_ngram)
@@ -181,7 +181,7 @@ def beam_search_decode(model, source_ids, max_length, beam_width=4, length_penal
     """
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
-    encoder_outputs, source_mask, states = _encode(model, source_ids)
+    encoder_outputs, source_ids, states = _encode(model, source_ids)
     batch = tf.shape(source_ids)[0]
     source_time = tf.shape(source_ids)[1]
     width = beam_width
@@ -189,7 +189,7 @@ def beam_search_decode(model, source_ids, max_length, beam_width=4, length_penal
     def tile(tensor):
         return tf.repeat(tensor, width, axis=0)
 
-    encoder_outputs, source_mask = tile(encoder_outputs), tile(source_mask)
+    encoder_outputs, source_ids = tile(encoder_outputs), tile(source_ids)
     states = [tile(state) for state in states]
     # Only the first beam is live at first, so the beams start out different.
     scores = tf.tile(
@@ -212,7 +212,7 @@ def beam_search_decode(model, source_ids, max_length, beam_width=4, length_penal
 
     def body(step, tokens, states, scores, finished, lengths, history, attention):
         logits, states, step_weights = model.decoder.step(
-            tokens, encoder_outputs, source_mask, states
+            tokens, encoder_outputs, source_ids, states
         )
         logits = _banned_logits(tf.cast(logits, tf.float32), _NOT_GENERATED)
         logits = block_repeated_ngrams(

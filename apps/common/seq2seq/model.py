@@ -27,6 +27,16 @@ the batch's next source (a logistic loss on the difference). Teacher forcing
 alone lets a chatbot become a fluent language model that hardly reads the
 prompt; the term rewards exactly what ranking replies by the prompt needs.
 
+With `copy=True` the decoder can also copy a source token (a pointer-generator,
+See et al. 2017): a gate g = σ(w·[output; context] + b) mixes the output
+softmax with the attention weights laid onto the target ids of the source's
+tokens, P(w) = (1 − g)·softmax(logits)(w) + g·Σ_{i: source_i = w} a_i, and the
+decoder returns log P as its logits. `set_copy_targets` fills the table from
+source ids to target ids (the same word; reserved and unshared words copy
+nothing). A reply that repeats a prompt's rare word then costs little after
+that prompt and much after any other, which an output softmax alone learns
+slowly.
+
 `cell="lstm"` works too: an LSTM has two states (h, c); the encoder bridges
 each of them separately and the decoder carries both. Decoding steps call the
 recurrent layer's cell directly, so every cell type decodes the same way.
@@ -40,11 +50,15 @@ import tensorflow as tf
 from keras import ops
 
 from apps.common.cells import recurrent_layer
+from apps.common.text import RESERVED_TOKENS
 
 ATTENTION_KINDS = ("bahdanau", "luong")
 # Added to masked scores: exp() of it underflows to exactly 0 in float32, and
 # unlike -inf it keeps a row of all-masked scores finite.
 _MASKED_SCORE = -1e9
+# Floor of a copying decoder's probabilities before the log: far below any
+# real one, and it keeps log() finite where both parts give a token nothing.
+_SMALLEST_PROBABILITY = 1e-30
 
 
 def _state_count(cell: str) -> int:
@@ -175,6 +189,10 @@ class Decoder(keras.layers.Layer):
         cell: "gru", "lstm" or "rnn".
         attention: "bahdanau" or "luong".
         dropout: Dropout on the embeddings and before the output projection.
+        copy_from: 0, or the source vocabulary's size to copy source tokens
+            from (see the module docstring).
+
+    Call arguments take the source ids (0 = padding, never attended to).
     """
 
     def __init__(
@@ -185,8 +203,11 @@ class Decoder(keras.layers.Layer):
         cell: str = "gru",
         attention: str = "luong",
         dropout: float = 0.0,
+        copy_from: int = 0,
         **kwargs,
     ):
+        if copy_from < 0:
+            raise ValueError(f"copy_from must be >= 0, got {copy_from}.")
         super().__init__(**kwargs)
         self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
@@ -201,13 +222,32 @@ class Decoder(keras.layers.Layer):
         self.combine = keras.layers.Dense(units, activation="tanh", name="combine")
         self.output_dropout = keras.layers.Dropout(dropout)
         self.logits = keras.layers.Dense(vocabulary_size, name="logits")
+        self.copy_from = copy_from
+        if copy_from:
+            # Starts mostly generating (g ≈ 0.12), so the output prior still holds.
+            self.copy_gate = keras.layers.Dense(
+                1, activation="sigmoid", bias_initializer=keras.initializers.Constant(-2.0),
+                name="copy_gate",
+            )
+            self.copy_targets = self.add_weight(
+                shape=(copy_from,), initializer="zeros", dtype="int32", trainable=False,
+                name="copy_targets",
+            )
 
-    def _predict(self, outputs, encoder_outputs, source_mask, training=False):
-        context, weights = self.attention(outputs, encoder_outputs, source_mask)
-        hidden = self.combine(ops.concatenate([outputs, context], axis=-1))
-        return self.logits(self.output_dropout(hidden, training=training)), weights
+    def _predict(self, outputs, encoder_outputs, source_ids, training=False):
+        context, weights = self.attention(outputs, encoder_outputs, ops.not_equal(source_ids, 0))
+        joined = ops.concatenate([outputs, context], axis=-1)
+        logits = self.logits(self.output_dropout(self.combine(joined), training=training))
+        if not self.copy_from:
+            return logits, weights
+        copied = copy_distribution(weights, ops.take(self.copy_targets, source_ids), self.vocabulary_size)
+        # `copied` sums to 1, or to 0 where the source has nothing to copy: the
+        # gate closes there, so every row stays a distribution.
+        gate = self.copy_gate(joined) * ops.sum(copied, axis=-1, keepdims=True)
+        probabilities = (1.0 - gate) * ops.softmax(logits, axis=-1) + gate * copied
+        return ops.log(ops.maximum(probabilities, _SMALLEST_PROBABILITY)), weights
 
-    def call(self, target_ids, encoder_outputs, source_mask, initial_states, training=False):
+    def call(self, target_ids, encoder_outputs, source_ids, initial_states, training=False):
         """Teacher forcing: `[batch, time]` ids -> (logits, final states, weights)."""
         embedded = self.embedding_dropout(self.embedding(target_ids), training=training)
         outputs, *states = self.rnn(
@@ -216,14 +256,14 @@ class Decoder(keras.layers.Layer):
             mask=ops.not_equal(target_ids, 0),
             training=training,
         )
-        logits, weights = self._predict(outputs, encoder_outputs, source_mask, training)
+        logits, weights = self._predict(outputs, encoder_outputs, source_ids, training)
         return logits, states, weights
 
-    def step(self, token_ids, encoder_outputs, source_mask, states):
+    def step(self, token_ids, encoder_outputs, source_ids, states):
         """One decoding step: `[batch]` ids -> (logits `[batch, vocab]`, states, weights `[batch, key_time]`)."""
         output, states = self.rnn.cell(self.embedding(token_ids), list(states))
         logits, weights = self._predict(
-            ops.expand_dims(output, 1), encoder_outputs, source_mask
+            ops.expand_dims(output, 1), encoder_outputs, source_ids
         )
         return logits[:, 0], list(states), weights[:, 0]
 
@@ -236,6 +276,7 @@ class Decoder(keras.layers.Layer):
             "cell": self.cell,
             "attention": self.attention_kind,
             "dropout": self.dropout,
+            "copy_from": self.copy_from,
         }
 
 
@@ -257,6 +298,9 @@ class Seq2Seq(keras.Model):
         contrastive_weight: Weight of the ranking term added to the training
             loss (see the module docstring; 0 = off). It costs a second
             forward and backward pass per batch; validation loss leaves it out.
+        copy: Whether the decoder can copy source tokens (see the module
+            docstring); `set_copy_targets` then says which target id each
+            source id copies as.
     """
 
     def __init__(
@@ -269,6 +313,7 @@ class Seq2Seq(keras.Model):
         attention: str = "luong",
         dropout: float = 0.1,
         contrastive_weight: float = 0.0,
+        copy: bool = False,
         **kwargs,
     ):
         if contrastive_weight < 0:
@@ -282,16 +327,18 @@ class Seq2Seq(keras.Model):
         self.attention = attention
         self.dropout = dropout
         self.contrastive_weight = contrastive_weight
+        self.copy = copy
         self.encoder = Encoder(source_vocabulary_size, embedding_dim, units, cell, dropout)
         self.decoder = Decoder(
-            target_vocabulary_size, embedding_dim, units, cell, attention, dropout
+            target_vocabulary_size, embedding_dim, units, cell, attention, dropout,
+            copy_from=source_vocabulary_size if copy else 0,
         )
 
     def call(self, inputs, training=False):
         source_ids, target_ids = inputs
         encoder_outputs, states = self.encoder(source_ids, training=training)
         logits, _, _ = self.decoder(
-            target_ids, encoder_outputs, ops.not_equal(source_ids, 0), states, training=training
+            target_ids, encoder_outputs, source_ids, states, training=training
         )
         return logits
 
@@ -325,7 +372,46 @@ class Seq2Seq(keras.Model):
             "attention": self.attention,
             "dropout": self.dropout,
             "contrastive_weight": self.contrastive_weight,
+            "copy": self.copy,
         }
+
+
+def copy_distribution(weights, copy_ids, vocabulary_size: int):
+    """Attention `weights` `[batch, query_time, source_time]` laid onto target ids.
+
+    `copy_ids` `[batch, source_time]` holds each source position's target id,
+    0 where it copies nothing. Weights of copying positions are renormalized,
+    so each row sums to 1, or to 0 where no position copies.
+    Returns `[batch, query_time, vocabulary_size]`.
+    """
+    weights = weights * ops.cast(ops.expand_dims(ops.not_equal(copy_ids, 0), 1), weights.dtype)
+    weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
+    shape = ops.shape(weights)
+    rows = ops.broadcast_to(ops.reshape(ops.arange(shape[0]), (-1, 1, 1)), shape)
+    queries = ops.broadcast_to(ops.reshape(ops.arange(shape[1]), (1, -1, 1)), shape)
+    ids = ops.broadcast_to(ops.expand_dims(ops.cast(copy_ids, rows.dtype), 1), shape)
+    indices = ops.stack([rows, queries, ids], axis=-1)
+    return tf.scatter_nd(indices, weights, (shape[0], shape[1], vocabulary_size))
+
+
+def set_copy_targets(model: Seq2Seq, source_words: list[str], target_words: list[str]) -> np.ndarray:
+    """Fills a copying model's table: source id -> the target id of the same word, or 0.
+
+    Reserved tokens ([PAD], [UNK], [START], [END]) and words the target
+    vocabulary lacks copy nothing. Returns the table.
+    """
+    if not model.copy:
+        raise ValueError("The model does not copy (copy=False).")
+    if len(source_words) != model.source_vocabulary_size:
+        raise ValueError(
+            f"Expected {model.source_vocabulary_size} source words, got {len(source_words)}."
+        )
+    target_ids = {word: index for index, word in enumerate(target_words)}
+    table = np.array([
+        0 if word in RESERVED_TOKENS else target_ids.get(word, 0) for word in source_words
+    ], np.int32)
+    model.decoder.copy_targets.assign(table)
+    return table
 
 
 def reply_log_likelihood(target_ids, logits):
@@ -393,6 +479,7 @@ def build_seq2seq(
     dropout: float,
     learning_rate: float = 1e-3,
     contrastive_weight: float = 0.0,
+    copy: bool = False,
 ) -> Seq2Seq:
     """A compiled `Seq2Seq` (Adam with gradient clipping, masked loss and accuracy), built."""
     model = Seq2Seq(
@@ -404,6 +491,7 @@ def build_seq2seq(
         attention=attention,
         dropout=dropout,
         contrastive_weight=contrastive_weight,
+        copy=copy,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),

@@ -15,6 +15,7 @@ from apps.common.errors import InputError
 from apps.common.seq2seq.model import (
     Seq2Seq,
     build_seq2seq,
+    set_copy_targets,
     set_output_prior,
     target_token_counts,
     token_log_likelihood,
@@ -66,6 +67,9 @@ class Seq2SeqTrain(TrainConfig, SamplingSettings):
     vocabulary_size: int = vocabulary_size_setting(8000)
     minutes: float | None = setting(None, "stop training after this many minutes (ends the "
                                     "running epoch early)", check=positive(), group="sequence to sequence")
+    copy: bool = setting(False, "let the decoder copy source tokens (a pointer-generator: "
+                         "replies and translations can repeat a source's rare words and names)",
+                         group="sequence to sequence")
     keep_best: bool = setting(False, "end with the weights of the epoch with the lowest validation "
                               "loss (on real data the last epoch often fits the training pairs "
                               "better and the held-out ones worse)", group="sequence to sequence")
@@ -138,7 +142,10 @@ def train_seq2seq(
             dropout=config.dropout,
             learning_rate=config.learning_rate,
             contrastive_weight=contrastive_weight,
+            copy=config.copy,
         )
+    if config.copy:
+        set_copy_targets(model, source_vocabulary.vocabulary, target_vocabulary.vocabulary)
 
     def dataset(pairs: TextPairs, shuffle_seed: int | None):
         return make_dataset(
