@@ -3,10 +3,11 @@
     python benchmarks/chatbot_quality.py --data-dir ../shared/datasets --minutes 10
 
 Trains `gru-suite train chatbot` (with `--copy` or `--no-copy`,
-`--contrastive-weight`, the ranking term, and `--unconditioned`) on cornell/pairs.enc + pairs.dec (the app
-holds out a seeded 10%, half validation and half test; `--decoding auto`
-picks the export's decoding on the validation half), exports, loads the
-export afresh and reports on the test half:
+`--contrastive-weight`, the ranking term, and `--unconditioned`) on
+cornell/pairs.enc + pairs.dec (the app holds out a seeded 10%, half
+validation and half test; `--decoding auto` picks the export's decoding on
+the validation half), exports, loads the export afresh and reports on the
+test half:
 
 - hits@1 of 20: each test prompt's true reply ranked among 19 replies of
   other test pairs by the export's `score` signature, by per-token
