@@ -204,3 +204,7 @@ def test_bad_chat_arguments(tmp_path, rejected):
     assert "--temperature: must be a number in (0, 100], got '0'" in rejected(
         ["chat", "--model", str(tmp_path), "--temperature", "0"])
     assert "--decoding" in rejected(["chat", "--model", str(tmp_path), "--decoding", "fast"])
+
+
+def test_the_copy_switch_takes_no_value(rejected):
+    assert "--copy" in rejected(["train", "chatbot", "--copy=yes"])

@@ -84,7 +84,7 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
         check=fraction(one=True), group="sequence to sequence")
     copy: bool = setting(
         True, "let the decoder copy prompt tokens (a pointer-generator); on movie dialog it "
-        "nearly doubles how often the model prefers the true reply (see README)",
+        "raises how often the model prefers the true reply of 20 from about 0.09 to 0.15 (see README)",
         group="sequence to sequence")
     contrastive_weight: float = setting(
         0.0, "weight of a ranking term that makes each training reply likelier after its own "
