@@ -2,12 +2,14 @@
 
 The strings are made from the Free Spoken Digit Dataset in
 `<data-dir>/fsdd/recordings` (8 kHz WAV, `{digit}_{speaker}_{index}.wav`,
-five speakers, indices 0-49): each is 3-7 recordings of one speaker (seeded
-random digits and recordings), every recording resampled to 16 kHz and
-trimmed of its leading and trailing silence, joined by 50-300 ms pauses
-(and as much before and after), at a random peak level, with synthetic noise
-mixed in at 20-35 dB SNR; the transcript is the digit words ("three one
-four"), as the app's `digits` set writes them. Two measurements:
+five speakers, indices 0-49) by the app's own recipe
+(`apps.speech.digit_strings.make_digit_strings`): each is 3-7 recordings of
+one speaker (seeded random digits and recordings), every recording
+resampled to 16 kHz and trimmed of its leading and trailing silence, joined
+by 50-300 ms pauses (and as much before and after), at a random peak level,
+with synthetic noise mixed in at 20-35 dB SNR; the transcript is the digit
+words ("three one four"), as the app's `digits` set writes them. Two
+measurements:
 
 1. index split: train on strings of recording indices 5-49 (all speakers),
    test on strings of indices 0-4;
@@ -20,7 +22,8 @@ four"), as the app's `digits` set writes them. Two measurements:
         [--speakers george,jackson] [--word-model saved_models/speech/N]
 
 Each training is `train_transcriber` (the app's own, through its `Fitting`)
-on the FSDD strings plus `--synthetic N` espeak-ng `digits` strings (0: none),
+on the FSDD strings plus `--synthetic N` strings of the app's `digits-espeak`
+set (espeak-ng's voices; 0: none),
 stopped at `--epochs` or after its minutes, whichever comes first (the
 cosine learning rate decays over `--epochs`, so set it to about what fits).
 Test WER and CER are printed for both the greedy and the beam signature of
@@ -47,7 +50,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -57,8 +59,10 @@ from apps.common.export import load_exported  # noqa: E402
 from apps.common.training import Stopwatch, TimeBudget, set_seed  # noqa: E402
 from apps.speech.ctc import LABEL_SETS, TranscriberServer, label_set_for  # noqa: E402
 from apps.speech.data import (  # noqa: E402
-    DIGIT_WORDS, SAMPLE_RATE, TranscribedSplit, TranscriptionData, load_audio, load_digits,
-    synthetic_noise,
+    DIGIT_WORDS, SAMPLE_RATE, TranscribedSplit, TranscriptionData, load_audio, synthetic_noise_bed,
+)
+from apps.speech.digit_strings import (  # noqa: E402
+    DigitClip, StringRecipe, load_espeak_digits, make_digit_strings, trimmed,
 )
 from apps.speech.model import FEATURES  # noqa: E402
 from apps.speech.transcription import (  # noqa: E402
@@ -68,10 +72,7 @@ from apps.speech.transcription import (  # noqa: E402
 TARGET_INDEX_WER = 0.03
 TARGET_SPEAKER_WER = 0.10
 TARGET_MINUTES = 20.0
-DIGITS_PER_STRING = (3, 7)
-PAUSE_SECONDS = (0.05, 0.3)
-SNR_DB = (20.0, 35.0)
-TRIM_DB = 30
+FSDD_RECIPE = StringRecipe(pause_seconds=(0.05, 0.3), snr_db=(20.0, 35.0), digits=(3, 7))
 TEST_INDICES = range(5)
 _NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)$")
 
@@ -115,46 +116,15 @@ def read_recordings(folder: Path) -> list[Recording]:
 
 
 @functools.lru_cache(maxsize=None)
-def trimmed(path: Path) -> np.ndarray:
-    """A recording at 16 kHz without its leading and trailing silence (decoded once)."""
-    return librosa.effects.trim(load_audio(path), top_db=TRIM_DB)[0]
-
-
-def digit_string(recordings: list[Recording], rng: np.random.Generator) -> np.ndarray:
-    """`recordings` joined by pauses, at a random peak level, with noise mixed in."""
-    def pause() -> np.ndarray:
-        return np.zeros(int(rng.uniform(*PAUSE_SECONDS) * SAMPLE_RATE), np.float32)
-
-    pieces = [pause()]
-    for recording in recordings:
-        pieces += [trimmed(recording.path), pause()]
-    speech = np.concatenate(pieces)
-    speech = speech * rng.uniform(0.3, 0.9) / max(np.abs(speech).max(), 1e-6)
-    noise = synthetic_noise(len(speech), rng)
-    snr_db = rng.uniform(*SNR_DB)
-    noise *= np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
-    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+def digit_clip(recording: Recording) -> DigitClip:
+    """`recording` at 16 kHz without its leading and trailing silence (decoded once)."""
+    return DigitClip(recording.path.name, recording.speaker, recording.digit,
+                     trimmed(load_audio(recording.path)))
 
 
 def digit_strings(pool: list[Recording], count: int, seed: int) -> TranscribedSplit:
     """`count` strings of one speaker each from `pool`; `files` names their recordings, joined by +."""
-    rng = np.random.default_rng(seed)
-    by_speaker_digit: dict[tuple[str, int], list[Recording]] = {}
-    for recording in pool:
-        by_speaker_digit.setdefault((recording.speaker, recording.digit), []).append(recording)
-    speakers = sorted({speaker for speaker, _ in by_speaker_digit})
-    waveforms, transcripts, files = [], [], []
-    for _ in range(count):
-        speaker = speakers[rng.integers(len(speakers))]
-        digits = rng.integers(0, 10, rng.integers(DIGITS_PER_STRING[0], DIGITS_PER_STRING[1] + 1))
-        chosen = []
-        for digit in digits:
-            choices = by_speaker_digit[(speaker, int(digit))]
-            chosen.append(choices[rng.integers(len(choices))])
-        waveforms.append(digit_string(chosen, rng))
-        transcripts.append(" ".join(DIGIT_WORDS[digit] for digit in digits))
-        files.append("+".join(recording.path.name for recording in chosen))
-    return TranscribedSplit(waveforms, transcripts, files)
+    return make_digit_strings([digit_clip(r) for r in pool], count, np.random.default_rng(seed), FSDD_RECIPE)
 
 
 def joined(*splits: TranscribedSplit) -> TranscribedSplit:
@@ -179,19 +149,13 @@ class BudgetedFitting(Fitting):
         return self.history
 
 
-def augmentation_noise() -> np.ndarray:
-    """What the app augments with when a data set has no noise of its own: synthetic noise."""
-    return np.concatenate([synthetic_noise(5 * SAMPLE_RATE, np.random.default_rng(kind))
-                           for kind in range(8)])
-
-
 def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSplit, test: TranscribedSplit,
                     minutes: float, args: argparse.Namespace) -> Result:
     """Trains a transcriber on `train` and `synthetic` for at most `minutes` (and `args.epochs`);
     scores it on `test`."""
     set_seed(args.seed)
     everything = joined(train, synthetic)
-    data = TranscriptionData(name, everything, TranscribedSplit([], []), test, augmentation_noise())
+    data = TranscriptionData(name, everything, TranscribedSplit([], []), test, synthetic_noise_bed())
     labels = label_set_for(everything.transcripts, args.labels)
     with tempfile.TemporaryDirectory(prefix="transcription_quality_") as run_dir:
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, units=args.units,
@@ -274,7 +238,7 @@ def main() -> None:
     parser.add_argument("--train-strings", type=int, default=3000, help="FSDD train strings, default 3000")
     parser.add_argument("--test-strings", type=int, default=500, help="FSDD test strings, default 500")
     parser.add_argument("--synthetic", type=int, default=2000, metavar="N",
-                        help="also train on N espeak-ng `digits` strings (made once, cached); 0: none; "
+                        help="also train on N espeak-ng `digits-espeak` strings (made once, cached); 0: none; "
                              "default 2000")
     parser.add_argument("--speakers", type=lambda text: text.split(","), default=None,
                         metavar="S1,S2,...", help="the held-out speakers of the folds run; default all")
@@ -314,7 +278,7 @@ def main() -> None:
                          f"{', '.join(speakers)}).")
     synthetic = TranscribedSplit([], [])
     if args.synthetic:
-        digits = load_digits(args.synthetic, seed=args.seed)
+        digits = load_espeak_digits(args.synthetic, seed=args.seed)
         synthetic = joined(digits.train, digits.validation, digits.test)
     print(f"{len(recordings)} FSDD recordings of {len(speakers)} speakers; {len(synthetic)} synthetic "
           f"strings; cell={args.cell} units={args.units} layers={args.layers} "

@@ -27,7 +27,7 @@ from apps.speech.ctc import (
     output_frames,
     utterance_samples,
 )
-from apps.speech.data import SAMPLE_RATE, TranscribedSplit, load_audio, load_digits, read_manifest
+from apps.speech.data import SAMPLE_RATE, TranscribedSplit, load_audio
 from apps.speech.transcription import (
     EXAMPLE, MAX_SECONDS, fitting_utterances, transcribe_batches, utterance_dataset,
 )
@@ -147,21 +147,6 @@ def test_training_batches_pad_waveforms_with_zeros_and_labels_with_minus_one():
             assert all(i == -1 for i in ids[len(seen[int(size)]):])
     assert padded and sorted(seen) == lengths
     assert [seen[n] for n in lengths] == DIGIT_LABELS.encode(transcripts)
-
-
-def test_the_digits_set_is_made_once_with_espeak_ng(tmp_path, capsys):
-    folder = tmp_path / "digits"
-    data = load_digits(20, folder=folder)
-    assert "Making the digits data set once: 20 spoken digit strings" in capsys.readouterr().err
-    entries = read_manifest(folder / "transcripts.tsv")
-    assert len(entries) == 20 and [split for _, _, split in entries].count("test") == 2
-    assert (len(data.train), len(data.validation), len(data.test)) == (16, 2, 2)
-    for text in data.train.transcripts:
-        assert 1 <= len(text.split()) <= 7 and DIGIT_LABELS.covers([text])
-    assert all(0.2 < len(w) / SAMPLE_RATE < 12 for w in data.train.waveforms)
-    again = load_digits(20, folder=folder)
-    assert "Making" not in capsys.readouterr().err
-    assert again.test.transcripts == data.test.transcripts
 
 
 def test_train_speech_task_transcribe_and_an_export_route_to_the_transcriber(smoke_exports):

@@ -10,15 +10,14 @@ import soundfile as sf
 from apps.common.errors import InputError
 from apps.speech.data import (
     SAMPLE_RATE,
-    TRANSCRIPTION_DATA_SETS,
     hashed_split,
     load_transcribed_folder,
-    load_transcription_data,
     normalize_transcript,
     read_librispeech,
     read_ljspeech,
     read_manifest,
 )
+from apps.speech.transcription_sets import TRANSCRIPTION_DATA_SETS, load_transcription_data
 
 
 def write_clip(
@@ -355,10 +354,18 @@ def test_unknown_librispeech_subset_lists_the_known_ones():
 def test_unknown_data_names_the_accepted_values(data):
     with pytest.raises(InputError) as error:
         load_transcription_data(data)
-    assert f"not one of {', '.join(TRANSCRIPTION_DATA_SETS)} (or digits:N)" in str(error.value)
+    assert (f"not one of {', '.join(TRANSCRIPTION_DATA_SETS)} (or digits:N, digits-espeak:N)"
+            in str(error.value))
 
 
-@pytest.mark.parametrize("data", ["digits:", "digits:ten", "digits:0", "digits:-5"])
+@pytest.mark.parametrize("data", ["digits:", "digits:ten", "digits:-5", "digits-espeak:1.5"])
 def test_bad_digit_count(data):
-    with pytest.raises(InputError, match="digits:N needs a whole number N of at least 1"):
+    name = data.split(":")[0]
+    with pytest.raises(InputError, match=f"'{data}': {name}:N needs a whole number N of strings"):
+        load_transcription_data(data)
+
+
+@pytest.mark.parametrize("data", ["digits:0", "digits:2", "digits-espeak:2"])
+def test_too_few_digit_strings_to_split(data):
+    with pytest.raises(InputError, match=f"^{data}: too few strings for a train, a validation and a test"):
         load_transcription_data(data)

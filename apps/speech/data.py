@@ -21,10 +21,11 @@ noise for augmentation. Sources:
 Transcribed speech (utterances of any length with their text, for the
 transcriber) comes as a `TranscriptionData`: train / validation / test
 `TranscribedSplit`s of 16 kHz waveforms and transcripts normalized to
-`ALPHABET`. Sources (`load_transcription_data`):
+`ALPHABET`. Sources (`apps.speech.transcription_sets.load_transcription_data`
+names them all):
 
-- `digits` (default): spoken digit strings made with espeak-ng on first use
-  (`digits:N` for N strings). Synthetic voices.
+- `digits` (default) and `digits-espeak`: spoken digit strings
+  (`apps.speech.digit_strings`). Synthetic voices.
 - `ljspeech`: LJ Speech 1.1 (one reader, 13,100 clips, about 24 hours); it
   has no split of its own, so a hash of the clip id decides it.
 - `librispeech:SUBSET`: one LibriSpeech subset (`dev-clean`,
@@ -199,16 +200,20 @@ def _read_list(path: Path) -> set[str] | None:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
+def synthetic_noise_bed() -> np.ndarray:
+    """The augmentation noise of a data set without noise recordings: 40 s of `synthetic_noise`,
+    5 s of each of eight seeded draws."""
+    return np.concatenate(
+        [synthetic_noise(5 * CLIP_SAMPLES, np.random.default_rng(kind)) for kind in range(8)]
+    )
+
+
 def _load_noise(folder: Path) -> np.ndarray:
-    """The audio in `folder` joined end to end, or synthetic noise when there is none."""
+    """The audio in `folder` joined end to end, or `synthetic_noise_bed` when there is none."""
     paths = sorted(filter(_is_audio, folder.iterdir())) if folder.is_dir() else []
     clips = [load_audio(path) for path in paths]
     noise = np.concatenate(clips) if clips else np.zeros(0, np.float32)
-    if noise.size < CLIP_SAMPLES:
-        noise = np.concatenate(
-            [synthetic_noise(5 * CLIP_SAMPLES, np.random.default_rng(kind)) for kind in range(8)]
-        )
-    return noise
+    return noise if noise.size >= CLIP_SAMPLES else synthetic_noise_bed()
 
 
 def load_label_folders(
@@ -378,7 +383,6 @@ def load_data(data: str, limit: int | None = None, seed: int = 0) -> SpeechData:
 # `normalize_transcript`; CTC's blank is one more class after them.
 ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-TRANSCRIPTION_DATA_SETS = ("digits", "ljspeech", "librispeech:SUBSET")
 _NOT_IN_ALPHABET = re.compile(r"[^ 'a-z]+")
 
 
@@ -530,59 +534,6 @@ def read_manifest(path: Path | str) -> list[tuple[Path, str, str]]:
         except csv.Error as error:
             raise InputError(f"{path}, line {reader.line_num}: {error}.") from None
     return entries
-
-
-DIGIT_STRINGS = 2000
-DIGITS_VERSION = 1  # bump when the generator changes, so caches are remade
-
-
-def digits_folder(count: int = DIGIT_STRINGS, seed: int = 0) -> Path:
-    """Where `load_digits` keeps the generated set: the Keras cache (`KERAS_HOME`, else ~/.keras)."""
-    import os
-
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
-    return home / "datasets" / "gru_suite" / f"digits-v{DIGITS_VERSION}-{count}-seed{seed}"
-
-
-def load_digits(
-    count: int = DIGIT_STRINGS, limit: int | None = None, seed: int = 0, folder: Path | None = None
-) -> TranscriptionData:
-    """The offline `digits` set: `count` spoken digit strings made with espeak-ng.
-
-    Generated on first use (`apps.speech.make_sample.generate_digit_strings`,
-    about 30 s and 45 MB per 1,000 strings) into
-    `folder` (default `digits_folder`) and read from there afterwards. The
-    voices are synthetic. Needs `espeak-ng` only to generate.
-    """
-    import shutil
-    import sys
-    import tempfile
-
-    folder = Path(folder) if folder is not None else digits_folder(count, seed)
-    from apps.speech.make_sample import DIGIT_MANIFEST, generate_digit_strings
-
-    manifest = folder / DIGIT_MANIFEST
-    if not manifest.is_file():
-        if shutil.which("espeak-ng") is None:
-            raise InputError(
-                "the digits data set is made with espeak-ng on first use, and espeak-ng is not "
-                "installed (apt-get install -y espeak-ng)."
-            )
-        print(f"Making the digits data set once: {count} spoken digit strings with espeak-ng "
-              f"into {folder} (about {count * 0.045:.0f} MB) ...", file=sys.stderr, flush=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        try:
-            generate_digit_strings(partial, count, seed)
-            try:
-                partial.rename(folder)
-            except OSError:
-                # Another process made it meanwhile: use that one.
-                if not manifest.is_file():
-                    raise
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-    return split_utterances(read_manifest(manifest), folder, "digits", limit, seed)
 
 
 SPLIT_FOLDERS = {
@@ -822,31 +773,3 @@ def load_librispeech(subset: str, limit: int | None = None, seed: int = 0) -> Tr
         extract=True,
     )
     return read_librispeech(extracted, limit, seed, name=f"librispeech:{subset}")
-
-
-def load_transcription_data(
-    data: str, limit: int | None = None, seed: int = 0
-) -> TranscriptionData:
-    """`digits` (`digits:N` for N strings), `ljspeech`, `librispeech:SUBSET`, or a local
-    folder or manifest file (`load_transcribed_folder`).
-
-    `limit` caps each split; `seed` draws that slice and, for `digits`, the
-    strings made (each seed's set is made once and cached).
-    """
-    prefix, colon, rest = data.partition(":")
-    if data == "digits":
-        return load_digits(limit=limit, seed=seed)
-    if prefix == "digits" and colon:
-        if not re.fullmatch(r"[0-9]+", rest) or int(rest) < 1:
-            raise InputError(f"{data!r}: digits:N needs a whole number N of at least 1.")
-        return load_digits(int(rest), limit=limit, seed=seed)
-    if data == "ljspeech":
-        return load_ljspeech(limit, seed)
-    if prefix == "librispeech" and colon:
-        return load_librispeech(rest, limit, seed)
-    if data.strip() and Path(data).exists():
-        return load_transcribed_folder(data, None, limit, seed)
-    raise InputError(
-        f"{data!r}: not one of {', '.join(TRANSCRIPTION_DATA_SETS)} (or digits:N), "
-        "and no such file or folder."
-    )

@@ -12,9 +12,9 @@ Debian, gives the same audio):
 digits in 273 voices that `benchmarks/speech_quality.py --synthetic-speakers DIR`
 trains on besides the real speakers.
 
-`--digit-strings N --out DIR` makes the transcriber's `digits` data set instead
-(`generate_digit_strings`; `apps.speech.data.load_digits` makes it on first
-use): N strings of 1-7 digits spoken in the 273 voices.
+`--digit-strings N --out DIR` makes the transcriber's `digits-espeak` data set
+instead (`generate_digit_strings`; `apps.speech.digit_strings.load_espeak_digits`
+makes it on first use): N strings of 1-7 digits spoken in the 273 voices.
 
 Every word is spoken by a rotating set of espeak-ng voices (US, British,
 Scottish, Caribbean English; male and female variants) at varied speeds and

@@ -61,15 +61,9 @@ from apps.speech.ctc import (
     label_set_for,
     output_frames,
 )
-from apps.speech.data import (
-    SAMPLE_RATE,
-    TRANSCRIPTION_DATA_SETS,
-    TranscribedSplit,
-    TranscriptionData,
-    load_audio,
-    load_transcription_data,
-)
+from apps.speech.data import SAMPLE_RATE, TranscribedSplit, TranscriptionData, load_audio
 from apps.speech.model import FEATURES, MelBandSettings, mix_noise
+from apps.speech.transcription_sets import TRANSCRIPTION_DATA_SETS, load_transcription_data
 
 # The longest file `transcribe` takes; the recurrent layers were trained on utterances of seconds.
 MAX_SECONDS = 30.0
@@ -221,10 +215,11 @@ def error_rates(references: list[str], hypotheses: list[str]) -> tuple[float, fl
     return (jiwer.wer(references, hypotheses), jiwer.cer(references, hypotheses))
 
 
-DATA_HELP = (f"{', '.join(TRANSCRIPTION_DATA_SETS)} (digits, made with espeak-ng on first use; "
-             "digits:N for N strings), or a folder of audio with a .txt beside each clip or a "
-             "TSV/CSV manifest of path,text")
-TRANSCRIPTION_DATA = DataSource(("digits", "ljspeech"), prefixes=("librispeech", "digits"))
+DATA_HELP = (f"{', '.join(TRANSCRIPTION_DATA_SETS)} (digits: joined from the shipped clips; "
+             "digits-espeak: made with espeak-ng on first use; NAME:N for N strings), or a folder "
+             "of audio with a .txt beside each clip or a TSV/CSV manifest of path,text")
+TRANSCRIPTION_DATA = DataSource(("digits", "digits-espeak", "ljspeech"),
+                                prefixes=("librispeech", "digits", "digits-espeak"))
 
 
 @dataclasses.dataclass(frozen=True)
