@@ -73,6 +73,7 @@ TARGET_INDEX_WER = 0.03
 TARGET_SPEAKER_WER = 0.10
 TARGET_MINUTES = 20.0
 FSDD_RECIPE = StringRecipe(pause_seconds=(0.05, 0.3), snr_db=(20.0, 35.0), digits=(3, 7))
+FSDD_TRIM_DB = 30  # the recordings are clean: silence lies 30 dB below their peak
 TEST_INDICES = range(5)
 _NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)$")
 
@@ -119,7 +120,7 @@ def read_recordings(folder: Path) -> list[Recording]:
 def digit_clip(recording: Recording) -> DigitClip:
     """`recording` at 16 kHz without its leading and trailing silence (decoded once)."""
     return DigitClip(recording.path.name, recording.speaker, recording.digit,
-                     trimmed(load_audio(recording.path)))
+                     trimmed(load_audio(recording.path), FSDD_TRIM_DB))
 
 
 def digit_strings(pool: list[Recording], count: int, seed: int) -> TranscribedSplit:

@@ -60,9 +60,9 @@ def test_strings_are_speech_between_pauses_at_a_safe_level():
     for waveform, text in zip(data.train.waveforms, data.train.transcripts):
         assert waveform.dtype == np.float32 and np.abs(waveform).max() <= 1.0
         words = len(text.split())
-        # A shipped digit lasts 0.3-0.95 s (0.25-1.1 s at another speed); pauses add at most
-        # 0.25 s each, overlaps take at most 0.08 s.
-        assert 0.15 * words < len(waveform) / SAMPLE_RATE < 1.1 * words + 0.25 * (words + 1)
+        # A trimmed shipped digit lasts 0.28-0.9 s (0.24-1.06 s at another speed); pauses add
+        # at most 0.25 s each, overlaps take at most 0.12 s.
+        assert 0.1 * words < len(waveform) / SAMPLE_RATE < 1.1 * words + 0.25 * (words + 1)
     assert data.noise.size >= SAMPLE_RATE
 
 

@@ -39,7 +39,9 @@ from apps.speech.data import (
 DIGIT_STRINGS = 2000  # strings in `digits` when no count is given
 DIGITS_PER_STRING = (1, 7)
 HELD_OUT_EVERY = 10  # 1 string in 10 is a test string, 1 in 10 a validation string
-TRIM_DB = 30  # silence is what lies this far below a recording's peak
+# Silence is what lies this far below a shipped clip's peak: tighter than
+# librosa's 60 dB default, since each clip carries noise of its own.
+SAMPLE_TRIM_DB = 20
 
 
 @dataclass(frozen=True)
@@ -63,19 +65,18 @@ class StringRecipe:
 
 
 # The shipped clips are single words in 8 synthetic voices, so the default set
-# varies them further: speed (with pitch) by up to 15%, pauses from an 80 ms
-# overlap (words running together) to 250 ms, and noise at 10-30 dB SNR over
-# the clips' own. Against plain pauses of 0-300 ms, the overlap lowered the
-# quick model's WER on other data a little (benchmarks/digit_sets.py).
-SAMPLE_RECIPE = StringRecipe(pause_seconds=(-0.08, 0.25), snr_db=(10.0, 30.0), digits=DIGITS_PER_STRING,
+# varies them further: speed (with pitch) by up to 15%, pauses from a 120 ms
+# overlap (words running together, as in connected speech) to 250 ms, and
+# noise at 10-30 dB SNR over the clips' own.
+SAMPLE_RECIPE = StringRecipe(pause_seconds=(-0.12, 0.25), snr_db=(10.0, 30.0), digits=DIGITS_PER_STRING,
                              speed=(0.85, 1.15))
 
 
-def trimmed(audio: np.ndarray) -> np.ndarray:
-    """`audio` without its leading and trailing silence (`TRIM_DB` below its peak)."""
+def trimmed(audio: np.ndarray, top_db: float) -> np.ndarray:
+    """`audio` without its leading and trailing silence (what lies `top_db` below its peak)."""
     import librosa
 
-    return librosa.effects.trim(audio, top_db=TRIM_DB)[0]
+    return librosa.effects.trim(audio, top_db=top_db)[0]
 
 
 def join_clips(clips: list[np.ndarray], rng: np.random.Generator, recipe: StringRecipe) -> np.ndarray:
@@ -155,7 +156,8 @@ def sample_digit_clips() -> dict[str, list[DigitClip]]:
         split = getattr(words, split_name)
         pools[split_name] = [
             DigitClip(name, sample_voice(int(Path(name).stem.rsplit("_", 1)[1])),
-                      DIGIT_WORDS.index(words.labels[label]), trimmed(load_audio(SAMPLE_DIR / name)))
+                      DIGIT_WORDS.index(words.labels[label]),
+                      trimmed(load_audio(SAMPLE_DIR / name), SAMPLE_TRIM_DB))
             for name, label in zip(split.files, split.labels)
             if words.labels[label] in DIGIT_WORDS
         ]
