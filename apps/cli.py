@@ -21,7 +21,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="gru-suite",
-        description="Train, export and serve GRU models for five applications.",
+        description="Train, export and serve GRU models for six applications.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True

@@ -1,9 +1,10 @@
 """The command registry that application packages join.
 
-An app package `apps/<name>/` exposes a `commands` module that registers
-its commands at import: an app through `apps.common.app.register_app`, which
-registers `train`, `evaluate`, `predict` (and `explain`); other commands
-through `register(...)`. `gru-suite VERB APP ...` then dispatches to the
+A package `apps/<name>/` registers its commands when its `app` module (an
+app's) or `commands` module (the suite's own commands) is imported: an app
+through `apps.common.app.register_app`, which registers `train`,
+`evaluate`, `predict` (and `explain`); other commands through
+`register(...)`. `gru-suite VERB APP ...` then dispatches to the
 command registered for (VERB, APP); commands registered with `app=None` are
 top-level (`gru-suite chat ...`).
 """
@@ -95,16 +96,21 @@ def register(command: Command) -> Command:
     return REGISTRY.register(command)
 
 
+REGISTERING_MODULES = ("app", "commands")
+
+
 def load_app_packages() -> list[str]:
-    """Imports `apps.<name>.commands` for every app package; returns their names."""
+    """Imports `apps.<name>.app` or `apps.<name>.commands` of every package; returns their names."""
     import apps
 
     loaded = []
     for module in sorted(pkgutil.iter_modules(apps.__path__), key=lambda m: m.name):
         if not module.ispkg:
             continue
-        commands = f"apps.{module.name}.commands"
-        if importlib.util.find_spec(commands) is not None:
-            importlib.import_module(commands)
-            loaded.append(module.name)
+        for name in REGISTERING_MODULES:
+            registering = f"apps.{module.name}.{name}"
+            if importlib.util.find_spec(registering) is not None:
+                importlib.import_module(registering)
+                loaded.append(module.name)
+                break
     return loaded

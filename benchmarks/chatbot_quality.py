@@ -32,14 +32,13 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from apps import cli
 from apps.chatbot.data import load_splits
 from apps.chatbot.model import generate_replies
 from apps.chatbot.quality import REPLY_SAMPLE, distinct_n, hits_at_1, perplexity
+from apps.common.app import train_app
 from apps.common.export import load_exported, read_metadata
 from apps.common.text import END, PAD, START, UNK, build_vocabulary, tokenize
-from apps.registry import load_app_packages
-from apps.suite.commands import format_table
+from apps.common.training import format_table
 
 
 def unigram_perplexity(train_replies, held_out_replies, vocabulary_size, max_length) -> float:
@@ -87,10 +86,9 @@ def main() -> None:
 
     spec = str(args.data_dir / "cornell" / "pairs.enc")
     export_dir = Path(tempfile.mkdtemp(prefix="chatbot_quality_"))
-    load_app_packages()
     start = time.perf_counter()
-    report = cli.run([
-        "train", "chatbot", "--data", spec, "--minutes", str(args.minutes),
+    report = train_app("chatbot", [
+        "--data", spec, "--minutes", str(args.minutes),
         "--epochs", str(args.epochs), "--units", str(args.units),
         "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
         "--dropout", str(args.dropout), "--unconditioned", str(args.unconditioned),

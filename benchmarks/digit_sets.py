@@ -28,14 +28,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from apps.common.app import Fitting  # noqa: E402
-from apps.common.config import add_arguments, from_arguments  # noqa: E402
+from apps.common.app import Fitting, settings_from  # noqa: E402
+from apps.common.audio import load_audio  # noqa: E402
 from apps.common.training import set_seed  # noqa: E402
-from apps.speech.data import TranscribedSplit, load_audio  # noqa: E402
-from apps.speech.digit_strings import load_espeak_digits  # noqa: E402
-from apps.speech.transcription import (  # noqa: E402
-    EXAMPLE, TRANSCRIBER, TranscriberTrain, error_rates, transcribe_batches,
-)
+from apps.transcriber.app import EXAMPLE, TRANSCRIBER  # noqa: E402
+from apps.transcriber.data import TranscribedSplit  # noqa: E402
+from apps.transcriber.digit_strings import load_espeak_digits  # noqa: E402
+from apps.transcriber.serving import error_rates, transcribe_batches  # noqa: E402
+from apps.transcriber.settings import TranscriberTrain  # noqa: E402
 from transcription_quality import TEST_INDICES, digit_strings, machine_line, read_recordings  # noqa: E402
 
 STRINGS = 600  # as the quick mode's
@@ -44,11 +44,8 @@ HELD_OUT_SEED = 7  # the digits-espeak strings scored on: never a training set's
 
 def quick_config(data: str, run_dir: Path) -> TranscriberTrain:
     """The app's `reproduce --quick` settings for the transcriber, on `data`."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser, TranscriberTrain)
-    args = parser.parse_args([*TRANSCRIBER.quick_args, "--data", data, "--verbose", "0", "--fresh",
-                              "--run-dir", str(run_dir)])
-    return from_arguments(TranscriberTrain, args)
+    return settings_from(TranscriberTrain, [*TRANSCRIBER.quick_args, "--data", data, "--verbose", "0",
+                                            "--fresh", "--run-dir", str(run_dir)])
 
 
 def main() -> None:

@@ -26,8 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import apps.sentiment.commands  # noqa: E402,F401  (registers the sentiment commands)
-from apps import cli  # noqa: E402
+from apps.common.app import train_app  # noqa: E402
 from apps.common.export import load_exported  # noqa: E402
 from apps.sentiment.data import read_table  # noqa: E402
 from apps.sentiment.model import binary_metrics, predict_texts  # noqa: E402
@@ -62,8 +61,8 @@ def main() -> None:
     probabilities = []
     with tempfile.TemporaryDirectory() as export_root:
         for member in range(args.ensemble):
-            report = cli.run([
-                "train", "sentiment", "--data", str(folder), "--cell", args.cell,
+            report = train_app("sentiment", [
+                "--data", str(folder), "--cell", args.cell,
                 "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                 "--units", str(args.units), "--embedding-dim", str(args.embedding_dim),
                 "--max-length", str(args.max_length), "--min-count", str(args.min_count),

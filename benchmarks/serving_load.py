@@ -37,8 +37,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from apps import cli  # noqa: E402
-from apps.common.app import Export, load_export, registered_app, signature_inputs  # noqa: E402
+from apps.common.app import Export, load_export, registered_app, signature_inputs, train_app  # noqa: E402
 from apps.registry import REGISTRY, load_app_packages  # noqa: E402
 
 
@@ -60,7 +59,7 @@ def train_quick_exports(root: Path, apps: list[str], extra_args: tuple[str, ...]
     """Trains each app's `reproduce --quick` export under `root`, with `extra_args` appended."""
     for name in apps:
         app = registered_app(name)
-        cli.run(["train", name, *app.quick_args, *extra_args, "--verbose", "0", "--export-dir", str(root)])
+        train_app(name, [*app.quick_args, *extra_args, "--verbose", "0", "--export-dir", str(root)])
 
 
 def start_server(models: Path) -> tuple[subprocess.Popen, str]:

@@ -35,13 +35,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
+from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
-from apps.speech.commands import SPEEDS, served_probabilities, train_speech_model  # noqa: E402
-from apps.speech.data import (  # noqa: E402
-    CLIP_SAMPLES, SAMPLE_RATE, AudioSplit, SpeechData, load_data, load_flat_folder,
-)
-from apps.speech.make_sample import DIGITS  # noqa: E402
-from apps.speech.model import FEATURES, SpeechServer  # noqa: E402
+from apps.common.speech_features import FEATURES  # noqa: E402
+from apps.speech.data import AudioSplit, load_data, load_flat_folder, SpeechData  # noqa: E402
+from apps.speech.serving import SpeechServer, served_probabilities  # noqa: E402
+from apps.speech.settings import SPEEDS  # noqa: E402
+from apps.speech.synthesis import DIGITS  # noqa: E402
+from apps.speech.training import train_speech_model  # noqa: E402
 
 
 def speaker_of(file_name: str) -> str:

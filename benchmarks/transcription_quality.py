@@ -54,20 +54,24 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from apps.common.app import Fitting, TrainConfig  # noqa: E402
+from apps.common.audio import load_audio, SAMPLE_RATE, synthetic_noise_bed  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.common.export import load_exported  # noqa: E402
+from apps.common.speech_features import FEATURES  # noqa: E402
 from apps.common.training import Stopwatch, TimeBudget, set_seed  # noqa: E402
-from apps.speech.ctc import LABEL_SETS, TranscriberServer, label_set_for  # noqa: E402
-from apps.speech.data import (  # noqa: E402
-    DIGIT_WORDS, SAMPLE_RATE, TranscribedSplit, TranscriptionData, load_audio, synthetic_noise_bed,
+from apps.transcriber.data import DIGIT_WORDS, TranscribedSplit, TranscriptionData  # noqa: E402
+from apps.transcriber.digit_strings import (  # noqa: E402
+    DigitClip,
+    load_espeak_digits,
+    make_digit_strings,
+    StringRecipe,
+    trimmed,
 )
-from apps.speech.digit_strings import (  # noqa: E402
-    DigitClip, StringRecipe, load_espeak_digits, make_digit_strings, trimmed,
+from apps.transcriber.model import label_set_for, LABEL_SETS  # noqa: E402
+from apps.transcriber.serving import (  # noqa: E402
+    MAX_SECONDS, TranscriberServer, error_rates, transcribe_batches,
 )
-from apps.speech.model import FEATURES  # noqa: E402
-from apps.speech.transcription import (  # noqa: E402
-    MAX_SECONDS, error_rates, train_transcriber, transcribe_batches,
-)
+from apps.transcriber.training import train_transcriber  # noqa: E402
 
 TARGET_INDEX_WER = 0.03
 TARGET_SPEAKER_WER = 0.10

@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from apps import cli
-from apps.registry import load_app_packages
+from apps.common.app import evaluate_app, train_app
 
 
 def main() -> None:
@@ -39,10 +38,9 @@ def main() -> None:
     train = f"{folder / 'train.de'},{folder / 'train.en'}"
     val = f"{folder / 'val.de'},{folder / 'val.en'}"
     export_dir = args.export_dir or Path(tempfile.mkdtemp(prefix="translation_quality_"))
-    load_app_packages()
     start = time.perf_counter()
-    report = cli.run([
-        "train", "translation", "--data", train, "--minutes", str(args.minutes),
+    report = train_app("translation", [
+        "--data", train, "--minutes", str(args.minutes),
         "--epochs", str(args.epochs), "--units", str(args.units),
         "--embedding-dim", str(args.embedding_dim), "--batch-size", str(args.batch_size),
         "--cell", args.cell, "--decoding", args.decoding, "--vocabulary-size", "10000",
@@ -50,7 +48,7 @@ def main() -> None:
         # Never resume a backup left by an earlier (killed) run of the same command.
         "--fresh",
     ])
-    scores = cli.run(["evaluate", "translation", "--model", report.export_path, "--data", val])
+    scores = evaluate_app("translation", ["--model", report.export_path, "--data", val])
     print(
         f"\nMulti30k de->en val ({scores.details['pairs']} pairs): BLEU {scores.value:.2f}, "
         f"chrF {scores.details['held-out chrF']:.2f}; {report.epochs} epoch(s), {report.train_seconds / 60:.1f} min "

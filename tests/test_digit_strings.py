@@ -12,17 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apps.speech.ctc import DIGIT_LABELS
-from apps.speech.data import SAMPLE_DIR, SAMPLE_RATE, read_manifest
-from apps.speech.digit_strings import (
+from apps.common.audio import SAMPLE_RATE
+from apps.speech.data import SAMPLE_DIR
+from apps.transcriber.data import read_manifest
+from apps.transcriber.digit_strings import (
     DigitClip,
-    StringRecipe,
     join_clips,
     load_digits,
     load_espeak_digits,
     make_digit_strings,
     sample_digit_clips,
+    StringRecipe,
 )
+from apps.transcriber.model import DIGIT_LABELS
 
 OPTIONAL_TOOLS = ("espeak-ng", "espeak", "chromium", "chromium-browser")
 

@@ -14,30 +14,25 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, fix_length, load_audio
 from apps.common.errors import InputError
+from apps.common.speech_features import (
+    FEATURES,
+    FeatureConfig,
+    SpeechFeatures,
+    change_speed,
+    log_mel_spectrogram,
+)
+from apps.common.speech_features import fix_length as fix_length_tf
 from apps.speech import data as speech_data
 from apps.speech.data import (
-    CLIP_SAMPLES,
-    SAMPLE_RATE,
-    fix_length,
-    load_audio,
     load_data,
     load_directory,
     load_flat_folder,
     load_label_folders,
     speech_commands_set,
 )
-from apps.speech.model import (
-    FEATURES,
-    FeatureConfig,
-    SpeechFeatures,
-    build_model,
-    change_speed,
-    log_mel_spectrogram,
-)
-from apps.speech.model import (
-    fix_length as fix_length_tf,
-)
+from apps.speech.model import build_model
 
 
 def tone(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:

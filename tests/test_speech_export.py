@@ -15,12 +15,14 @@ import soundfile as sf
 import tensorflow as tf
 
 from apps import cli
+from apps.common.audio import CLIP_SAMPLES, fix_length, load_audio, SAMPLE_RATE
 from apps.common.errors import InputError
 from apps.common.export import export_serving_model
+from apps.common.speech_features import change_speed
 from apps.registry import load_app_packages
-from apps.speech.commands import train_speech_model
-from apps.speech.data import CLIP_SAMPLES, SAMPLE_RATE, fix_length, load_audio, load_data
-from apps.speech.model import SpeechServer, change_speed
+from apps.speech.data import load_data
+from apps.speech.serving import SpeechServer
+from apps.speech.training import train_speech_model
 
 load_app_packages()
 

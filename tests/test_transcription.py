@@ -15,22 +15,21 @@ import tensorflow as tf
 
 from apps import cli
 from apps.common.app import load_export, registered_app, resolve_task
+from apps.common.audio import load_audio, SAMPLE_RATE
 from apps.common.errors import InputError
 from apps.registry import load_app_packages
-from apps.speech.ctc import (
-    CHARACTERS,
-    DIGIT_LABELS,
-    TranscriberServer,
+from apps.transcriber.app import EXAMPLE
+from apps.transcriber.data import TranscribedSplit
+from apps.transcriber.model import (
     build_acoustic_model,
+    CHARACTERS,
     ctc_decode,
+    DIGIT_LABELS,
     label_set_for,
     output_frames,
-    utterance_samples,
 )
-from apps.speech.data import SAMPLE_RATE, TranscribedSplit, load_audio
-from apps.speech.transcription import (
-    EXAMPLE, MAX_SECONDS, fitting_utterances, transcribe_batches, utterance_dataset,
-)
+from apps.transcriber.serving import MAX_SECONDS, TranscriberServer, transcribe_batches, utterance_samples
+from apps.transcriber.training import fitting_utterances, utterance_dataset
 
 APP = registered_app("transcriber")
 

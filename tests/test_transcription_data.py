@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from apps.common.audio import SAMPLE_RATE
 from apps.common.errors import InputError
-from apps.speech.data import (
-    SAMPLE_RATE,
+from apps.transcriber.data import (
     hashed_split,
     load_transcribed_folder,
     normalize_transcript,
@@ -17,7 +17,7 @@ from apps.speech.data import (
     read_ljspeech,
     read_manifest,
 )
-from apps.speech.transcription_sets import TRANSCRIPTION_DATA_SETS, load_transcription_data
+from apps.transcriber.datasets import load_transcription_data, TRANSCRIPTION_DATA_SETS
 
 
 def write_clip(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -34,6 +34,7 @@ from apps.common.cells import CELLS
 from apps.common.config import (
     Config,
     ExistingPath,
+    add_arguments,
     arguments_configurer,
     at_least,
     from_arguments,
@@ -56,9 +57,10 @@ from apps.common.training import (
     run_directory,
     set_seed,
 )
-from apps.registry import Command, register
+from apps.registry import Command, load_app_packages, register
 
 T = TypeVar("T")
+C = TypeVar("C", bound=Config)
 SEEDS = at_least(0, maximum=2**31 - 1)
 
 
@@ -260,7 +262,7 @@ class Fitting:
 
 
 class App:
-    """Base of the five apps (see the module doc). Subclasses set the class attributes."""
+    """Base of the six apps (see the module doc). Subclasses set the class attributes."""
 
     name: ClassVar[str]
     help: ClassVar[dict[str, str]]  # verb -> one line for --help
@@ -458,6 +460,27 @@ _APPS: dict[str, App] = {}
 def registered_app(name: str) -> App:
     """The app registered under `name`."""
     return _APPS[name]
+
+
+def settings_from(config_class: type[C], argv: Sequence[str]) -> C:
+    """`config_class` filled from command-line words, as `gru-suite` fills it (bad ones exit 2)."""
+    parser = argparse.ArgumentParser(prog=config_class.__name__)
+    add_arguments(parser, config_class)
+    return from_arguments(config_class, parser.parse_args(list(argv)))
+
+
+def train_app(name: str, argv: Sequence[str]) -> TrainReport:
+    """`gru-suite train NAME ARGV...` as a library call, for benchmarks and scripts."""
+    load_app_packages()
+    app = registered_app(name)
+    return run_train(app, settings_from(app.Train, argv))
+
+
+def evaluate_app(name: str, argv: Sequence[str]) -> Evaluation:
+    """`gru-suite evaluate NAME ARGV...` as a library call."""
+    load_app_packages()
+    app = registered_app(name)
+    return run_evaluate(app, settings_from(app.Evaluate, argv))
 
 
 def register_app(app: App) -> App:

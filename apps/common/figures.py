@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 
@@ -31,3 +32,36 @@ def save_figure(figure: Figure, path: Path | str, dpi: int = 120) -> Path:
         if os.path.exists(partial):
             os.remove(partial)
     return path
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:
+    """`[true label, predicted label]` counts."""
+    matrix = np.zeros((num_labels, num_labels), np.int64)
+    np.add.at(matrix, (true, predicted), 1)
+    return matrix
+
+
+def save_confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    """Draws `matrix` as a labelled heat map with counts to a PNG at `path`."""
+    size = max(4.0, 0.45 * len(labels) + 2)
+    figure = new_figure(size, size)
+    axes = figure.subplots()
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=90)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            axes.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > matrix.max() / 2 else "black",
+            )
+    figure.tight_layout()
+    save_figure(figure, path)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import resource
 import shutil
@@ -207,3 +209,19 @@ def fit(
         callbacks=callbacks,
         **fit_kwargs,
     )
+
+
+def format_table(rows: list[dict], output_format: str) -> str:
+    """`rows` (dicts with the same keys) as a markdown table, CSV or JSON."""
+    if output_format == "json":
+        return json.dumps(rows, indent=2)
+    columns = list(rows[0]) if rows else []
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

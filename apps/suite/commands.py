@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import json
 import shlex
 import statistics
@@ -18,7 +16,7 @@ from apps import cli
 from apps.common.config import Config, Names, Text, arguments_configurer, at_least, from_arguments, setting
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT
-from apps.common.training import TrainReport
+from apps.common.training import TrainReport, format_table
 from apps.registry import REGISTRY, Command, register
 
 # What the notes say about each cell, printed beside the measurements.
@@ -31,22 +29,6 @@ CELL_FACTS = {
 
 def _train_commands() -> dict[str, Command]:
     return REGISTRY.app_commands.get("train", {})
-
-
-def format_table(rows: list[dict], output_format: str) -> str:
-    """`rows` (dicts with the same keys) as a markdown table, CSV or JSON."""
-    if output_format == "json":
-        return json.dumps(rows, indent=2)
-    columns = list(rows[0]) if rows else []
-    if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 FORMATS = ("markdown", "csv", "json")

@@ -21,19 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from apps.common.audio import SAMPLE_RATE, load_audio, synthetic_noise, synthetic_noise_bed
 from apps.common.errors import InputError
-from apps.speech.data import (
+from apps.speech.data import SAMPLE_DIR, load_label_folders
+from apps.speech.synthesis import DIGIT_MANIFEST, generate_digit_strings
+from apps.transcriber.data import (
     DIGIT_WORDS,
-    SAMPLE_DIR,
-    SAMPLE_RATE,
     TranscribedSplit,
     TranscriptionData,
-    load_audio,
-    load_label_folders,
     read_manifest,
     split_utterances,
-    synthetic_noise,
-    synthetic_noise_bed,
 )
 
 DIGIT_STRINGS = 2000  # strings in `digits` when no count is given
@@ -144,7 +141,7 @@ def make_digit_strings(
 
 
 def sample_voice(clip_index: int, voices: int = 8) -> str:
-    """The voice that spoke the sample's clip `WORD_NN` (`apps.speech.make_sample.make_clip`'s rotation)."""
+    """The voice that spoke the sample's clip `WORD_NN` (`apps.speech.synthesis.make_clip`'s rotation)."""
     return f"voice{(clip_index + clip_index // voices) % voices}"
 
 
@@ -209,7 +206,7 @@ def load_espeak_digits(
 
     Larger and more varied than `digits`: each string is synthesized whole,
     in connected speech broken by pauses at random places. Generated on
-    first use (`apps.speech.make_sample.generate_digit_strings`, about 30 s
+    first use (`apps.speech.synthesis.generate_digit_strings`, about 30 s
     and 45 MB per 1,000 strings) into `folder` (default
     `espeak_digits_folder`) and read from there afterwards. Needs
     `espeak-ng` (a Debian package) only to generate.
@@ -218,7 +215,6 @@ def load_espeak_digits(
     import sys
     import tempfile
 
-    from apps.speech.make_sample import DIGIT_MANIFEST, generate_digit_strings
 
     _check_count("digits-espeak", count)
     folder = Path(folder) if folder is not None else espeak_digits_folder(count, seed)

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from apps.common.errors import InputError
-from apps.speech.data import TranscriptionData, load_librispeech, load_ljspeech, load_transcribed_folder
-from apps.speech.digit_strings import load_digits, load_espeak_digits
+from apps.transcriber.data import TranscriptionData, load_librispeech, load_ljspeech, load_transcribed_folder
+from apps.transcriber.digit_strings import load_digits, load_espeak_digits
 
 TRANSCRIPTION_DATA_SETS = ("digits", "digits-espeak", "ljspeech", "librispeech:SUBSET")
 DIGIT_SETS = {"digits": load_digits, "digits-espeak": load_espeak_digits}

@@ -1,14 +1,15 @@
 """The transcriber: utterances of any length -> text, with a stacked bidirectional GRU and CTC.
 
 The acoustic model (`build_acoustic_model`) shares the word recogniser's
-features (`apps.speech.model.speech_features`): MFCCs computed in the graph
+features (`apps.common.speech_features.speech_features`): MFCCs computed in the graph
 from the raw waveform. A convolutional front end halves the frame rate
 (20 ms per output frame), stacked bidirectional recurrent layers read the
 utterance both ways, and a dense layer gives, per frame, logits over
 `ALPHABET` plus the CTC blank (the last class, as
 `tf.nn.ctc_beam_search_decoder` requires). `CTCModel` trains it with
 `tf.nn.ctc_loss`; `ctc_decode` (greedy or beam search) turns its frames into
-text inside the graph, so the export serves raw waveforms and returns text.
+text inside the graph (`apps.transcriber.serving`), so the export serves raw
+waveforms and returns text.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import tensorflow as tf
 from dataclasses import dataclass
 
 from apps.common.cells import recurrent_layer
-from apps.speech.data import ALPHABET, DIGIT_WORDS, SAMPLE_RATE
-from apps.speech.model import FEATURES, SpecAugment, SpeechFeatures
+from apps.common.audio import SAMPLE_RATE
+from apps.common.speech_features import FEATURES, SpecAugment, SpeechFeatures
+from apps.transcriber.data import ALPHABET, DIGIT_WORDS
 
 TIME_STRIDE = 2  # feature frames per output frame
 OUTPUT_FRAME_SECONDS = TIME_STRIDE * FEATURES.frame_step / SAMPLE_RATE
@@ -230,57 +232,3 @@ def ctc_decode(logits: tf.Tensor, frames: tf.Tensor, labels: LabelSet, decoding:
     tokens = tf.constant(list(labels.tokens) + [""])  # "" for the blank, which pads the rows
     text = tf.strings.reduce_join(tf.gather(tokens, ids), axis=1, separator=labels.separator)
     return tf.strings.strip(tf.strings.regex_replace(text, " +", " "))
-
-
-def utterance_samples(waveform: tf.Tensor) -> tf.Tensor:
-    """`[batch, samples]` zero-padded waveforms -> each row's length: up to its last non-zero sample."""
-    positions = tf.range(1, tf.shape(waveform)[1] + 1)[tf.newaxis, :]
-    return tf.reduce_max(tf.where(waveform != 0, positions, 0), axis=1)
-
-
-class TranscriberServer(tf.Module):
-    """What a transcriber export serves: any-length waveforms in, transcripts out.
-
-    `serving_default` decodes with `decoding`; `greedy` and `beam` offer both.
-    """
-
-    def __init__(self, acoustic: keras.Model, labels: LabelSet, decoding: str = "beam",
-                 beam_width: int = 16):
-        super().__init__(name="transcriber_server")
-        if decoding not in DECODINGS:
-            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}.")
-        if beam_width < 1:
-            raise ValueError(f"beam_width must be at least 1, got {beam_width}.")
-        self.acoustic = acoustic
-        self.labels = labels
-        self.decoding = decoding
-        self.beam_width = beam_width
-        self.serve = self._endpoint(decoding)
-        self.greedy = self._endpoint("greedy")
-        self.beam = self._endpoint("beam")
-
-    def logits_and_frames(self, waveform: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """`[batch, samples]` float32 (zero-padded; non-finite samples count as 0) -> logits, frames."""
-        waveform = tf.where(tf.math.is_finite(waveform), waveform, tf.zeros_like(waveform))
-        # At least one window, so that every utterance, however short, has a frame.
-        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, FEATURES.frame_length - tf.shape(waveform)[1])]])
-        samples = tf.maximum(utterance_samples(waveform), FEATURES.frame_length)
-        logits = self.acoustic({"waveform": waveform, "samples": samples}, training=False)
-        return tf.cast(logits, tf.float32), tf.minimum(output_frames(samples), tf.shape(logits)[1])
-
-    def _endpoint(self, decoding: str):
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
-        def transcribe(waveform: tf.Tensor) -> dict[str, tf.Tensor]:
-            """`waveform`: float32 `[batch, samples]`, 16 kHz mono, rows zero-padded to the longest."""
-            def run() -> tuple[tf.Tensor, tf.Tensor]:
-                logits, frames = self.logits_and_frames(waveform)
-                return ctc_decode(logits, frames, self.labels, decoding, self.beam_width), frames
-
-            # Keras's convolutions and the CTC decoders refuse an empty batch, so it never reaches them.
-            transcript, frames = tf.cond(
-                tf.shape(waveform)[0] > 0, run,
-                lambda: (tf.zeros([0], tf.string), tf.zeros([0], tf.int32)),
-            )
-            return {"transcript": transcript, "frames": frames}
-
-        return transcribe

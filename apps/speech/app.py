@@ -1,0 +1,151 @@
+"""The speech app: `gru-suite train|evaluate|predict speech` (spoken words)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Splits, Trained, register_app
+from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio
+from apps.common.errors import InputError
+from apps.common.figures import confusion_matrix, save_confusion_matrix
+from apps.speech.data import SAMPLE_DIR, SpeechData, load_data
+from apps.speech.page import speech_tab
+from apps.speech.serving import SpeechServer, served_probabilities
+from apps.speech.settings import DataSettings, SpeechEvaluate, SpeechPredict, SpeechTrain
+from apps.speech.training import train_speech_model
+
+DEMO_WORDS = ("yes", "seven", "stop")
+
+
+class SpeechApp(App):
+    """Recognises a spoken word in raw audio (in-graph log-mel features, a BiGRU)."""
+
+    name = "speech"
+    help = {
+        "train": "train a spoken-word recognizer on raw audio",
+        "evaluate": "accuracy, per-word accuracy and a confusion matrix of a speech export",
+        "predict": "recognize the spoken word in audio files",
+    }
+    Train = SpeechTrain
+    Evaluate = SpeechEvaluate
+    Predict = SpeechPredict
+    serving_inputs = ("waveform",)
+    tasks = {"transcribe": "transcriber"}
+    smoke_args = ("--epochs", "1", "--limit", "60", "--units", "8")
+    example_inputs = (str(SAMPLE_DIR / "yes" / "yes_00.flac"),)
+    quick_args = ("--epochs", "25")
+
+    def load_data(self, config: DataSettings) -> Splits:
+        data = load_data(config.data, limit=getattr(config, "limit", None), seed=config.seed)
+        if not len(data.test):
+            raise InputError(f"{config.data}: the data set has no test clips.")
+        return Splits(data.name, data, data.validation, data.test)
+
+    def train(self, config: SpeechTrain, data: Splits, fitting: Fitting) -> Trained:
+        speech: SpeechData = data.train
+        model = train_speech_model(
+            speech, cell=config.cell, units=config.units, epochs=config.epochs,
+            batch_size=config.batch_size, learning_rate=config.learning_rate,
+            min_frequency=config.min_frequency, max_frequency=config.max_frequency,
+            seed=config.seed, verbose=config.verbose, strategy=fitting.strategy,
+            backup_dir=fitting.backup_dir, checkpoint_every=fitting.checkpoint_every,
+            fresh=fitting.fresh,
+        )
+        server = SpeechServer(model, speech.labels, config.test_speeds)
+        serving = Serving({"serving_default": server.serve}, [model, server],
+                          metadata={"labels": list(speech.labels), "sample_rate": SAMPLE_RATE,
+                                    "test_speeds": list(config.test_speeds)})
+        sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
+        return Trained(model, serving, config.epochs, {
+            "clips (train/validation/test)": sizes,
+            "labels": len(speech.labels),
+            "test speeds": ",".join(f"{speed:g}" for speed in config.test_speeds),
+        })
+
+    def evaluate(self, export: Export, data: Splits, config: SpeechEvaluate,
+                 output_dir: Path | None) -> Evaluation:
+        """Accuracy, per-word accuracy and the confusion matrix on `data.test`."""
+        labels = list(data.train.labels)
+        exported = export.metadata.get("labels", labels)
+        if list(exported) != labels:
+            raise InputError(
+                f"{data.name}: its words ({', '.join(labels)}) are not the export's "
+                f"({', '.join(exported)})."
+            )
+        test = data.test
+        probabilities = served_probabilities(export.signature(), test.waveforms)
+        predicted = np.argmax(probabilities, axis=-1)
+        accuracy = float(np.mean(predicted == test.labels))
+        per_word = {
+            word: float(np.mean(predicted[test.labels == index] == index))
+            for index, word in enumerate(labels) if np.any(test.labels == index)
+        }
+        matrix_path = (output_dir / "confusion_matrix.png") if output_dir is not None else config.output
+        save_confusion_matrix(confusion_matrix(test.labels, predicted, len(labels)), labels, matrix_path,
+                              f"{data.name}: test accuracy {accuracy:.3f}")
+        worst = min(per_word, key=per_word.get)
+        return Evaluation(
+            "test accuracy", accuracy,
+            {"per-word accuracy": {word: round(value, 4) for word, value in per_word.items()},
+             "confusion matrix": str(matrix_path)},
+            summary=f"test accuracy {accuracy:.4f} on {len(test)} clips of {data.name} "
+            f"(lowest: {worst} {per_word[worst]:.3f}); confusion matrix in {matrix_path}",
+        )
+
+    def predict(self, export: Export, config: SpeechPredict) -> list[dict]:
+        """Prints one line per file: its label and probability, or why it was skipped.
+
+        A bad file is reported and skipped; the command fails only if every file is bad.
+        """
+        serve = export.signature()
+        results = []
+        for path in config.files:
+            try:
+                waveform = load_audio(path)
+            except InputError as error:
+                print(f"skipped: {error}", file=sys.stderr)
+                results.append({"file": str(path), "error": str(error)})
+                continue
+            outputs = serve(waveform=tf.constant(waveform[np.newaxis, :]))
+            probabilities = outputs["probabilities"].numpy()[0]
+            label = outputs["label"].numpy()[0].decode("utf-8")
+            notes = []
+            if np.abs(waveform).max() < SILENCE_PEAK:
+                notes.append("silent input")
+            if waveform.size > CLIP_SAMPLES:
+                notes.append(f"{waveform.size / SAMPLE_RATE:.1f} s long: used its loudest second")
+            note = f" ({'; '.join(notes)})" if notes else ""
+            print(f"{path}: {label} (p={probabilities.max():.3f}){note}")
+            results.append(
+                {
+                    "file": str(path),
+                    "label": label,
+                    "probability": float(probabilities.max()),
+                    "probabilities": probabilities,
+                }
+            )
+        if all("error" in result for result in results):
+            raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
+        return results
+
+    def serving_example(self, export: Export) -> dict[str, list[float]]:
+        return {"waveform": load_audio(self.example_inputs[0]).tolist()}
+
+    def page(self, page) -> None:
+        speech_tab(page)
+
+    def demo(self, export: Export) -> str:
+        serve = export.signature()
+        said = []
+        for word in DEMO_WORDS:
+            waveform = load_audio(SAMPLE_DIR / word / f"{word}_00.flac")
+            label = serve(waveform=tf.constant(waveform[np.newaxis, :]))["label"].numpy()[0]
+            said.append(f"{word} -> {label.decode('utf-8')}")
+        return "; ".join(said)
+
+
+register_app(SpeechApp())

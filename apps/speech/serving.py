@@ -1,0 +1,67 @@
+"""What a word-recogniser export serves, and how a client of a loaded export reads it."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.common.speech_features import FEATURES, change_speed, fix_length
+
+
+def speed_averaged_probabilities(
+    model: keras.Model, waveforms: tf.Tensor, speeds: tuple[float, ...] = (1.0,)
+) -> tf.Tensor:
+    """The model's label probabilities, averaged over copies played at `speeds`.
+
+    `waveforms` are `[batch, CLIP_SAMPLES]`. With several speeds the
+    log-probabilities are averaged (a product of experts) and renormalised;
+    each copy plays the voice a little higher or lower, which helps with a
+    speaker whose voice lies outside those trained on.
+    """
+    if speeds == (1.0,):
+        return model(waveforms, training=False)
+    log_probabilities = [
+        tf.math.log(model(change_speed(waveforms, speed), training=False) + 1e-7)
+        for speed in speeds
+    ]
+    return tf.nn.softmax(tf.add_n(log_probabilities) / len(speeds))
+
+
+
+
+class SpeechServer(tf.Module):
+    """What an export serves: any-length waveforms in, labels and probabilities out.
+
+    `speeds`: the model is run on the clip played at each of these speeds and
+    the results averaged (`speed_averaged_probabilities`); `(1.0,)` runs it once.
+    """
+
+    def __init__(self, model: keras.Model, labels: list[str], speeds: tuple[float, ...] = (1.0,)):
+        super().__init__(name="speech_server")
+        if not speeds or any(speed <= 0 for speed in speeds):
+            raise ValueError(f"speeds must be positive factors, got {speeds}.")
+        self.model = model
+        self.labels = tf.constant(labels)
+        self.speeds = tuple(float(speed) for speed in speeds)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+    def serve(self, waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`waveform`: float32 `[batch, samples]`, 16 kHz mono, any length."""
+        clips = fix_length(waveform, FEATURES.clip_samples)
+        # Keras's convolutions mis-shape an empty batch, so it never reaches the model.
+        probabilities = tf.cond(
+            tf.shape(clips)[0] > 0,
+            lambda: speed_averaged_probabilities(self.model, clips, self.speeds),
+            lambda: tf.zeros([0, self.labels.shape[0]]),
+        )
+        label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
+        return {"label": label, "probabilities": probabilities}
+
+
+def served_probabilities(serve, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The label probabilities a speech `serving_default` gives `waveforms`, `batch_size` clips at a time."""
+    return np.concatenate([
+        serve(waveform=tf.constant(waveforms[start:start + batch_size]))["probabilities"].numpy()
+        for start in range(0, len(waveforms), batch_size)
+    ])

@@ -1,0 +1,61 @@
+"""The word recogniser's settings: what `gru-suite train|evaluate|predict speech` take."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from apps.common.app import (
+    ExportConfig,
+    TrainConfig,
+    batch_size_setting,
+    epochs_setting,
+    split_seed_setting,
+    units_setting,
+)
+from apps.common.config import Config, ConfigError, DataSource, Number, NumberList, positive, setting
+from apps.common.speech_features import MelBandSettings
+from apps.speech.data import DATA_SETS
+
+# Speeds a clip may be played at for speed-averaged serving.
+SPEEDS = NumberList(Number(float, 0.5, 2.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Config):
+    data: str = setting(
+        "sample", f"{', '.join(DATA_SETS)} (sample is synthetic) or a folder (LABEL/*.wav or "
+        "LABEL_SPEAKER_INDEX.wav)", check=DataSource(DATA_SETS), group="data")
+    seed: int = split_seed_setting()
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechTrain(TrainConfig, DataSettings, MelBandSettings):
+    task: str = setting("words", "words: recognise one spoken word; transcribe: train the CTC "
+                        "transcriber instead (gru-suite train transcriber, see its --help)",
+                        choices=("words", "transcribe"), group="data")
+    epochs: int = epochs_setting(60)
+    batch_size: int = batch_size_setting(32)
+    units: int = units_setting(64)
+    learning_rate: float = setting(2e-3, "peak of the cosine-decaying Adam learning rate",
+                                   check=positive(10.0), group="model")
+    test_speeds: tuple[float, ...] = setting(
+        (1.0,), "run the model on each clip played at these speeds and average (test accuracy and "
+        "the export), e.g. 0.85,0.9,1,1.1,1.15", check=SPEEDS,
+        metavar="S1,S2,...", group="model")
+
+    def check(self) -> None:
+        super().check()
+        if self.limit is not None and self.limit < 2:
+            raise ConfigError(["limit"], f"must be at least 2 clips, got {self.limit}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechEvaluate(ExportConfig, DataSettings):
+    output: Path = setting(Path("speech_confusion.png"), "confusion-matrix PNG")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechPredict(ExportConfig):
+    files: tuple[Path, ...] = setting((), "audio files, any rate and channel count", positional=True,
+                                      nargs="+", metavar="FILE")

@@ -1,0 +1,1 @@
+"""Speech transcription: utterances of any length in, a stacked BiGRU trained with CTC, text out."""

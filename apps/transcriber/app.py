@@ -1,0 +1,182 @@
+"""The transcriber app: `gru-suite train|evaluate|predict transcriber` and `gru-suite transcribe`.
+
+`gru-suite train speech --task transcribe` and `evaluate|predict speech`
+with a transcriber export come here too (see `SpeechApp.tasks`). Its
+exports go to `saved_models/transcriber/<version>/` (TensorFlow Serving
+serves one model per folder): `serving_default` takes `waveform` (float32
+`[batch, samples]`, 16 kHz mono, rows zero-padded to the longest) and returns
+`transcript` (string `[batch]`) and `frames` (the output frames each row
+filled, which bound its transcript's length); `greedy` and `beam` decode the
+one way or the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from apps.common.app import (
+    App,
+    Evaluation,
+    Export,
+    Fitting,
+    Serving,
+    Splits,
+    Trained,
+    load_export,
+    register_app,
+)
+from apps.common.audio import SAMPLE_RATE, SILENCE_PEAK, load_audio
+from apps.common.config import arguments_configurer, from_arguments
+from apps.common.errors import InputError
+from apps.common.export import DEFAULT_ROOT, read_metadata, version_folder
+from apps.registry import Command, register
+from apps.transcriber.data import TranscribedSplit, TranscriptionData
+from apps.transcriber.datasets import load_transcription_data
+from apps.transcriber.model import OUTPUT_FRAME_SECONDS, label_set_for
+from apps.transcriber.page import transcriber_tab
+from apps.transcriber.serving import MAX_SECONDS, TranscriberServer, error_rates, transcribe_batches
+from apps.transcriber.settings import (
+    TranscriberEvaluate,
+    TranscriberPredict,
+    TranscriberTrain,
+    TranscriptionSettings,
+)
+from apps.transcriber.training import train_transcriber
+
+EXAMPLE = Path(__file__).parent / "examples" / "four_two_seven.flac"
+
+
+class TranscriberApp(App):
+    """Transcribes utterances of any length (in-graph MFCCs, stacked BiGRU, CTC)."""
+
+    name = "transcriber"
+    help = {
+        "train": "train a speech transcriber (CTC) on raw audio with transcripts",
+        "evaluate": "word and character error rates of a transcriber export",
+        "predict": "transcribe audio files (the same as gru-suite transcribe)",
+    }
+    Train = TranscriberTrain
+    Evaluate = TranscriberEvaluate
+    Predict = TranscriberPredict
+    serving_inputs = ("waveform",)
+    smoke_args = ("--data", "digits:60", "--epochs", "1", "--units", "8", "--layers", "1",
+                  "--conv-filters", "8", "--batch-size", "16")
+    # One layer of 96 trains in half the time of two of 64 (54 s against 106 s;
+    # test WER 0.8% and 2.5% in two runs against 1.7%), which keeps
+    # `reproduce --quick` near 5 minutes.
+    quick_args = ("--data", "digits:600", "--epochs", "16", "--units", "96", "--layers", "1",
+                  "--conv-filters", "64", "--learning-rate", "5e-3")
+    example_inputs = (str(EXAMPLE),)
+
+    def load_data(self, config: TranscriptionSettings) -> Splits:
+        data = load_transcription_data(config.data, limit=getattr(config, "limit", None), seed=config.seed)
+        return Splits(data.name, data, data.validation, data.test)
+
+    def evaluation_data(self, config: TranscriberEvaluate) -> Splits:
+        """`config.data`, or else the data set the export was trained on (its metadata)."""
+        if config.data is None:
+            model = config.model if config.model is not None else DEFAULT_ROOT / self.name
+            try:
+                trained_on = read_metadata(version_folder(model)).get("data", "digits")
+            except InputError:
+                trained_on = "digits"  # `evaluate` itself reports what is wrong with the folder
+            config = dataclasses.replace(config, data=trained_on)
+        return self.load_data(config)
+
+    def train(self, config: TranscriberTrain, data: Splits, fitting: Fitting) -> Trained:
+        speech: TranscriptionData = data.train
+        try:
+            labels = label_set_for(speech.train.transcripts, config.labels)
+        except ValueError as error:
+            raise InputError(f"--labels {config.labels}: {error} (use --labels characters).") from None
+        acoustic = train_transcriber(
+            speech, labels, fitting, cell=config.cell, units=config.units, recurrent_layers=config.layers,
+            conv_filters=config.conv_filters, dropout=config.dropout, min_frequency=config.min_frequency,
+            max_frequency=config.max_frequency, epochs=config.epochs,
+            batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+        )
+        server = TranscriberServer(acoustic, labels, config.decoding, config.beam_width)
+        serving = Serving(
+            {"serving_default": server.serve, "greedy": server.greedy, "beam": server.beam},
+            [acoustic, server],
+            metadata={"data": config.data, "sample_rate": SAMPLE_RATE, "labels": labels.name, "decoding": config.decoding,
+                      "beam_width": config.beam_width, "max_seconds": MAX_SECONDS,
+                      "frame_seconds": OUTPUT_FRAME_SECONDS},
+        )
+        sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
+        return Trained(acoustic, serving, config.epochs, {"utterances (train/validation/test)": sizes,
+                                                          "labels": labels.name, "decoding": config.decoding})
+
+    def evaluate(self, export: Export, data: Splits, config: TranscriberEvaluate,
+                 output_dir: Path | None) -> Evaluation:
+        """Word and character error rates on `data.test`, pooled over its utterances (jiwer)."""
+        test: TranscribedSplit = data.test
+        name = config.decoding or "serving_default"
+        hypotheses = transcribe_batches(export.signature(name), test.waveforms)
+        wer, cer = error_rates(test.transcripts, hypotheses)
+        examples = [f"{reference!r} -> {hypothesis!r}"
+                    for reference, hypothesis in list(zip(test.transcripts, hypotheses))[:3]]
+        decoding = config.decoding or export.metadata.get("decoding", "serving_default")
+        return Evaluation(
+            "test WER", wer, {"test CER": cer, "decoding": decoding, "examples": examples},
+            summary=f"WER {wer:.4f}, CER {cer:.4f} on {len(test)} test utterances of {data.name} "
+            f"({decoding} decoding); e.g. {examples[0]}",
+        )
+
+    def predict(self, export: Export, config: TranscriberPredict) -> list[dict]:
+        """Prints one line per file: its transcript, or why it was skipped.
+
+        Bad files (unreadable, empty, longer than `MAX_SECONDS`) are reported
+        and skipped, the rest transcribed together; the command fails only if
+        every file is bad.
+        """
+        results: list[dict] = []
+        readable: dict[int, np.ndarray] = {}
+        for index, path in enumerate(config.files):
+            try:
+                waveform = load_audio(path)
+                seconds = waveform.size / SAMPLE_RATE
+                limit = float(export.metadata.get("max_seconds", MAX_SECONDS))
+                if seconds > limit:
+                    raise InputError(f"{path}: {seconds:.1f} s long; this transcriber takes files of at "
+                                     f"most {limit:g} s (split it at its pauses first).")
+            except InputError as error:
+                print(f"skipped: {error}", file=sys.stderr)
+                results.append({"file": str(path), "error": str(error)})
+                continue
+            readable[index] = waveform
+            results.append({"file": str(path)})
+        if not readable:
+            raise InputError("no file could be transcribed: " + "; ".join(r["error"] for r in results))
+        transcripts = transcribe_batches(export.signature(), list(readable.values()))
+        for (index, waveform), transcript in zip(readable.items(), transcripts):
+            results[index]["transcript"] = transcript
+            note = " (silent input)" if np.abs(waveform).max() < SILENCE_PEAK else ""
+            print(f"{config.files[index]}: {transcript!r}{note}")
+        return results
+
+    def serving_example(self, export: Export) -> dict[str, list[float]]:
+        return {"waveform": load_audio(EXAMPLE).tolist()}
+
+    def page(self, page) -> None:
+        transcriber_tab(page)
+
+    def demo(self, export: Export) -> str:
+        said = transcribe_batches(export.signature(), [load_audio(EXAMPLE)])[0]
+        return f"'four two seven' (espeak-ng) -> {said!r}"
+
+
+def _run_transcribe(args) -> list[dict]:
+    app = TRANSCRIBER
+    config = from_arguments(TranscriberPredict, args)
+    return app.predict(load_export(app, config.model), config)
+
+
+TRANSCRIBER = register_app(TranscriberApp())
+register(Command("transcribe", None, "transcribe audio files with a transcriber export "
+                 "(default saved_models/transcriber)", arguments_configurer(TranscriberPredict),
+                 _run_transcribe))

@@ -1,0 +1,67 @@
+"""The transcriber's settings: what `gru-suite train|evaluate|predict transcriber` take."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from apps.common.app import (
+    ExportConfig,
+    TrainConfig,
+    batch_size_setting,
+    epochs_setting,
+    split_seed_setting,
+    units_setting,
+)
+from apps.common.config import Config, DataSource, at_least, fraction, positive, setting
+from apps.common.speech_features import MelBandSettings
+from apps.transcriber.datasets import TRANSCRIPTION_DATA_SETS
+from apps.transcriber.model import DECODINGS, LABEL_SETS
+from apps.transcriber.serving import MAX_SECONDS
+
+DATA_HELP = (f"{', '.join(TRANSCRIPTION_DATA_SETS)} (digits: joined from the shipped clips; "
+             "digits-espeak: made with espeak-ng on first use; NAME:N for N strings), or a folder "
+             "of audio with a .txt beside each clip or a TSV/CSV manifest of path,text")
+TRANSCRIPTION_DATA = DataSource(("digits", "digits-espeak", "ljspeech"),
+                                prefixes=("librispeech", "digits", "digits-espeak"))
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscriptionSettings(Config):
+    data: str = setting("digits", DATA_HELP, check=TRANSCRIPTION_DATA, group="data")
+    seed: int = split_seed_setting()
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscriberTrain(TrainConfig, TranscriptionSettings, MelBandSettings):
+    epochs: int = epochs_setting(40)
+    batch_size: int = batch_size_setting(32)
+    units: int = units_setting(128)
+    layers: int = setting(3, "stacked bidirectional recurrent layers", check=at_least(1, maximum=12),
+                          group="model")
+    conv_filters: int = setting(128, "filters of each of the two convolutions before them",
+                                check=at_least(1, maximum=4096), group="model")
+    dropout: float = setting(0.1, "dropout after each recurrent layer", check=fraction(), group="model")
+    learning_rate: float = setting(1e-3, "peak of the cosine-decaying Adam learning rate",
+                                   check=positive(10.0), group="model")
+    labels: str = setting("auto", "what the frames choose between: characters, or digits (the ten "
+                          "digit words); auto: digits when every transcript is digit words",
+                          choices=("auto", *LABEL_SETS), group="model")
+    decoding: str = setting("beam", "how serving_default decodes (the export has both as the "
+                            "greedy and beam signatures)", choices=DECODINGS, group="model")
+    beam_width: int = setting(16, "prefixes kept by beam search", check=at_least(1, maximum=1024),
+                              group="model")
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscriberEvaluate(ExportConfig, TranscriptionSettings):
+    data: str | None = setting(None, DATA_HELP + "; default: the data the export was trained on",
+                               check=TRANSCRIPTION_DATA, group="data")
+    decoding: str | None = setting(None, "evaluate this signature instead of serving_default",
+                                   choices=DECODINGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscriberPredict(ExportConfig):
+    files: tuple[Path, ...] = setting((), "audio files, any rate and channel count, up to "
+                                      f"{MAX_SECONDS:g} s each", positional=True, nargs="+", metavar="FILE")

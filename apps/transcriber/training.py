@@ -1,0 +1,142 @@
+"""Training the transcriber: augmented utterances bucketed by length, CTC, Adam with a cosine schedule.
+
+The defaults are `TranscriberTrain`'s, the settings `gru-suite train transcriber` fills.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.common.app import Fitting
+from apps.common.errors import InputError
+from apps.common.speech_features import mix_noise
+from apps.transcriber.data import TranscribedSplit, TranscriptionData
+from apps.transcriber.model import OUTPUT_FRAME_SECONDS, CTCModel, LabelSet, build_acoustic_model, output_frames
+from apps.transcriber.settings import TranscriberTrain
+
+AUGMENTATION_SPEEDS = (0.9, 1.1)  # the speed perturbation of training utterances
+
+
+def augment_utterance(
+    waveform: tf.Tensor,
+    noise: tf.Tensor,
+    *,
+    speed_range: tuple[float, float] = AUGMENTATION_SPEEDS,
+    noise_probability: float = 0.8,
+    snr_db_range: tuple[float, float] = (5.0, 30.0),
+) -> tf.Tensor:
+    """One training utterance (1-D, any length) -> a perturbed copy (tf.data map function).
+
+    Speed perturbation (linear resampling by a random factor: tempo and pitch
+    together) and, with `noise_probability`, a random stretch of `noise`
+    (repeated as needed) mixed in at a random signal-to-noise ratio.
+    """
+    length = tf.cast(tf.cast(tf.shape(waveform)[0], tf.float32) / tf.random.uniform([], *speed_range), tf.int32)
+    waveform = tf.image.resize(waveform[tf.newaxis, tf.newaxis, :, tf.newaxis], [1, length])[0, 0, :, 0]
+    noise_length = tf.shape(noise)[0]
+    repeated = tf.tile(noise, [length // noise_length + 2])
+    start = tf.random.uniform([], 0, noise_length, tf.int32)
+    return mix_noise(waveform, repeated[start : start + length], noise_probability, snr_db_range)
+
+
+def utterance_dataset(
+    split: TranscribedSplit, labels: LabelSet, batch_size: int, *, noise: np.ndarray | None = None, seed: int = 0,
+) -> tf.data.Dataset:
+    """`({"waveform", "samples"}, labels)` batches of utterances of similar length.
+
+    With `noise`, a training set: shuffled every epoch and augmented
+    (`augment_utterance`). Utterances are bucketed by length so that little
+    of a batch is padding; label ids are padded with -1.
+    """
+    ids = labels.encode(split.transcripts)
+
+    def examples():
+        for waveform, label in zip(split.waveforms, ids):
+            yield waveform, np.asarray(label, np.int32)
+
+    dataset = tf.data.Dataset.from_generator(examples, output_signature=(
+        tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32)))
+    dataset = dataset.cache()
+    if noise is not None:
+        noise_tensor = tf.constant(noise)
+        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True).map(
+            lambda waveform, label: (augment_utterance(waveform, noise_tensor), label),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda waveform, label: ({"waveform": waveform, "samples": tf.shape(waveform)[0]}, label))
+    lengths = np.array([len(waveform) for waveform in split.waveforms])
+    boundaries = sorted({int(q) for q in np.quantile(lengths, [0.25, 0.5, 0.75])} - {0})
+    return dataset.bucket_by_sequence_length(
+        lambda inputs, label: inputs["samples"], boundaries, [batch_size] * (len(boundaries) + 1),
+        padding_values=({"waveform": 0.0, "samples": 0}, -1),
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def frames_needed(ids: list[int]) -> int:
+    """Output frames CTC needs to emit label `ids`: one per label, and a blank between two equal ones."""
+    return len(ids) + sum(first == second for first, second in zip(ids, ids[1:]))
+
+
+def fitting_utterances(split: TranscribedSplit, labels: LabelSet, speed_up: float = 1.0) -> TranscribedSplit:
+    """The utterances of `split` long enough for their transcripts, even sped up by `speed_up`.
+
+    A transcript that needs more output frames than its audio gives has
+    zero CTC probability: its loss is infinite and one such utterance turns
+    the whole batch's gradients into NaN.
+    """
+    frames = output_frames([int(len(waveform) / speed_up) for waveform in split.waveforms]).numpy()
+    needed = [frames_needed(ids) for ids in labels.encode(split.transcripts)]
+    return split.subset(index for index in range(len(split)) if needed[index] <= frames[index])
+
+
+def train_transcriber(
+    data: TranscriptionData,
+    labels: LabelSet,
+    fitting: Fitting,
+    *,
+    cell: str = TranscriberTrain.cell,
+    units: int = TranscriberTrain.units,
+    recurrent_layers: int = TranscriberTrain.layers,
+    conv_filters: int = TranscriberTrain.conv_filters,
+    dropout: float = TranscriberTrain.dropout,
+    min_frequency: float = TranscriberTrain.min_frequency,
+    max_frequency: float = TranscriberTrain.max_frequency,
+    epochs: int = TranscriberTrain.epochs,
+    batch_size: int = TranscriberTrain.batch_size,
+    learning_rate: float = TranscriberTrain.learning_rate,
+    seed: int = TranscriberTrain.seed,
+) -> keras.Model:
+    """Builds `build_acoustic_model` for `labels` in `fitting`'s scope and trains it with CTC on `data.train`.
+
+    Adam with a cosine-decaying learning rate and gradients clipped to norm
+    5 (CTC's early gradients are large); validates on `data.validation` if
+    it has utterances. Utterances too short for their transcripts
+    (`fitting_utterances`) are left out, with a message. Returns the acoustic model.
+    """
+    frame_ms = 1000 * OUTPUT_FRAME_SECONDS
+    kept = {}
+    for name, split, speed_up in (("training", data.train, AUGMENTATION_SPEEDS[1]),
+                                  ("validation", data.validation, 1.0)):
+        kept[name] = fitting_utterances(split, labels, speed_up)
+        if len(kept[name]) < len(split):
+            print(f"{data.name}: left out {len(split) - len(kept[name])} of the {len(split)} {name} "
+                  f"utterances, too short for their transcripts (CTC needs {frame_ms:g} ms of audio "
+                  "per label)", file=sys.stderr)
+    if not len(kept["training"]):
+        raise InputError(f"{data.name}: no training utterance is long enough for its transcript "
+                         f"(CTC needs {frame_ms:g} ms of audio per label).")
+    train = utterance_dataset(kept["training"], labels, batch_size, noise=data.noise, seed=seed)
+    steps = epochs * int(np.ceil(len(kept["training"]) / batch_size))
+    with fitting.scope():
+        acoustic = build_acoustic_model(labels.num_classes, cell=cell, units=units, recurrent_layers=recurrent_layers,
+                                        conv_filters=conv_filters, dropout=dropout,
+                                        min_frequency=min_frequency, max_frequency=max_frequency, seed=seed)
+        model = CTCModel(acoustic, name="ctc")
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1), alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0))
+    validation = utterance_dataset(kept["validation"], labels, batch_size) if len(kept["validation"]) else None
+    fitting.fit(model, train, epochs=epochs, validation_data=validation)
+    return acoustic
