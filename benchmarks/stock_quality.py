@@ -32,7 +32,8 @@ from apps.common.training import set_seed  # noqa: E402
 from apps.stock.data import load_csv  # noqa: E402
 from apps.stock.evaluation import compare_intervals, evaluate  # noqa: E402
 from apps.stock.intervals import central_intervals  # noqa: E402
-from apps.stock.model import DEFAULT_QUANTILES, TrainingConfig, chronological_split, train_forecaster  # noqa: E402
+from apps.stock.model import chronological_split, train_forecaster  # noqa: E402
+from apps.stock.settings import DEFAULT_QUANTILES, StockTrain  # noqa: E402
 
 SETS = {"stocks": ("AAPL", "SPY"), "stocks_long": ("AAPL", "SPY", "IBM", "GOOG", "GLD")}
 BASELINES = ("normal band (20 days)", "GARCH(1,1)")
@@ -68,9 +69,8 @@ def main() -> None:
             series = load_csv(args.data_dir / set_name / f"{ticker}.csv", target="Close")
             for horizon in args.horizons:
                 split = chronological_split(len(series), args.window, horizon)
-                config = TrainingConfig(window=args.window, horizon=horizon, cell=args.cell, units=args.units,
-                                        epochs=args.epochs, quantiles=levels, shrink=not args.no_shrink,
-                                        verbose=0)
+                config = StockTrain(window=args.window, horizon=horizon, cell=args.cell, units=args.units,
+                                    epochs=args.epochs, quantiles=levels, no_shrink=args.no_shrink, verbose=0)
                 ratios, directions, coverages, scores = [], [], [], []
                 for seed in range(args.seeds):
                     set_seed(seed)

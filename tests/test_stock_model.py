@@ -18,7 +18,7 @@ from apps import cli
 from apps.common.app import Export
 from apps.common.errors import InputError
 from apps.common.export import METADATA_FILE
-from apps.stock.commands import ExportedForecaster  # (also registers the stock commands)
+import apps.stock.app  # noqa: F401  (registers the stock commands)
 from apps.stock.data import PriceSeries, sample_prices
 from apps.stock.evaluation import evaluate, forecast_metrics
 from apps.stock.model import (
@@ -32,6 +32,7 @@ from apps.stock.model import (
     step_features,
     target_log_returns,
 )
+from apps.stock.serving import ExportedForecaster
 
 TINY = ["--window", "8", "--units", "4", "--layers", "1", "--epochs", "2", "--verbose", "0"]
 

@@ -23,6 +23,10 @@ import pandas as pd
 from apps.common.figures import new_figure, save_figure
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import Garch11, IntervalMetrics, interval_metrics, normal_band
+from apps.stock.model import split_at, train_forecaster
+from apps.stock.settings import StockTrain
+
+MODEL_NAME = "model"  # the trained model's row in every comparison
 
 VOLATILITY_DAYS = 20  # the naive band's look-back
 
@@ -182,3 +186,38 @@ def plot(evaluation: Evaluation, path: Path | str, *, step: int = 1,
     figure.autofmt_xdate()
     figure.tight_layout()
     return save_figure(figure, path, dpi=110)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One walk-forward fold: its point forecasts, and its intervals against the baselines."""
+
+    point: Evaluation
+    intervals: dict[str, IntervalMetrics]
+
+
+def walk_forward(
+    series: PriceSeries, config: StockTrain, folds: int, *, ma_window: int = 5,
+    val_fraction: float = 0.15, first_test_fraction: float = 0.30,
+) -> list[Fold]:
+    """Retrains on an expanding history and tests on each of `folds` consecutive blocks.
+
+    The last `first_test_fraction` of the series is cut into `folds` blocks;
+    fold k trains on everything before its block (its last `val_fraction` of
+    the series as validation) and is tested on the block.
+    """
+    length = len(series)
+    start = length - round(length * first_test_fraction)
+    bounds = np.linspace(start, length, folds + 1).round().astype(int)
+    val_length = round(length * val_fraction)
+    results = []
+    for fold, (test_start, test_end) in enumerate(zip(bounds[:-1], bounds[1:]), start=1):
+        split = split_at(test_start - val_length, test_start, test_end, config.window, config.horizon,
+                         description=f"walk-forward fold {fold} of {folds}")
+        forecaster, _ = train_forecaster(series, split, dataclasses.replace(config, verbose=0))
+        quantiles = forecaster.predict_price_quantiles(series, split.test)
+        point = evaluate(series, split.test, quantiles[..., forecaster.median_index], model_name=MODEL_NAME,
+                         ma_window=ma_window)
+        results.append(Fold(point, compare_intervals(series, split.test, quantiles, forecaster.levels,
+                                                     train_end=split.train_end, model_name=MODEL_NAME)))
+    return results

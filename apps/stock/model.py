@@ -33,12 +33,12 @@ from apps.common.errors import InputError
 from apps.common.training import fit
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import check_levels, pinball_loss
+from apps.stock.settings import DEFAULT_QUANTILES, EXTRA_FEATURES, StockTrain
 
-EXTRA_FEATURES = ("volume", "range")
 # The smallest shrink factor: the forecast keeps the model's direction even
 # when validation says its magnitude is worth (almost) nothing.
 MIN_SHRINK = 0.01
-DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # the median and an 80% interval
+
 # The band-width factors validation may choose from (see `fit_band_scale`);
 # 0 is there for a series that never moves.
 BAND_SCALES = np.concatenate([[0.0], np.geomspace(0.1, 10.0, 201)])
@@ -230,11 +230,11 @@ def build_model(
     horizon: int,
     num_features: int = 1,
     *,
-    cell: str = "gru",
-    units: int = 32,
-    layers: int = 2,
-    dropout: float = 0.0,
-    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+    cell: str = StockTrain.cell,
+    units: int = StockTrain.units,
+    layers: int = StockTrain.layers,
+    dropout: float = StockTrain.dropout,
+    quantiles: tuple[float, ...] = StockTrain.quantiles,
 ) -> keras.Model:
     """Stacked recurrent layers over the return window -> normalized log-return quantiles [B, horizon, Q]."""
     if layers < 1:
@@ -398,31 +398,10 @@ class Forecaster:
         return serve
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Hyper-parameters of one training run."""
-
-    window: int = 20
-    horizon: int = 1
-    features: tuple[str, ...] = ()
-    cell: str = "gru"
-    units: int = 32
-    layers: int = 2
-    dropout: float = 0.0
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    patience: int = 5
-    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
-    shrink: bool = True
-    limit: int | None = None
-    verbose: int = 1
-
-
 def train_forecaster(
     series: PriceSeries,
     split: Split,
-    config: TrainingConfig,
+    config: StockTrain,
     *,
     strategy: tf.distribute.Strategy | None = None,
     backup_dir: Path | None = None,
@@ -432,7 +411,7 @@ def train_forecaster(
     """Fits normalization and the model on `split`, early-stopped on validation loss.
 
     Returns the forecaster (with the shrink and band factors fitted on
-    validation unless `config.shrink` is False) and the number of epochs run. `config.limit`
+    validation unless `config.no_shrink`) and the number of epochs run. `config.limit`
     keeps the most recent training examples. The model is built in
     `strategy`'s scope; `backup_dir`, `checkpoint_every` and `fresh` are
     `apps.common.training.fit`'s.
@@ -471,6 +450,6 @@ def train_forecaster(
     )
     forecaster = Forecaster(model, normalization, config.window, config.horizon, config.features,
                             config.quantiles)
-    if config.shrink:
+    if not config.no_shrink:
         forecaster.fit_on_validation(series, split.validation)
     return forecaster, len(history.epoch)

@@ -1,0 +1,172 @@
+"""The stock app: `gru-suite train|evaluate|predict stock`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Splits, Trained, register_app
+from apps.common.errors import InputError
+from apps.stock import data as stock_data
+from apps.stock.evaluation import MODEL_NAME, compare_intervals, evaluate, plot, walk_forward
+from apps.stock.evaluation import Evaluation as Forecasts
+from apps.stock.intervals import central_intervals, interval_table
+from apps.stock.model import chronological_split, price_windows, train_forecaster
+from apps.stock.page import stock_tab
+from apps.stock.serving import ExportedForecaster, forecast_series, quantile_column, with_interval
+from apps.stock.settings import DataSettings, StockEvaluate, StockPredict, StockTrain
+
+APP = "stock"
+
+
+class StockApp(App):
+    """Price forecasts from a recurrent model over log returns, against honest baselines."""
+
+    name = APP
+    help = {
+        "train": "forecast prices from yfinance, a CSV or the synthetic sample",
+        "evaluate": "score a stock export against persistence and a moving average",
+        "predict": "forecast the next horizon prices with a stock export",
+    }
+    Train = StockTrain
+    Evaluate = StockEvaluate
+    Predict = StockPredict
+    serving_inputs = ("prices",)
+    smoke_args = ("--epochs", "1", "--units", "8", "--layers", "1")
+    quick_args = ("--epochs", "5")
+
+    def load_data(self, config: DataSettings) -> Splits:
+        series = config.load_series()
+        # One series: train, validation and test are its chronological parts (`chronological_split`).
+        return Splits(series.name, series, None, series)
+
+    def train(self, config: StockTrain, data: Splits, fitting: Fitting) -> Trained:
+        series, training = data.train, config
+        split = chronological_split(len(series), training.window, training.horizon)
+        print(f"{series.name}: {len(series)} prices from {series.dates[0].date()} to "
+              f"{series.dates[-1].date()}; {len(split.train)} train / {len(split.validation)} "
+              f"validation / {len(split.test)} test windows")
+        forecaster, epochs = train_forecaster(
+            series, split, training, strategy=fitting.strategy, backup_dir=fitting.backup_dir,
+            checkpoint_every=fitting.checkpoint_every, fresh=fitting.fresh,
+        )
+        validation = evaluate(series, split.validation, forecaster.predict_prices(series, split.validation),
+                              model_name=MODEL_NAME, ma_window=config.ma_window)
+        extra = {
+            "window / horizon": f"{training.window} / {training.horizon}",
+            "validation RMSE / persistence": round(validation.ratio, 4),
+            "shrink (fitted on validation)": (
+                "off" if forecaster.shrink is None else [round(float(s), 3) for s in forecaster.shrink]
+            ),
+            "band width below / above the median (fitted on validation)": (
+                "off" if forecaster.band_scale is None else forecaster.band_scale.round(3).tolist()
+            ),
+        }
+        if config.walk_forward:
+            folds = walk_forward(series, training, config.walk_forward, ma_window=config.ma_window)
+            for index, fold in enumerate(folds, start=1):
+                title = f"walk-forward fold {index}/{len(folds)}"
+                print(fold.point.table(title))
+                if len(forecaster.levels) > 1:
+                    print(interval_table(fold.intervals, title))
+            extra["walk-forward RMSE / persistence"] = [round(f.point.ratio, 4) for f in folds]
+            extra["walk-forward mean RMSE / persistence"] = round(
+                float(np.mean([f.point.ratio for f in folds])), 4)
+            widest = central_intervals(forecaster.levels)
+            if widest:
+                nominal = widest[0][2]
+                for name in folds[0].intervals:
+                    extra[f"walk-forward {nominal:.0%} coverage / interval score, {name}"] = [
+                        [round(f.intervals[name].coverage[nominal], 4), round(f.intervals[name].score[nominal], 4)]
+                        for f in folds]
+        if training.features:
+            return Trained(forecaster.model, Serving({}, []), epochs, extra, local=forecaster,
+                           export_skipped="extra features need volume/high/low, and the serving "
+                           "signature takes closing prices only; train without --features to export")
+        metadata = {
+            "window": training.window,
+            "horizon": training.horizon,
+            "cell": training.cell,
+            "trained_on": series.name,
+            "last_training_date": str(series.dates[-1].date()),
+            "shrink": None if forecaster.shrink is None else forecaster.shrink.tolist(),
+            "quantiles": list(forecaster.levels),
+            "band_scale": None if forecaster.band_scale is None else forecaster.band_scale.tolist(),
+        }
+        serving = Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata)
+        return Trained(forecaster.model, serving, epochs, extra)
+
+    def evaluate(self, export: Export, data: Splits, config: StockEvaluate,
+                 output_dir: Path | None) -> Evaluation:
+        series = data.test
+        if export.local is not None:
+            local = export.local
+            window, horizon, levels = local.window, local.horizon, local.levels
+            predict = lambda anchors: local.predict_price_quantiles(series, anchors)  # noqa: E731
+        else:
+            forecaster = ExportedForecaster(export)
+            window, horizon, levels = forecaster.window, forecaster.horizon, forecaster.levels
+            predict = lambda anchors: forecaster.quantiles(price_windows(series.close, anchors, window))  # noqa: E731
+        if len(series) < window + horizon:
+            raise InputError(f"{series.name}: {len(series)} prices, fewer than window + horizon = "
+                             f"{window + horizon}")
+        split = chronological_split(len(series), window, horizon)
+        anchors = split.test if config.split == "test" else np.arange(window - 1, len(series) - horizon)
+        quantiles = predict(anchors)
+        result: Forecasts = evaluate(series, anchors, quantiles[..., levels.index(0.5)], model_name=MODEL_NAME,
+                                     ma_window=config.ma_window)
+        print(result.table(f"{config.split} split"))
+        details = {
+            f"{config.split} RMSE": result.metrics[MODEL_NAME].rmse,
+            f"{config.split} directional accuracy": result.direction,
+        }
+        widest = central_intervals(levels)
+        band = None
+        if widest:
+            # GARCH is fitted on the training part: in-sample for --split all's early anchors.
+            intervals = compare_intervals(series, anchors, quantiles, levels, train_end=split.train_end,
+                                          model_name=MODEL_NAME)
+            print(interval_table(intervals, f"{config.split} split intervals"))
+            lower, upper, nominal = widest[0]
+            for name, metrics in intervals.items():
+                details[f"{config.split} {nominal:.0%} coverage, {name}"] = metrics.coverage[nominal]
+                details[f"{config.split} {nominal:.0%} interval score, {name}"] = metrics.score[nominal]
+            details[f"{config.split} pinball loss per quantile"] = dict(
+                zip(map(quantile_column, levels), intervals[MODEL_NAME].pinball))
+            band = (quantiles[..., lower], quantiles[..., upper], nominal)
+        if config.plot is not None:
+            details["plot"] = str(plot(result, config.plot, band=band))
+        return Evaluation(
+            f"{config.split} RMSE / persistence", result.ratio, details,
+            summary=f"RMSE / persistence {result.ratio:.4f} on {len(anchors)} {config.split} "
+            f"forecasts of {series.name}",
+        )
+
+    def predict(self, export: Export, config: StockPredict) -> pd.Series:
+        series = config.load_series()
+        interval = config.interval if config.ticker else "1d"
+        forecaster = ExportedForecaster(export)
+        result = forecast_series(forecaster, series, interval)
+        print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}")
+        for date, row in result.iterrows():
+            print(f"  {date.date() if interval == '1d' else date}  {with_interval(row, forecaster.levels)}")
+        return result
+
+    def serving_example(self, export: Export) -> dict[str, list[float]]:
+        window = ExportedForecaster(export).window
+        return {"prices": stock_data.sample_prices().close[-window:].tolist()}
+
+    def page(self, page) -> None:
+        stock_tab(page)
+
+    def demo(self, export: Export) -> str:
+        forecaster = ExportedForecaster(export)
+        series = stock_data.sample_prices()
+        result = forecast_series(forecaster, series, "1d")
+        return (f"after {series.close[-1]:.2f}, the next {forecaster.horizon} price(s): "
+                + ", ".join(with_interval(row, forecaster.levels, 2) for _, row in result.iterrows()))
+
+
+register_app(StockApp())

@@ -1,0 +1,113 @@
+"""The stock app's settings: what `gru-suite train|evaluate|predict stock` take.
+
+`train_forecaster` takes `StockTrain` itself, so each default is written here once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from apps.common.app import ExportConfig, TrainConfig, batch_size_setting, epochs_setting, units_setting
+from apps.common.config import (
+    Config,
+    ConfigError,
+    ExistingPath,
+    Names,
+    NumberList,
+    Text,
+    at_least,
+    fraction,
+    positive,
+    setting,
+)
+from apps.stock import data as stock_data
+
+EXTRA_FEATURES = ("volume", "range")
+DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # the median and an 80% interval
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Config):
+    ticker: str | None = setting(None, "download this symbol's history with yfinance (cached)",
+                                 check=Text(True), group="data (one of --ticker, --csv, --data sample)")
+    csv: Path | None = setting(None, "a CSV with a date column and numeric columns (a Yahoo Finance "
+                               "export works)", check=ExistingPath("file"),
+                               group="data (one of --ticker, --csv, --data sample)")
+    data: str = setting("sample", "sample: a synthetic, deterministic daily series",
+                        choices=("sample",), group="data (one of --ticker, --csv, --data sample)")
+    target: str = setting("Close", "column to forecast", check=Text(True), group="data")
+    start: str = setting(stock_data.DEFAULT_START, "--ticker: first date", group="data")
+    end: str | None = setting(None, "--ticker: end date (exclusive), default today", group="data")
+    interval: str = setting("1d", "--ticker: bar interval", check=Text(True), group="data")
+    cache_dir: Path = setting(stock_data.DEFAULT_CACHE_DIR, "--ticker: download cache", group="data")
+    refresh: bool = setting(False, "--ticker: download again even if cached", group="data")
+
+    def check(self) -> None:
+        super().check()
+        if self.ticker is not None and self.csv is not None:
+            raise ConfigError(["ticker", "csv"], "give one of them, not both")
+
+    def load_series(self) -> stock_data.PriceSeries:
+        """The series these settings name, with a note printed if the loader has one."""
+        if self.ticker:
+            series = stock_data.load_yfinance(
+                self.ticker, start=self.start, end=self.end, interval=self.interval,
+                target=self.target, cache_dir=self.cache_dir, refresh=self.refresh,
+            )
+        elif self.csv:
+            series = stock_data.load_csv(self.csv, target=self.target)
+        else:
+            series = stock_data.sample_prices()
+        if series.note:
+            print(f"note: {series.note}")
+        return series
+
+
+@dataclasses.dataclass(frozen=True)
+class StockTrain(TrainConfig, DataSettings):
+    epochs: int = epochs_setting(40)
+    batch_size: int = batch_size_setting(32)
+    units: int = units_setting(32)
+    window: int = setting(20, "prices per input window (window - 1 returns)",
+                          check=at_least(2, maximum=10_000), group="model")
+    horizon: int = setting(1, "steps to forecast", check=at_least(1, maximum=1000), group="model")
+    layers: int = setting(2, "stacked recurrent layers", check=at_least(1, maximum=16), group="model")
+    dropout: float = setting(0.0, "input dropout of each layer", check=fraction(), group="model")
+    features: tuple[str, ...] = setting(
+        (), f"extra inputs, comma separated from {','.join(EXTRA_FEATURES)}; such a model is "
+        "evaluated but not exported (serving takes closes only)", check=Names(EXTRA_FEATURES),
+        group="model")
+    learning_rate: float = setting(1e-3, "Adam learning rate", check=positive(10.0), group="model")
+    patience: int = setting(5, "early-stopping patience on validation loss", check=at_least(1),
+                            group="model")
+    quantiles: tuple[float, ...] = setting(
+        DEFAULT_QUANTILES, "quantile levels to forecast, trained with the pinball loss; 0.5 (the median) is "
+        "the point forecast, and each pair q, 1-q is a central interval (default: an 80%% one)",
+        check=NumberList(fraction(zero=False), increasing=True), metavar="Q,Q,...", group="model")
+    no_shrink: bool = setting(False, "keep the raw model forecast (no validation-fitted shrink "
+                              "toward persistence, no validation-fitted band width)", group="model")
+    ma_window: int = setting(5, "prices in the moving-average baseline", check=at_least(1),
+                             group="evaluation")
+    walk_forward: int = setting(0, "also retrain and test on K consecutive folds after the "
+                                "training part", check=at_least(0, maximum=100), metavar="K",
+                                group="evaluation")
+    plot: Path | None = setting(None, "write a forecast-vs-actual PNG here", group="evaluation")
+
+    def check(self) -> None:
+        super().check()
+        if 0.5 not in self.quantiles:
+            raise ConfigError(["quantiles"], "must include 0.5: the median is the point forecast")
+
+
+@dataclasses.dataclass(frozen=True)
+class StockEvaluate(ExportConfig, DataSettings):
+    split: str = setting("test", "test: the last 15%% of the series, as in training; all: every window",
+                         choices=("test", "all"))
+    ma_window: int = setting(5, "prices in the moving-average baseline", check=at_least(1))
+    plot: Path | None = setting(Path("stock_forecast.png"), "forecast-vs-actual PNG")
+
+
+@dataclasses.dataclass(frozen=True)
+class StockPredict(ExportConfig, DataSettings):
+    pass
