@@ -92,7 +92,7 @@ REGISTRY = Registry()
 
 
 def register(command: Command) -> Command:
-    """Adds `command` to the global registry (called by `apps/<name>/commands.py`)."""
+    """Adds `command` to the global registry (called as `apps/<name>/app.py` or `commands.py` is imported)."""
     return REGISTRY.register(command)
 
 

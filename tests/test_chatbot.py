@@ -12,7 +12,7 @@ import pytest
 
 from apps import cli
 from apps.chatbot import data
-from apps.chatbot.commands import CHATBOT
+from apps.chatbot.app import CHATBOT
 from apps.chatbot.quality import (
     DECODING_CANDIDATES,
     DecodingResult,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import apps.sentiment.commands  # noqa: F401  (registers the sentiment commands)
+import apps.sentiment.app  # noqa: F401  (registers the sentiment commands)
 from apps import cli
 from apps.common.errors import InputError
 from apps.common.export import export_serving_model
