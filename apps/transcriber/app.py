@@ -81,9 +81,9 @@ class TranscriberApp(App):
         if config.data is None:
             model = config.model if config.model is not None else DEFAULT_ROOT / self.name
             try:
-                trained_on = read_metadata(version_folder(model)).get("data", "digits")
+                trained_on = read_metadata(version_folder(model)).get("data", TranscriptionSettings.data)
             except InputError:
-                trained_on = "digits"  # `evaluate` itself reports what is wrong with the folder
+                trained_on = TranscriptionSettings.data  # `evaluate` itself reports what is wrong with the folder
             config = dataclasses.replace(config, data=trained_on)
         return self.load_data(config)
 
