@@ -53,7 +53,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from apps.common.app import Fitting, TrainConfig  # noqa: E402
+from apps.common.app import Fitting  # noqa: E402
+from apps.common.settings import TrainConfig  # noqa: E402
 from apps.common.audio import load_audio, SAMPLE_RATE, synthetic_noise_bed  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.common.export import load_exported  # noqa: E402

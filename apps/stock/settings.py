@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.app import ExportConfig, TrainConfig, batch_size_setting, epochs_setting, units_setting
+from apps.common.settings import ExportConfig, TrainConfig, batch_size_setting, epochs_setting, units_setting
 from apps.common.config import (
     Config,
     ConfigError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.app import (
+from apps.common.settings import (
     ExportConfig,
     TrainConfig,
     batch_size_setting,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.app import ExportConfig, batch_size_setting, epochs_setting, units_setting
+from apps.common.settings import ExportConfig, batch_size_setting, epochs_setting, units_setting
 from apps.common.config import Config, DataSource, Text, setting
 from apps.common.seq2seq.app import texts_setting
 from apps.common.seq2seq.training import (

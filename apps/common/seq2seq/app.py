@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from apps.common.app import App, Export, ExportConfig
+from apps.common.app import App, Export
+from apps.common.settings import ExportConfig
 from apps.common.config import setting
 from apps.common.seq2seq.serving import run_on_texts
 from apps.common.seq2seq.training import Seq2SeqRun

@@ -9,7 +9,8 @@ from typing import Any
 
 import keras
 
-from apps.common.app import ExportConfig, Fitting, TrainConfig
+from apps.common.app import Fitting
+from apps.common.settings import ExportConfig, TrainConfig
 from apps.common.config import Config, Number, at_least, fraction, positive, setting
 from apps.common.errors import InputError
 from apps.common.seq2seq.model import (
