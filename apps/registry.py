@@ -58,9 +58,18 @@ class Command:
 
 @dataclass
 class Registry:
+    """The one registry: the commands by verb (and app), and the app objects by name."""
+
     app_commands: dict[str, dict[str, Command]] = field(default_factory=dict)
     top_commands: dict[str, Command] = field(default_factory=dict)
     verb_help: dict[str, str] = field(default_factory=lambda: dict(CORE_VERBS))
+    # `apps.common.app.App` instances (typed loosely: that module imports this one).
+    app_objects: dict[str, Any] = field(default_factory=dict)
+
+    def add_app(self, name: str, app: Any) -> None:
+        if name in self.app_objects:
+            raise ValueError(f"App {name!r} is already registered.")
+        self.app_objects[name] = app
 
     def register(self, command: Command) -> Command:
         if command.app is None:

@@ -66,6 +66,24 @@ def test_registering_a_command_twice_is_refused():
         registry.register(Command("chat", "alpha", "h", _configure, _echo))
 
 
+def test_the_registry_holds_the_apps_too_once_each():
+    registry = Registry()
+    app = object()
+    registry.add_app("alpha", app)
+    assert registry.app_objects["alpha"] is app
+    with pytest.raises(ValueError, match="App 'alpha' is already registered"):
+        registry.add_app("alpha", object())
+
+
+def test_every_app_with_commands_is_an_app_of_the_registry():
+    from apps.common.app import registered_app
+    from apps.registry import REGISTRY, load_app_packages
+
+    load_app_packages()
+    assert sorted(REGISTRY.app_objects) == REGISTRY.apps()
+    assert all(registered_app(name).name == name for name in REGISTRY.apps())
+
+
 def _write_file(directory: Path) -> None:
     (directory / "saved_model.pb").write_text("model")
 

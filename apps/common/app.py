@@ -50,7 +50,7 @@ from apps.common.training import (
     run_directory,
     set_seed,
 )
-from apps.registry import Command, load_app_packages, register
+from apps.registry import REGISTRY, Command, load_app_packages, register
 
 T = TypeVar("T")
 C = TypeVar("C", bound=Config)
@@ -349,9 +349,9 @@ def resolve_task(argv: list[str]) -> list[str]:
     Anything else is returned as it is.
     """
     argv = list(argv)
-    if len(argv) < 2 or argv[1] not in _APPS:
+    if len(argv) < 2 or argv[1] not in REGISTRY.app_objects:
         return argv
-    verb, app, rest = argv[0], _APPS[argv[1]], argv[2:]
+    verb, app, rest = argv[0], REGISTRY.app_objects[argv[1]], argv[2:]
     task, without_task = _flag_value(rest, "--task")
     if task in app.tasks:
         return [verb, app.tasks[task], *without_task]
@@ -381,12 +381,9 @@ def _runner(app: App, config_class: type[Config], action: Callable[[App, Any], A
     return run
 
 
-_APPS: dict[str, App] = {}
-
-
 def registered_app(name: str) -> App:
     """The app registered under `name`."""
-    return _APPS[name]
+    return REGISTRY.app_objects[name]
 
 
 def settings_from(config_class: type[C], argv: Sequence[str]) -> C:
@@ -412,9 +409,7 @@ def evaluate_app(name: str, argv: Sequence[str]) -> Evaluation:
 
 def register_app(app: App) -> App:
     """Registers `train`, `evaluate`, `predict` (and `explain`) for `app`."""
-    if app.name in _APPS:
-        raise ValueError(f"App {app.name!r} is already registered.")
-    _APPS[app.name] = app
+    REGISTRY.add_app(app.name, app)
     verbs: list[tuple[str, type[Config], Callable[[App, Any], Any]]] = [
         ("train", app.Train, run_train),
         ("evaluate", app.Evaluate, run_evaluate),
