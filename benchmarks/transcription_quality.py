@@ -54,10 +54,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from apps.common.app import Fitting  # noqa: E402
-from apps.common.settings import TrainConfig  # noqa: E402
 from apps.common.audio import load_audio, SAMPLE_RATE, synthetic_noise_bed  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.common.export import load_exported  # noqa: E402
+from apps.common.settings import TrainConfig  # noqa: E402
 from apps.common.speech_features import FEATURES  # noqa: E402
 from apps.common.training import Stopwatch, TimeBudget, set_seed  # noqa: E402
 from apps.transcriber.data import DIGIT_WORDS, TranscribedSplit, TranscriptionData  # noqa: E402

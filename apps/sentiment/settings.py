@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from apps.common.config import Config, DataSource, Text, at_least, fraction, positive, setting
 from apps.common.settings import (
     ExportConfig,
     TrainConfig,
@@ -13,7 +14,6 @@ from apps.common.settings import (
     split_seed_setting,
     units_setting,
 )
-from apps.common.config import Config, DataSource, Text, at_least, fraction, positive, setting
 from apps.common.text import RESERVED_TOKENS
 from apps.sentiment.data import BUILT_IN
 

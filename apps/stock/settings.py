@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.settings import ExportConfig, TrainConfig, batch_size_setting, epochs_setting, units_setting
 from apps.common.config import (
     Config,
     ConfigError,
@@ -21,6 +20,7 @@ from apps.common.config import (
     positive,
     setting,
 )
+from apps.common.settings import ExportConfig, TrainConfig, batch_size_setting, epochs_setting, units_setting
 from apps.stock import data as stock_data
 
 EXTRA_FEATURES = ("volume", "range")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from apps.common.config import Config, DataSource, at_least, fraction, positive, setting
 from apps.common.settings import (
     ExportConfig,
     TrainConfig,
@@ -13,7 +14,6 @@ from apps.common.settings import (
     split_seed_setting,
     units_setting,
 )
-from apps.common.config import Config, DataSource, at_least, fraction, positive, setting
 from apps.common.speech_features import MelBandSettings
 from apps.transcriber.datasets import TRANSCRIPTION_DATA_SETS
 from apps.transcriber.model import DECODINGS, LABEL_SETS

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.settings import ExportConfig, batch_size_setting, epochs_setting, units_setting
 from apps.common.config import Config, DataSource, Text, setting
 from apps.common.seq2seq.app import texts_setting
 from apps.common.seq2seq.training import (
@@ -15,6 +14,7 @@ from apps.common.seq2seq.training import (
     max_length_setting,
     vocabulary_size_setting,
 )
+from apps.common.settings import ExportConfig, batch_size_setting, epochs_setting, units_setting
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from apps.common.app import App, Export
-from apps.common.settings import ExportConfig
 from apps.common.config import setting
 from apps.common.seq2seq.serving import run_on_texts
 from apps.common.seq2seq.training import Seq2SeqRun
+from apps.common.settings import ExportConfig
 
 
 def texts_setting(help: str) -> Any:

@@ -10,7 +10,6 @@ from typing import Any
 import keras
 
 from apps.common.app import Fitting
-from apps.common.settings import ExportConfig, TrainConfig
 from apps.common.config import Config, Number, at_least, fraction, positive, setting
 from apps.common.errors import InputError
 from apps.common.seq2seq.model import (
@@ -23,8 +22,9 @@ from apps.common.seq2seq.model import (
 )
 from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import STRATEGIES, DecodingOptions, TextSeq2Seq
-from apps.common.training import TimeBudget
+from apps.common.settings import ExportConfig, TrainConfig
 from apps.common.text import TokenIds, build_vocabulary
+from apps.common.training import TimeBudget
 
 
 def max_length_setting(default: int) -> Any:
