@@ -8,7 +8,7 @@ from pathlib import Path
 
 from apps.chatbot.conversation import Conversation
 from apps.chatbot.data import all_pairs, evaluation_pairs, load_splits, with_unconditioned
-from apps.chatbot.model import APP, make_signatures
+from apps.chatbot.model import APP, generate_replies, make_signatures
 from apps.chatbot.page import chatbot_tab
 from apps.chatbot.quality import (
     DECODING_CANDIDATES,
@@ -46,7 +46,7 @@ class ChatbotApp(Seq2SeqApp):
     Train = ChatbotTrain
     Evaluate = ChatbotEvaluate
     Predict = ChatbotPredict
-    output_name = "reply"
+    run_texts = staticmethod(generate_replies)
     smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8",
                   "--decoding", "greedy")
     example_inputs = ("hello", "")

@@ -14,7 +14,7 @@ from apps.registry import Command, register
 from apps.translation.data import evaluation_pairs, load_splits
 from apps.translation.explain import plot_alignment
 from apps.translation.grammar import generate_pairs
-from apps.translation.model import APP, corpus_scores, make_signatures
+from apps.translation.model import APP, corpus_scores, make_signatures, translate_batches
 from apps.translation.page import translation_tab
 from apps.translation.settings import (
     DataSettings,
@@ -39,7 +39,7 @@ class TranslationApp(Seq2SeqApp):
     Evaluate = TranslationEvaluate
     Predict = TranslationPredict
     Explain = TranslationExplain
-    output_name = "translation"
+    run_texts = staticmethod(translate_batches)
     smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8",
                   "--beam-width", "2")
     example_inputs = ("the tall cat sleeps.", "")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from apps.common.app import App, Export
 from apps.common.config import setting
-from apps.common.seq2seq.serving import run_on_texts
 from apps.common.seq2seq.training import Seq2SeqRun
 from apps.common.settings import ExportConfig
 
@@ -17,19 +17,20 @@ def texts_setting(help: str) -> Any:
 
 
 class Seq2SeqApp(App):
-    """An app whose export maps `text` to a text: `serving_default`'s `output_name`.
+    """An app whose export maps `text` to a text.
 
-    `predict` prints one output per input text; `generate` is the batched
-    call that `predict`, `demo` and the page use.
+    `run_texts` is the app's batched client of a `serving_default`
+    (`translate_batches`, `generate_replies`), set as a staticmethod;
+    `predict` prints one output per input text.
     """
 
     serving_inputs = ("text",)
     generates_text = True
-    output_name: ClassVar[str]
+    run_texts: ClassVar[Callable[[Callable, list[str]], list[str]]]
 
     def generate(self, export: Export, texts: list[str]) -> list[str]:
-        """`serving_default`'s output for each of `texts`, in batches."""
-        return run_on_texts(export.signature(), texts, self.output_name)
+        """`export`'s `serving_default` output for each of `texts`, in batches."""
+        return self.run_texts(export.signature(), texts)
 
     def predict(self, export: Export, config: ExportConfig) -> list[str]:
         outputs = self.generate(export, list(config.texts))
