@@ -80,6 +80,20 @@ def synthetic_noise(size: int, rng: np.random.Generator) -> np.ndarray:
         noise = np.fft.irfft(spectrum / frequencies ** (kind / 2), n=size)
     return (noise / max(np.abs(noise).max(), 1e-9)).astype(np.float32)
 
+def in_noise_at_random_level(speech: np.ndarray, rng: np.random.Generator,
+                             snr_db: tuple[float, float]) -> np.ndarray:
+    """`speech` scaled to a random peak of 0.3-0.9, with `synthetic_noise` mixed in at a random
+    signal-to-noise ratio in `snr_db`, clipped to [-1, 1]: float32.
+
+    Draws the level, the noise and the ratio from `rng`, in that order.
+    """
+    speech = speech * rng.uniform(0.3, 0.9) / max(np.abs(speech).max(), 1e-6)
+    noise = synthetic_noise(len(speech), rng)
+    ratio_db = rng.uniform(*snr_db)
+    noise *= np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (ratio_db / 10)))
+    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+
+
 def is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
 

@@ -112,18 +112,12 @@ def _read_list(path: Path) -> set[str] | None:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
-def load_label_folders(
-    root: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0
-) -> SpeechData:
-    """Reads the Speech Commands layout: `root/LABEL/*.wav` (any audio format).
+def label_folder_files(root: Path) -> tuple[list[str], dict[str, tuple[list[Path], list[int]]]]:
+    """The labels of the Speech Commands layout in `root`, and each split's files and label ids.
 
     The split comes from `validation_list.txt` / `testing_list.txt` in `root`
-    when they exist, else from the data set's hash rule
-    (`speech_commands_set`). Audio in `_background_noise_/` becomes the
-    augmentation noise (synthetic noise when there is none). `limit` caps each
-    split at that many clips (a seeded random choice).
+    when they exist, else from the data set's hash rule (`speech_commands_set`).
     """
-    root = Path(root)
     label_dirs = sorted(
         d
         for d in root.iterdir()
@@ -152,6 +146,20 @@ def load_label_folders(
             split_files[split][1].append(label_id)
     if not split_files["train"][0]:
         raise InputError(f"{root}: no training clips (every file is in a validation or test list).")
+    return labels, split_files
+
+
+def load_label_folders(
+    root: Path | str, name: str | None = None, limit: int | None = None, seed: int = 0
+) -> SpeechData:
+    """Reads the Speech Commands layout: `root/LABEL/*.wav` (any audio format).
+
+    The split is `label_folder_files`'. Audio in `_background_noise_/` becomes
+    the augmentation noise (synthetic noise when there is none). `limit` caps
+    each split at that many clips (a seeded random choice).
+    """
+    root = Path(root)
+    labels, split_files = label_folder_files(root)
     splits = {
         split: _decode_split(files, ids, root, limit, seed)
         for split, (files, ids) in split_files.items()

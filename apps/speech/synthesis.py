@@ -27,7 +27,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from apps.common.audio import SAMPLE_RATE, synthetic_noise
+from apps.common.audio import SAMPLE_RATE, in_noise_at_random_level
 
 WORDS = (
     "zero",
@@ -73,6 +73,7 @@ MANY_VOICES = tuple(
                     "+anika", "+klatt", "+klatt2", "+klatt3")
 )
 MARGIN_SECONDS = 0.05
+SNR_DB = (5.0, 30.0)  # of the synthetic noise mixed into every clip and string
 
 
 def synthesize(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
@@ -98,16 +99,7 @@ def make_clip(
     pitch = int(rng.integers(20, 81))
     speech, _ = librosa.effects.trim(synthesize(word, voice, speed, pitch), top_db=40)
     margin = np.zeros(int(MARGIN_SECONDS * SAMPLE_RATE), np.float32)
-    speech = (
-        np.concatenate([margin, speech, margin])
-        * rng.uniform(0.3, 0.9)
-        / max(np.abs(speech).max(), 1e-6)
-    )
-    noise = synthetic_noise(len(speech), rng)
-    snr_db = rng.uniform(5.0, 30.0)
-    speech_power = np.mean(speech**2)
-    noise *= np.sqrt(speech_power / (np.mean(noise**2) * 10 ** (snr_db / 10)))
-    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+    return in_noise_at_random_level(np.concatenate([margin, speech, margin]), rng, SNR_DB)
 
 
 def generate(
@@ -167,11 +159,7 @@ def make_digit_string(
         pieces.append(speech)
     margins = [np.zeros(int(rng.uniform(0.05, 0.3) * SAMPLE_RATE), np.float32) for _ in range(2)]
     speech = np.concatenate([margins[0], *pieces, margins[1]])
-    speech = speech * rng.uniform(0.3, 0.9) / max(np.abs(speech).max(), 1e-6)
-    noise = synthetic_noise(len(speech), rng)
-    snr_db = rng.uniform(5.0, 30.0)
-    noise *= np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
-    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+    return in_noise_at_random_level(speech, rng, SNR_DB)
 
 
 def generate_digit_strings(out_dir: Path, count: int, seed: int = 0) -> None:

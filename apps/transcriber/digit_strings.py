@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.common.audio import SAMPLE_RATE, load_audio, synthetic_noise, synthetic_noise_bed
+from apps.common.audio import SAMPLE_RATE, in_noise_at_random_level, load_audio, synthetic_noise_bed
 from apps.common.errors import InputError
-from apps.speech.data import SAMPLE_DIR, load_label_folders
+from apps.speech.data import SAMPLE_DIR, label_folder_files
 from apps.speech.synthesis import DIGIT_MANIFEST, generate_digit_strings
 from apps.transcriber.data import (
     DIGIT_WORDS,
@@ -102,11 +102,7 @@ def join_clips(clips: list[np.ndarray], rng: np.random.Generator, recipe: String
     speech = np.zeros(max(position, end), np.float32)
     for start, clip in zip(starts, placed):
         speech[start:start + len(clip)] += clip
-    speech = speech * rng.uniform(0.3, 0.9) / max(np.abs(speech).max(), 1e-6)
-    noise = synthetic_noise(len(speech), rng)
-    snr_db = rng.uniform(*recipe.snr_db)
-    noise *= np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
-    return np.clip(speech + noise, -1.0, 1.0).astype(np.float32)
+    return in_noise_at_random_level(speech, rng, recipe.snr_db)
 
 
 def make_digit_strings(
@@ -147,18 +143,16 @@ def sample_voice(clip_index: int, voices: int = 8) -> str:
 
 def sample_digit_clips() -> dict[str, list[DigitClip]]:
     """The shipped digit clips of each split of the word sample, trimmed, by their voices."""
-    words = load_label_folders(SAMPLE_DIR, "sample")
-    pools: dict[str, list[DigitClip]] = {}
-    for split_name in ("train", "validation", "test"):
-        split = getattr(words, split_name)
-        pools[split_name] = [
-            DigitClip(name, sample_voice(int(Path(name).stem.rsplit("_", 1)[1])),
-                      DIGIT_WORDS.index(words.labels[label]),
-                      trimmed(load_audio(SAMPLE_DIR / name), SAMPLE_TRIM_DB))
-            for name, label in zip(split.files, split.labels)
-            if words.labels[label] in DIGIT_WORDS
+    labels, split_files = label_folder_files(SAMPLE_DIR)
+    return {
+        split: [
+            DigitClip(path.relative_to(SAMPLE_DIR).as_posix(), sample_voice(int(path.stem.rsplit("_", 1)[1])),
+                      DIGIT_WORDS.index(labels[label]), trimmed(load_audio(path), SAMPLE_TRIM_DB))
+            for path, label in zip(paths, label_ids)
+            if labels[label] in DIGIT_WORDS
         ]
-    return pools
+        for split, (paths, label_ids) in split_files.items()
+    }
 
 
 def _check_count(name: str, count: int) -> None:
