@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -46,15 +47,45 @@ def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
     return parser
 
 
+def _routing_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("--task")
+    parser.add_argument("--model")
+    return parser
+
+
+def _export_app(model: str | None) -> str | None:
+    """The app that made the export at `model`, if that can be read."""
+    if model is None:
+        return None
+    # Imported here: it imports TensorFlow, which `main` imports quietly first.
+    from apps.common.export import read_metadata, version_folder
+
+    try:
+        return read_metadata(version_folder(Path(model))).get("app")
+    except Exception:  # not an export: the command itself reports what is wrong with it
+        return None
+
+
+def routed(argv: list[str], registry: Registry = REGISTRY) -> list[str]:
+    """`argv` with its app replaced by the one `registry.route` picks (see `apps.registry`)."""
+    if len(argv) < 2 or argv[1] not in registry.app_objects:
+        return argv
+    try:
+        flags, _ = _routing_parser().parse_known_args(argv[2:])
+    except argparse.ArgumentError:  # `--task` without a value: the full parser says so
+        return argv
+    app = registry.route(argv[0], argv[1], flags.task, lambda: _export_app(flags.model))
+    return [argv[0], app, *argv[2:]]
+
+
 def run(argv: Sequence[str], registry: Registry = REGISTRY) -> Any:
     """Parses `argv` (without the program name) and runs the command.
 
     Returns what the command returns, so that other commands (reproduce,
     compare) and tests can drive the CLI in-process.
     """
-    from apps.common.app import resolve_task
-
-    args = build_parser(registry).parse_args(resolve_task(list(argv)))
+    args = build_parser(registry).parse_args(routed(list(argv), registry))
     if getattr(args, "strategy", None):
         from apps.common.distributed import make_strategy
 

@@ -7,6 +7,11 @@ through `apps.common.app.register_app`, which registers `train`,
 `register(...)`. `gru-suite VERB APP ...` then dispatches to the
 command registered for (VERB, APP); commands registered with `app=None` are
 top-level (`gru-suite chat ...`).
+
+Apps that serve tasks of one family (the speech app's words, the
+transcriber's transcripts) declare a `Task`; the registry routes
+`VERB APP --task TASK` to the app of that task, and `evaluate|predict APP
+--model DIR` to the family member that made the export in DIR.
 """
 
 from __future__ import annotations
@@ -56,6 +61,21 @@ class Command:
     demo: Callable[[str], str] | None = None
 
 
+@dataclass(frozen=True)
+class Task:
+    """An app's place in a family of apps that one command name reaches with `--task`.
+
+    Attributes:
+        family: The app name users type (`speech`).
+        name: This app's value of `--task` (`transcribe`).
+        help: What the task does, for `--help`.
+    """
+
+    family: str
+    name: str
+    help: str
+
+
 @dataclass
 class Registry:
     """The one registry: the commands by verb (and app), and the app objects by name."""
@@ -65,11 +85,41 @@ class Registry:
     verb_help: dict[str, str] = field(default_factory=lambda: dict(CORE_VERBS))
     # `apps.common.app.App` instances (typed loosely: that module imports this one).
     app_objects: dict[str, Any] = field(default_factory=dict)
+    # family -> task name -> (the app that serves it, its Task).
+    families: dict[str, dict[str, tuple[str, Task]]] = field(default_factory=dict)
 
-    def add_app(self, name: str, app: Any) -> None:
+    def add_app(self, name: str, app: Any, task: Task | None = None) -> None:
         if name in self.app_objects:
             raise ValueError(f"App {name!r} is already registered.")
+        if task is not None:
+            members = self.families.setdefault(task.family, {})
+            if task.name in members:
+                raise ValueError(f"Task {task.name!r} of {task.family!r} is already registered.")
+            members[task.name] = (name, task)
         self.app_objects[name] = app
+
+    def family_of(self, app: str) -> dict[str, tuple[str, Task]]:
+        """The tasks of `app`'s family (empty if it belongs to none)."""
+        for members in self.families.values():
+            if any(member == app for member, _ in members.values()):
+                return members
+        return {}
+
+    def route(self, verb: str, app: str, task: str | None, export_app: Callable[[], str | None]) -> str:
+        """The app that runs `VERB APP`: the one serving `task`, else the maker of the export.
+
+        `export_app` reads which app made the export the command names
+        (None when it names none or it cannot be read); it is called only
+        for `evaluate`, `predict` and `explain` in a family.
+        """
+        members = self.family_of(app)
+        if task is not None and task in members:
+            return members[task][0]
+        if task is None and verb != "train" and members:
+            made_by = export_app()
+            if any(member == made_by for member, _ in members.values()):
+                return made_by
+        return app
 
     def register(self, command: Command) -> Command:
         if command.app is None:

@@ -14,7 +14,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from apps import cli
-from apps.common.app import load_export, registered_app, resolve_task
+from apps.common.app import load_export, registered_app
 from apps.common.audio import load_audio, SAMPLE_RATE
 from apps.common.errors import InputError
 from apps.registry import load_app_packages
@@ -149,14 +149,30 @@ def test_training_batches_pad_waveforms_with_zeros_and_labels_with_minus_one():
 
 
 def test_train_speech_task_transcribe_and_an_export_route_to_the_transcriber(smoke_exports):
-    assert resolve_task(["train", "speech", "--task", "transcribe", "--epochs", "1"]) == [
-        "train", "transcriber", "--epochs", "1"]
-    assert resolve_task(["train", "speech", "--task=words"]) == ["train", "speech", "--task=words"]
+    assert cli.routed(["train", "speech", "--task", "transcribe", "--epochs", "1"]) == [
+        "train", "transcriber", "--task", "transcribe", "--epochs", "1"]
+    assert cli.routed(["train", "speech", "--task=words"]) == ["train", "speech", "--task=words"]
+    assert cli.routed(["train", "transcriber", "--task", "words"])[1] == "speech"
     export = str(smoke_exports["transcriber"].path)
-    assert resolve_task(["evaluate", "speech", "--model", export]) == [
+    assert cli.routed(["evaluate", "speech", "--model", export]) == [
         "evaluate", "transcriber", "--model", export]
     speech_export = str(smoke_exports["speech"].path)
-    assert resolve_task(["evaluate", "speech", "--model", speech_export])[1] == "speech"
+    assert cli.routed(["evaluate", "speech", "--model", speech_export])[1] == "speech"
+    assert cli.routed(["predict", "transcriber", "--model", speech_export])[1] == "speech"
+    assert cli.routed(["train", "stock", "--task", "transcribe"])[1] == "stock"
+
+
+def test_task_is_a_flag_of_both_family_members_and_a_bad_one_is_refused(capsys):
+    load_app_packages()
+    for app in ("speech", "transcriber"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.run(["train", app, "--task", "poetry"])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert "--task" in error and "'transcribe'" in error and "'words'" in error
+    with pytest.raises(SystemExit):
+        cli.run(["train", "stock", "--task", "words"])
+    assert "unrecognized arguments: --task" in capsys.readouterr().err
 
 
 def test_evaluate_speech_reports_error_rates_of_a_transcriber_export(smoke_exports, capsys):

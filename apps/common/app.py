@@ -50,7 +50,7 @@ from apps.common.training import (
     run_directory,
     set_seed,
 )
-from apps.registry import REGISTRY, Command, load_app_packages, register
+from apps.registry import REGISTRY, Command, Task, load_app_packages, register
 
 T = TypeVar("T")
 C = TypeVar("C", bound=Config)
@@ -207,9 +207,8 @@ class App:
     smoke_args: ClassVar[tuple[str, ...]] = ()
     # `predict` arguments a model trained on the sample answers (the first is `explain`'s).
     example_inputs: ClassVar[tuple[str, ...]] = ()
-    # Other tasks of this app's family, each served by its own registered app (and
-    # export folder): `gru-suite VERB APP --task TASK` runs `VERB tasks[TASK]`.
-    tasks: ClassVar[dict[str, str]] = {}
+    # The app's task in a family that one name reaches with `--task` (see `apps.registry`).
+    task: ClassVar[Task | None] = None
 
     def load_data(self, config: Config) -> Splits:
         raise NotImplementedError
@@ -322,47 +321,6 @@ def run_train(app: App, config: TrainConfig) -> TrainReport:
     return publish_report(report, config.report, trained.model)
 
 
-def _flag_value(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
-    """The value of `flag` in `argv` (`--flag V` or `--flag=V`) and `argv` without it."""
-    for index, argument in enumerate(argv):
-        if argument == flag and index + 1 < len(argv):
-            return argv[index + 1], argv[:index] + argv[index + 2:]
-        if argument.startswith(flag + "="):
-            return argument[len(flag) + 1:], argv[:index] + argv[index + 1:]
-    return None, argv
-
-
-def _export_app(model: str) -> str | None:
-    """The app that made the export at `model`, if that can be read."""
-    try:
-        return read_metadata(version_folder(Path(model))).get("app")
-    except Exception:  # not an export: the command itself reports what is wrong with it
-        return None
-
-
-def resolve_task(argv: list[str]) -> list[str]:
-    """Routes a command to the app that serves a task of the named app's family.
-
-    `VERB APP --task TASK ...` becomes `VERB OTHER ...` when `APP.tasks`
-    maps TASK to OTHER; `evaluate|predict APP --model DIR ...` becomes
-    `... OTHER ...` when DIR is an export of OTHER, one of APP's tasks.
-    Anything else is returned as it is.
-    """
-    argv = list(argv)
-    if len(argv) < 2 or argv[1] not in REGISTRY.app_objects:
-        return argv
-    verb, app, rest = argv[0], REGISTRY.app_objects[argv[1]], argv[2:]
-    task, without_task = _flag_value(rest, "--task")
-    if task in app.tasks:
-        return [verb, app.tasks[task], *without_task]
-    model, _ = _flag_value(rest, "--model")
-    if task is None and verb != "train" and model is not None:
-        made_by = _export_app(model)
-        if made_by in app.tasks.values():
-            return [verb, made_by, *rest]
-    return argv
-
-
 def _rounded(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
@@ -372,6 +330,23 @@ def run_evaluate(app: App, config: ExportConfig) -> Evaluation:
     evaluation = app.evaluate(export, app.evaluation_data(config), config, None)
     print(f"{export.path}: {evaluation.summary}")
     return evaluation
+
+
+def _configurer(app: App, config_class: type[Config]) -> Callable[[argparse.ArgumentParser], None]:
+    """Adds the config's flags, and `--task` for an app in a family."""
+    add_config = arguments_configurer(config_class)
+    if app.task is None:
+        return add_config
+    task = app.task
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        add_config(parser)
+        members = REGISTRY.families[task.family]
+        described = "; ".join(f"{name}: {other.help}" for name, (_, other) in sorted(members.items()))
+        parser.add_argument("--task", choices=sorted(members), default=task.name,
+                            help=f"{described} (default: {task.name})")
+
+    return configure
 
 
 def _runner(app: App, config_class: type[Config], action: Callable[[App, Any], Any]):
@@ -409,7 +384,7 @@ def evaluate_app(name: str, argv: Sequence[str]) -> Evaluation:
 
 def register_app(app: App) -> App:
     """Registers `train`, `evaluate`, `predict` (and `explain`) for `app`."""
-    REGISTRY.add_app(app.name, app)
+    REGISTRY.add_app(app.name, app, app.task)
     verbs: list[tuple[str, type[Config], Callable[[App, Any], Any]]] = [
         ("train", app.Train, run_train),
         ("evaluate", app.Evaluate, run_evaluate),
@@ -419,7 +394,7 @@ def register_app(app: App) -> App:
         verbs.append(("explain", app.Explain, lambda a, c: a.explain(load_export(a, c.model), c)))
     for verb, config_class, action in verbs:
         register(Command(
-            verb, app.name, app.help[verb], arguments_configurer(config_class),
+            verb, app.name, app.help[verb], _configurer(app, config_class),
             _runner(app, config_class, action),
             quick_args=app.quick_args if verb == "train" else (),
             demo=(lambda path, a=app: a.demo(load_export(a, Path(path)))) if verb == "train" else None,

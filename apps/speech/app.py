@@ -12,6 +12,7 @@ from apps.common.app import App, Evaluation, Export, Fitting, Serving, Splits, T
 from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio
 from apps.common.errors import InputError
 from apps.common.figures import confusion_matrix, save_confusion_matrix
+from apps.registry import Task
 from apps.speech.data import SAMPLE_DIR, SpeechData, load_data
 from apps.speech.page import speech_tab
 from apps.speech.serving import SpeechServer, served_probabilities
@@ -34,7 +35,7 @@ class SpeechApp(App):
     Evaluate = SpeechEvaluate
     Predict = SpeechPredict
     serving_inputs = ("waveform",)
-    tasks = {"transcribe": "transcriber"}
+    task = Task("speech", "words", "recognise one spoken word")
     smoke_args = ("--epochs", "1", "--limit", "60", "--units", "8")
     example_inputs = (str(SAMPLE_DIR / "yes" / "yes_00.flac"),)
     quick_args = ("--epochs", "25")

@@ -31,9 +31,6 @@ class DataSettings(Config):
 
 @dataclasses.dataclass(frozen=True)
 class SpeechTrain(TrainConfig, DataSettings, MelBandSettings):
-    task: str = setting("words", "words: recognise one spoken word; transcribe: train the CTC "
-                        "transcriber instead (gru-suite train transcriber, see its --help)",
-                        choices=("words", "transcribe"), group="data")
     epochs: int = epochs_setting(60)
     batch_size: int = batch_size_setting(32)
     units: int = units_setting(64)

@@ -1,7 +1,7 @@
 """The transcriber app: `gru-suite train|evaluate|predict transcriber` and `gru-suite transcribe`.
 
 `gru-suite train speech --task transcribe` and `evaluate|predict speech`
-with a transcriber export come here too (see `SpeechApp.tasks`). Its
+with a transcriber export come here too (its `Task`, see `apps.registry`). Its
 exports go to `saved_models/transcriber/<version>/` (TensorFlow Serving
 serves one model per folder): `serving_default` takes `waveform` (float32
 `[batch, samples]`, 16 kHz mono, rows zero-padded to the longest) and returns
@@ -33,7 +33,7 @@ from apps.common.audio import SAMPLE_RATE, SILENCE_PEAK, load_audio
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, read_metadata, version_folder
-from apps.registry import Command, register
+from apps.registry import Command, Task, register
 from apps.transcriber.data import TranscribedSplit, TranscriptionData
 from apps.transcriber.datasets import load_transcription_data
 from apps.transcriber.model import OUTPUT_FRAME_SECONDS, label_set_for
@@ -63,6 +63,8 @@ class TranscriberApp(App):
     Evaluate = TranscriberEvaluate
     Predict = TranscriberPredict
     serving_inputs = ("waveform",)
+    task = Task("speech", "transcribe", "transcribe an utterance with the CTC transcriber "
+                "(gru-suite VERB transcriber; see its --help)")
     smoke_args = ("--data", "digits:60", "--epochs", "1", "--units", "8", "--layers", "1",
                   "--conv-filters", "8", "--batch-size", "16")
     # One layer of 96 trains in half the time of two of 64 (54 s against 106 s;
