@@ -40,7 +40,7 @@ from apps.common.cells import CELLS  # noqa: E402
 from apps.common.speech_features import FEATURES  # noqa: E402
 from apps.speech.data import AudioSplit, load_data, load_flat_folder, SpeechData  # noqa: E402
 from apps.speech.serving import SpeechServer, served_probabilities  # noqa: E402
-from apps.speech.settings import SPEEDS  # noqa: E402
+from apps.speech.settings import SPEEDS, SpeechTrain  # noqa: E402
 from apps.speech.synthesis import DIGITS  # noqa: E402
 from apps.speech.training import train_speech_model  # noqa: E402
 
@@ -97,18 +97,12 @@ def accuracy(
                           data.test, data.noise)
     log_probabilities = 0.0
     for member in range(args.ensemble):
-        model = train_speech_model(
-            data,
-            cell=args.cell,
-            units=args.units,
-            epochs=epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            min_frequency=args.min_frequency,
-            max_frequency=args.max_frequency,
-            seed=args.seed + member,
-            verbose=args.verbose,
+        config = SpeechTrain(
+            cell=args.cell, units=args.units, epochs=epochs, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, min_frequency=args.min_frequency,
+            max_frequency=args.max_frequency, seed=args.seed + member, verbose=args.verbose,
         )
+        model = train_speech_model(data, config)
         server = SpeechServer(model, data.labels, args.test_speeds)
         log_probabilities += np.log(served_probabilities(server.serve, data.test.waveforms) + 1e-7)
     predicted = np.argmax(log_probabilities, axis=-1)
@@ -118,14 +112,14 @@ def accuracy(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/datasets"))
-    parser.add_argument("--cell", choices=sorted(CELLS), default="gru")
-    parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--cell", choices=sorted(CELLS), default=SpeechTrain.cell)
+    parser.add_argument("--units", type=int, default=SpeechTrain.units)
     parser.add_argument("--epochs", type=int, default=25, help="epochs on the index split")
     parser.add_argument(
         "--speaker-epochs", type=int, default=30, help="epochs per leave-one-speaker-out fold"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--batch-size", type=int, default=SpeechTrain.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=SpeechTrain.learning_rate)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",

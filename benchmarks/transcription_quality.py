@@ -68,10 +68,11 @@ from apps.transcriber.digit_strings import (  # noqa: E402
     StringRecipe,
     trimmed,
 )
-from apps.transcriber.model import label_set_for, LABEL_SETS  # noqa: E402
+from apps.transcriber.labels import LABEL_SETS, label_set_for  # noqa: E402
 from apps.transcriber.serving import (  # noqa: E402
-    MAX_SECONDS, TranscriberServer, error_rates, transcribe_batches,
+    TranscriberServer, error_rates, transcribe_batches,
 )
+from apps.transcriber.settings import MAX_SECONDS, TranscriberTrain  # noqa: E402
 from apps.transcriber.training import train_transcriber  # noqa: E402
 
 TARGET_INDEX_WER = 0.03
@@ -164,17 +165,15 @@ def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSp
     data = TranscriptionData(name, everything, TranscribedSplit([], []), test, synthetic_noise_bed())
     labels = label_set_for(everything.transcripts, args.labels)
     with tempfile.TemporaryDirectory(prefix="transcription_quality_") as run_dir:
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, units=args.units,
-                             cell=args.cell, seed=args.seed, verbose=args.verbose, run_dir=Path(run_dir),
-                             fresh=True)
+        config = TranscriberTrain(
+            epochs=args.epochs, batch_size=args.batch_size, units=args.units, cell=args.cell, seed=args.seed,
+            verbose=args.verbose, run_dir=Path(run_dir), fresh=True, layers=args.layers,
+            conv_filters=args.conv_filters, dropout=args.dropout, min_frequency=args.min_frequency,
+            max_frequency=args.max_frequency, learning_rate=args.learning_rate,
+        )
         fitting = BudgetedFitting(config, Path(run_dir), minutes)
         with Stopwatch() as watch:
-            acoustic = train_transcriber(
-                data, labels, fitting, cell=args.cell, units=args.units, recurrent_layers=args.layers,
-                conv_filters=args.conv_filters, dropout=args.dropout, min_frequency=args.min_frequency,
-                max_frequency=args.max_frequency, epochs=args.epochs, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, seed=args.seed,
-            )
+            acoustic = train_transcriber(data, labels, config, fitting)
     server = TranscriberServer(acoustic, labels, "beam", args.beam_width)
     said = {decoding: transcribe_batches(serve, test.waveforms, args.batch_size)
             for decoding, serve in (("greedy", server.greedy), ("beam", server.beam))}
@@ -251,20 +250,25 @@ def main() -> None:
     parser.add_argument("--word-model", type=Path, default=None, metavar="DIR",
                         help="a speech export (saved_models/speech/N) to score on the index split's "
                              "test recordings")
-    parser.add_argument("--cell", choices=sorted(CELLS), default="gru")
-    parser.add_argument("--units", type=int, default=128, help="default 128")
-    parser.add_argument("--layers", type=int, default=3, help="bidirectional recurrent layers, default 3")
-    parser.add_argument("--conv-filters", type=int, default=128, help="default 128")
-    parser.add_argument("--dropout", type=float, default=0.1, help="default 0.1")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak, default 1e-3")
-    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
+    parser.add_argument("--cell", choices=sorted(CELLS), default=TranscriberTrain.cell)
+    parser.add_argument("--units", type=int, default=TranscriberTrain.units, help=f"default {TranscriberTrain.units}")
+    parser.add_argument("--layers", type=int, default=TranscriberTrain.layers,
+                        help=f"bidirectional recurrent layers, default {TranscriberTrain.layers}")
+    parser.add_argument("--conv-filters", type=int, default=TranscriberTrain.conv_filters,
+                        help=f"default {TranscriberTrain.conv_filters}")
+    parser.add_argument("--dropout", type=float, default=TranscriberTrain.dropout, help=f"default {TranscriberTrain.dropout}")
+    parser.add_argument("--learning-rate", type=float, default=TranscriberTrain.learning_rate,
+                        help=f"peak, default {TranscriberTrain.learning_rate:g}")
+    parser.add_argument("--batch-size", type=int, default=TranscriberTrain.batch_size,
+                        help=f"default {TranscriberTrain.batch_size}")
     parser.add_argument("--min-frequency", type=float, default=FEATURES.lower_hertz, metavar="HZ",
                         help=f"bottom of the mel filter bank, default {FEATURES.lower_hertz:g}")
     parser.add_argument("--max-frequency", type=float, default=4000.0, metavar="HZ",
                         help="top of the mel filter bank, default 4000 (FSDD's bandwidth)")
     parser.add_argument("--labels", choices=("auto", *LABEL_SETS), default="auto",
                         help="what the frames choose between; auto (default): the digit words")
-    parser.add_argument("--beam-width", type=int, default=16, help="default 16")
+    parser.add_argument("--beam-width", type=int, default=TranscriberTrain.beam_width,
+                        help=f"default {TranscriberTrain.beam_width}")
     parser.add_argument("--seed", type=int, default=0, help="strings, synthetic set and training; default 0")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     args = parser.parse_args()

@@ -23,7 +23,7 @@ from apps.chatbot.quality import (
 from apps.common.app import load_export
 from apps.common.errors import InputError
 from apps.common.export import read_metadata
-from apps.common.seq2seq.serving import DecodingOptions
+from apps.common.seq2seq.settings import DecodingOptions
 from apps.registry import load_app_packages
 
 load_app_packages()

@@ -20,7 +20,7 @@ from apps.chatbot.quality import (
 )
 from apps.common.errors import InputError
 from apps.common.seq2seq.pairs import TextPairs
-from apps.common.seq2seq.serving import DecodingOptions
+from apps.common.seq2seq.settings import DecodingOptions
 
 PAIRS = TextPairs([f"question {i}" for i in range(30)], [f"answer number {i}" for i in range(30)])
 

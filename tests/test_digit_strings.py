@@ -24,7 +24,7 @@ from apps.transcriber.digit_strings import (
     sample_digit_clips,
     StringRecipe,
 )
-from apps.transcriber.model import DIGIT_LABELS
+from apps.transcriber.labels import DIGIT_LABELS
 
 OPTIONAL_TOOLS = ("espeak-ng", "espeak", "chromium", "chromium-browser")
 

@@ -1,19 +1,32 @@
 """The package layout: no import cycles in `apps/` or `gru_core/`, counting imports made inside
-functions too; no benchmark that imports a command-line module; training defaults written once."""
+functions too; no benchmark that imports a command-line module; builders that take the settings
+the CLI fills, with none of their defaults written twice."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
+import importlib.util
 import inspect
 from pathlib import Path
 
 import pytest
 
+from apps.common.app import settings_from
+from apps.common.seq2seq.model import build_seq2seq
+from apps.common.seq2seq.settings import Seq2SeqTrain
+from apps.common.seq2seq.training import train_seq2seq
+from apps.registry import REGISTRY, load_app_packages
+from apps.sentiment.model import build_model as build_sentiment_model
+from apps.sentiment.settings import SentimentTrain
+from apps.speech.model import build_model as build_speech_model
 from apps.speech.settings import SpeechTrain
-from apps.stock.model import build_model as build_stock_model
-from apps.stock.settings import StockTrain
 from apps.speech.training import train_speech_model
+from apps.stock.model import build_model as build_stock_model
+from apps.stock.model import train_forecaster
+from apps.stock.settings import StockTrain
+from apps.transcriber.model import build_acoustic_model
 from apps.transcriber.settings import TranscriberTrain
 from apps.transcriber.training import train_transcriber
 
@@ -92,24 +105,43 @@ def test_no_benchmark_imports_a_command_line_module():
         assert not commands, f"{path.name} imports {commands}"
 
 
-# How a run goes (its strategy object, backups, progress output), handed over by `Fitting`.
-RUN_PLUMBING = {"verbose", "strategy", "backup_dir", "checkpoint_every", "fresh"}
+def _app_modules(app) -> list:
+    """The modules of an app's package that build and train its models."""
+    package = type(app).__module__.rsplit(".", 1)[0]
+    names = [f"{package}.{role}" for role in ("model", "training")]
+    if package in ("apps.translation", "apps.chatbot"):
+        names += ["apps.common.seq2seq.model", "apps.common.seq2seq.training"]
+    return [importlib.import_module(name) for name in names if importlib.util.find_spec(name)]
 
 
-def _defaults(function) -> dict[str, object]:
-    return {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()
-            if parameter.default is not inspect.Parameter.empty and name not in RUN_PLUMBING}
+def test_builders_take_the_settings_and_repeat_none_of_their_defaults():
+    """Every app's `build_*` and `train_*` functions leave each setting to the settings object."""
+    load_app_packages()
+    for name, app in REGISTRY.app_objects.items():
+        # What --help shows is what the settings class declares.
+        assert settings_from(app.Train, []) == app.Train(), name
+        fields = {field.name for field in dataclasses.fields(app.Train)}
+        for module in _app_modules(app):
+            for function_name, function in vars(module).items():
+                builds = function_name.startswith(("build_", "train_"))
+                if not builds or not inspect.isfunction(function) or function.__module__ != module.__name__:
+                    continue
+                repeated = [parameter for parameter, value in inspect.signature(function).parameters.items()
+                            if value.default is not inspect.Parameter.empty and parameter in fields]
+                assert not repeated, f"{module.__name__}.{function_name} repeats {name}'s {repeated}"
 
 
-@pytest.mark.parametrize("function, settings, renamed", [
-    (train_speech_model, SpeechTrain, {}),
-    (train_transcriber, TranscriberTrain, {"recurrent_layers": "layers"}),
-    (build_stock_model, StockTrain, {"num_features": None}),
+@pytest.mark.parametrize("function, settings", [
+    (build_speech_model, SpeechTrain),
+    (train_speech_model, SpeechTrain),
+    (build_acoustic_model, TranscriberTrain),
+    (train_transcriber, TranscriberTrain),
+    (build_sentiment_model, SentimentTrain),
+    (build_stock_model, StockTrain),
+    (train_forecaster, StockTrain),
+    (build_seq2seq, Seq2SeqTrain),
+    (train_seq2seq, Seq2SeqTrain),
 ])
-def test_training_defaults_are_the_ones_help_shows(function, settings, renamed):
-    fields = {field.name: field.default for field in dataclasses.fields(settings)}
-    defaults = _defaults(function)
-    assert defaults, function.__name__
-    for name, default in defaults.items():
-        if renamed.get(name, name) is not None:  # None: an argument the settings leave to the caller
-            assert default == fields[renamed.get(name, name)], f"{function.__name__}({name}=...)"
+def test_builders_take_the_settings_object_the_cli_fills(function, settings):
+    annotations = [parameter.annotation for parameter in inspect.signature(function).parameters.values()]
+    assert settings.__name__ in annotations, function.__name__

@@ -25,6 +25,7 @@ from apps.sentiment.model import (
     make_serving_function,
     training_dataset,
 )
+from apps.sentiment.settings import SentimentTrain
 
 AWKWARD_TEXTS = [
     "",
@@ -102,8 +103,9 @@ def test_predictions_are_the_same_before_and_after_export(tmp_path, subword_buck
     data = load_data("sample")
     texts, labels = data.train.texts[:256], data.train.labels[:256]
     preprocessor = Preprocessor(TokenIds(build_vocabulary(texts)), 16, subword_buckets)
-    model = build_model(preprocessor.token_ids.size, subword_buckets=subword_buckets,
-                        units=8, embedding_dim=8, seed=0)
+    config = SentimentTrain(subword_buckets=subword_buckets, units=8, embedding_dim=8, seed=0,
+                            learning_rate=2e-3)
+    model = build_model(preprocessor.token_ids.size, config)
     model.fit(training_dataset(preprocessor, texts, labels, batch_size=64, word_dropout=0.2),
               epochs=1, verbose=0, shuffle=False)
     serve = make_serving_function(model, preprocessor)

@@ -18,16 +18,20 @@ from apps.common.seq2seq import (
     split_pairs,
 )
 from apps.common.seq2seq.decoding import END_ID, block_repeated_ngrams
+from apps.common.seq2seq.settings import Seq2SeqTrain
 
 SOURCE = tf.constant([[2, 5, 6, 7, 3, 0, 0], [2, 9, 3, 0, 0, 0, 0], [2, 4, 4, 4, 4, 4, 3]], tf.int64)
 
 
+def settings(**values) -> Seq2SeqTrain:
+    """`build_seq2seq`'s settings for a small model: the app defaults, at Adam's own rate unless given."""
+    return Seq2SeqTrain(**{"learning_rate": 1e-3, **values})
+
+
 def _model(cell="gru", attention="luong", seed=1, copy=False, learning_rate=1e-3):
     tf.keras.utils.set_random_seed(seed)
-    model = build_seq2seq(
-        30, 25, embedding_dim=8, units=12, cell=cell, attention=attention, dropout=0.0,
-        learning_rate=learning_rate, copy=copy,
-    )
+    model = build_seq2seq(30, 25, settings(embedding_dim=8, units=12, cell=cell, attention=attention,
+                                           dropout=0.0, learning_rate=learning_rate, copy=copy))
     if copy:
         # Source id i in [6, 27) copies as target id i - 2; the others copy nothing.
         ids = np.arange(30)
@@ -252,7 +256,7 @@ def test_output_prior_starts_the_model_at_the_unigram_distribution():
                         max_source_length=8, max_target_length=8, batch_size=8)
     tf.keras.utils.set_random_seed(0)
     model = build_seq2seq(source_vocabulary.size, target_vocabulary.size,
-                          embedding_dim=8, units=12, cell="gru", attention="luong", dropout=0.0)
+                          settings(embedding_dim=8, units=12, dropout=0.0))
     counts = target_token_counts(data, target_vocabulary.size)
     bias = set_output_prior(model, counts)
     assert np.argmin(bias) == 0 and np.argmax(bias) == int(np.argmax(counts))
@@ -281,8 +285,7 @@ def test_contrastive_term_ranks_each_reply_after_its_own_source_above_the_next_r
     from apps.common.seq2seq import Seq2Seq, masked_cross_entropy
 
     tf.keras.utils.set_random_seed(1)
-    model = build_seq2seq(30, 25, embedding_dim=8, units=12, cell="gru", attention="luong",
-                          dropout=0.0, contrastive_weight=0.5)
+    model = build_seq2seq(30, 25, settings(embedding_dim=8, units=12, dropout=0.0, contrastive_weight=0.5))
     target_inputs = tf.constant([[2, 5, 6, 7], [2, 4, 4, 0], [2, 9, 9, 9]], tf.int64)
     targets = tf.constant([[5, 6, 7, 3], [4, 4, 3, 0], [9, 9, 9, 3]], tf.int64)
     logits = model((SOURCE, target_inputs))
@@ -331,8 +334,7 @@ def test_set_copy_targets_maps_shared_words_and_never_reserved_ones():
     from apps.common.seq2seq import Seq2Seq, set_copy_targets
     from apps.common.text import RESERVED_TOKENS
 
-    model = build_seq2seq(7, 6, embedding_dim=4, units=4, cell="gru", attention="luong",
-                          dropout=0.0, copy=True)
+    model = build_seq2seq(7, 6, settings(embedding_dim=4, units=4, dropout=0.0, copy=True))
     table = set_copy_targets(model, [*RESERVED_TOKENS, "paris", "hello", "zebra"],
                              [*RESERVED_TOKENS, "hello", "paris"])
     assert table.tolist() == [0, 0, 0, 0, 5, 4, 0]

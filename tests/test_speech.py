@@ -33,6 +33,7 @@ from apps.speech.data import (
     speech_commands_set,
 )
 from apps.speech.model import build_model
+from apps.speech.settings import SpeechTrain
 
 
 def tone(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -217,7 +218,7 @@ def test_feature_band_is_validated_and_kept_by_saving(tmp_path):
         with pytest.raises(ValueError, match="lower_hertz=.*upper_hertz="):
             SpeechFeatures(lower_hertz, upper_hertz)
     model = build_model(
-        3, units=4, conv_filters=4, recurrent_layers=1, min_frequency=100, max_frequency=4000
+        3, SpeechTrain(units=4, min_frequency=100, max_frequency=4000), conv_filters=4, recurrent_layers=1
     )
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
@@ -316,10 +317,10 @@ def test_sample_data_is_shipped_and_split():
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 def test_builder_takes_each_cell(cell):
-    model = build_model(3, cell=cell, units=4, conv_filters=4, recurrent_layers=1)
+    model = build_model(3, SpeechTrain(cell=cell, units=4), conv_filters=4, recurrent_layers=1)
     assert model.predict(np.zeros((2, CLIP_SAMPLES), np.float32), verbose=0).shape == (2, 3)
     with pytest.raises(ValueError, match="num_labels"):
-        build_model(1)
+        build_model(1, SpeechTrain())
 
 
 def test_model_features_ignore_recording_level():

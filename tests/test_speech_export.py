@@ -22,6 +22,7 @@ from apps.common.speech_features import change_speed
 from apps.registry import load_app_packages
 from apps.speech.data import load_data
 from apps.speech.serving import SpeechServer
+from apps.speech.settings import SpeechTrain
 from apps.speech.training import train_speech_model
 
 load_app_packages()
@@ -45,7 +46,7 @@ print(json.dumps({"results": results, "imported": imported}))
 def trained(tmp_path_factory):
     """A tiny model trained for two epochs on a slice of `sample`, and its export."""
     sample = load_data("sample", limit=36, seed=0)
-    model = train_speech_model(sample, units=8, epochs=2, batch_size=12, verbose=0)
+    model = train_speech_model(sample, SpeechTrain(units=8, epochs=2, batch_size=12, verbose=0))
     server = SpeechServer(model, sample.labels)
     root = tmp_path_factory.mktemp("exports")
     export = export_serving_model("speech", server.serve, [model, server], root)

@@ -20,15 +20,10 @@ from apps.common.errors import InputError
 from apps.registry import load_app_packages
 from apps.transcriber.app import EXAMPLE
 from apps.transcriber.data import TranscribedSplit
-from apps.transcriber.model import (
-    build_acoustic_model,
-    CHARACTERS,
-    ctc_decode,
-    DIGIT_LABELS,
-    label_set_for,
-    output_frames,
-)
-from apps.transcriber.serving import MAX_SECONDS, TranscriberServer, transcribe_batches, utterance_samples
+from apps.transcriber.labels import CHARACTERS, DIGIT_LABELS, label_set_for
+from apps.transcriber.model import build_acoustic_model, ctc_decode, output_frames
+from apps.transcriber.serving import TranscriberServer, transcribe_batches, utterance_samples
+from apps.transcriber.settings import MAX_SECONDS, TranscriberTrain
 from apps.transcriber.training import fitting_utterances, utterance_dataset
 
 APP = registered_app("transcriber")
@@ -92,7 +87,7 @@ def test_utterance_lengths_and_frames():
 
 
 def test_padding_does_not_change_an_utterances_frames():
-    model = build_acoustic_model(DIGIT_LABELS.num_classes, units=8, recurrent_layers=2, conv_filters=8, seed=1)
+    model = build_acoustic_model(DIGIT_LABELS.num_classes, TranscriberTrain(units=8, layers=2, conv_filters=8, seed=1))
     rng = np.random.default_rng(0)
     short = (0.3 * rng.standard_normal(6000)).astype(np.float32)
     alone = model({"waveform": short[np.newaxis], "samples": np.array([6000], np.int32)})
@@ -263,7 +258,7 @@ def test_the_export_records_how_it_decodes(smoke_exports):
 
 
 def test_a_small_server_decodes_both_ways():
-    model = build_acoustic_model(CHARACTERS.num_classes, units=4, recurrent_layers=1, conv_filters=4)
+    model = build_acoustic_model(CHARACTERS.num_classes, TranscriberTrain(units=4, layers=1, conv_filters=4))
     server = TranscriberServer(model, CHARACTERS, "greedy", beam_width=4)
     waveform = tf.random.normal([2, 4000])
     for endpoint in (server.serve, server.greedy, server.beam):

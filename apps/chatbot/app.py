@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from apps.chatbot.conversation import Conversation
-from apps.chatbot.data import all_pairs, evaluation_pairs, load_splits, with_unconditioned
+from apps.chatbot.data import DialogSplits, all_pairs, evaluation_pairs, load_splits, with_unconditioned
 from apps.chatbot.model import APP, generate_replies, make_signatures
 from apps.chatbot.page import chatbot_tab
 from apps.chatbot.quality import (
@@ -23,10 +23,11 @@ from apps.chatbot.quality import (
     perplexity,
 )
 from apps.chatbot.settings import ChatbotEvaluate, ChatbotPredict, ChatbotTrain, ChatConfig, DataSettings
-from apps.common.app import Evaluation, Export, Fitting, Splits, Trained, load_export, register_app
+from apps.common.app import Evaluation, Export, Fitting, Trained, load_export, register_app
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.seq2seq.app import Seq2SeqApp, run_facts
+from apps.common.seq2seq.pairs import NamedPairs
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import train_seq2seq
 from apps.registry import Command, register
@@ -34,7 +35,7 @@ from apps.registry import Command, register
 DEMO_UTTERANCES = ["hello", "what is your name", "do you like music"]
 
 
-class ChatbotApp(Seq2SeqApp):
+class ChatbotApp(Seq2SeqApp[DialogSplits]):
     """A GRU encoder-decoder that replies to an utterance (and the turn before it)."""
 
     name = APP
@@ -54,20 +55,23 @@ class ChatbotApp(Seq2SeqApp):
     # not copy (one run each: 60 of 100 corpus prompts answered without, 53 with).
     quick_args = ("--epochs", "20", "--learning-rate", "5e-3", "--dropout", "0", "--no-copy")
 
-    def load_data(self, config: DataSettings) -> Splits:
-        return Splits(config.data, *load_splits(config.data))
+    def load_data(self, config: DataSettings) -> DialogSplits:
+        return DialogSplits(config.data, *load_splits(config.data))
 
-    def evaluation_data(self, config: DataSettings) -> Splits:
-        return Splits(config.data, None, None, evaluation_pairs(config.data))
+    def held_out(self, data: DialogSplits) -> NamedPairs:
+        """The test split (`--decoding auto` chooses on the validation split)."""
+        return NamedPairs(data.name, data.test)
 
-    def train(self, config: ChatbotTrain, data: Splits, fitting: Fitting) -> Trained:
+    def evaluation_data(self, config: DataSettings) -> NamedPairs:
+        return NamedPairs(config.data, evaluation_pairs(config.data))
+
+    def train(self, config: ChatbotTrain, data: DialogSplits, fitting: Fitting) -> Trained:
         train = with_unconditioned(data.train.head(config.limit), config.unconditioned, config.seed)
         auto = config.decoding == "auto"
         # Room for the utterance, the separator and the turn before it.
         run = train_seq2seq(train, data.validation, config, fitting,
                             max_source_length=2 * config.max_length,
-                            decoding=DECODING_CANDIDATES[0] if auto else None,
-                            contrastive_weight=config.contrastive_weight)
+                            decoding_options=DECODING_CANDIDATES[0] if auto else None)
         server, choice = run.server, {}
         if auto:
             prompts = data.validation.head(REPLY_SAMPLE)
@@ -81,9 +85,9 @@ class ChatbotApp(Seq2SeqApp):
                     f"{len(train)} / {len(data.validation)} / {len(data.test)}",
                     "decoding": server.decoding.label + (" (chosen on the validation split)" if auto else "")}))
 
-    def evaluate(self, export: Export, data: Splits, config: ChatbotEvaluate,
+    def evaluate(self, export: Export, data: NamedPairs, config: ChatbotEvaluate,
                  output_dir: Path | None) -> Evaluation:
-        pairs = data.test.head(config.score_limit)
+        pairs = data.pairs.head(config.score_limit)
         sources = pairs.sources[:REPLY_SAMPLE]
         replies = self.generate(export, sources)
         score = export.signature("score")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from apps.common.app import Export
-from apps.common.seq2seq.serving import DecodingOptions
+from apps.common.seq2seq.settings import DecodingOptions
 
 
 class Conversation:

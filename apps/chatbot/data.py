@@ -19,6 +19,7 @@ the second pair on, the source also carries the turn before it as context
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -27,6 +28,7 @@ import yaml
 from apps.common.errors import InputError
 from apps.common.seq2seq.pairs import (
     TextPairs,
+    TrainingPairs,
     read_aligned_files,
     read_tab_separated,
     split_pairs,
@@ -187,6 +189,13 @@ def all_pairs(spec: str) -> TextPairs:
     if spec == "cornell":
         return read_cornell(download_cornell())
     return _local_pairs(spec)
+
+
+@dataclass(frozen=True)
+class DialogSplits(TrainingPairs):
+    """Conversation pairs, with a test split apart from the validation one (see `load_splits`)."""
+
+    test: TextPairs
 
 
 def load_splits(spec: str) -> tuple[TextPairs, TextPairs, TextPairs]:

@@ -29,7 +29,8 @@ from apps.chatbot.data import CONTEXT_SEPARATOR
 from apps.chatbot.model import generate_replies, make_signatures
 from apps.common.errors import InputError
 from apps.common.seq2seq.pairs import TextPairs
-from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq
+from apps.common.seq2seq.serving import TextSeq2Seq
+from apps.common.seq2seq.settings import DecodingOptions
 from apps.common.text import tokenize
 
 # `hits_at_1` and `evaluate` rank with this one (see `hits_at_1`).

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 from apps.common.config import Config, DataSource, at_least, fraction, positive, setting
-from apps.common.seq2seq.app import texts_setting
-from apps.common.seq2seq.serving import STRATEGIES
-from apps.common.seq2seq.training import (
+from apps.common.seq2seq.settings import (
+    STRATEGIES,
     Seq2SeqEvaluate,
     Seq2SeqTrain,
     decoding_setting,
     max_length_setting,
+    texts_setting,
     vocabulary_size_setting,
 )
 from apps.common.settings import ExportConfig, batch_size_setting, epochs_setting, units_setting
@@ -41,10 +41,6 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
         True, "let the decoder copy prompt tokens (a pointer-generator); on movie dialog it "
         "raises how often the model prefers the true reply of 20 from about 0.09 to 0.15 (see README)",
         group="sequence to sequence")
-    contrastive_weight: float = setting(
-        0.0, "weight of a ranking term that makes each training reply likelier after its own "
-        "prompt than after another pair's (0 = off; each batch then costs about twice as much)",
-        check=at_least(0.0, float, maximum=100.0), group="sequence to sequence")
     decoding: str = decoding_setting(
         "auto", STRATEGIES + ("auto",),
         "decoding of the export; auto: the best of several on the validation split "

@@ -6,12 +6,16 @@ An app is a subclass of `App` with
   app's data and model settings on top of `TrainConfig`), `Evaluate` and
   `Predict` (on top of `ExportConfig`; both in `apps.common.settings`), and
   `Explain` if it explains;
-- `load_data(config)`: the data set named by the config, as `Splits`;
+- `load_data(config)`: the data set named by the config, in the app's own
+  typed splits (any object with a `name`);
+- `held_out(data)`: the part of it a training's own evaluation scores, in
+  the type `evaluate` takes (by default the data itself), and
+  `evaluation_data(config)`: what `gru-suite evaluate` scores;
 - `train(config, data, fitting)`: builds the model, fits it through
   `fitting` and returns a `Trained` (the Keras model and the `Serving` that
   becomes the export);
 - `evaluate(export, data, config)`: scores an `Export` (a loaded SavedModel
-  or the in-process `Serving` of a training) on a data set's test split;
+  or the in-process `Serving` of a training) on held-out data;
 - `predict(export, config)`, `explain(export, config)`, `demo(export)`;
 - `page(context)`: its tab of the demo page that `gru-suite serve` shows.
 
@@ -27,7 +31,7 @@ import argparse
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import keras
 
@@ -52,7 +56,6 @@ from apps.common.training import (
 )
 from apps.registry import REGISTRY, Command, Task, load_app_packages, register
 
-T = TypeVar("T")
 C = TypeVar("C", bound=Config)
 
 
@@ -61,14 +64,14 @@ C = TypeVar("C", bound=Config)
 # ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Splits(Generic[T]):
-    """A data set's train, validation (possibly empty) and test parts, and its name."""
+class DataSet(Protocol):
+    """What `run_train` needs of an app's data: the name reports give it."""
 
     name: str
-    train: T
-    validation: T | None
-    test: T
+
+
+D = TypeVar("D", bound=DataSet)  # an app's training data, in its own typed splits
+E = TypeVar("E", bound=DataSet)  # what its `evaluate` scores
 
 
 @dataclasses.dataclass
@@ -170,10 +173,11 @@ def signature_inputs(function: Any) -> dict[str, Any]:
 class Fitting:
     """How `App.train` builds and fits: the strategy scope and `apps.common.training.fit`."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path):
+    def __init__(self, config: TrainConfig, run_dir: Path | None = None):
+        """`run_dir`: where backups go (`run_directory`); None: no backups."""
         self.strategy = make_strategy(config.strategy)
         self.verbose = config.verbose
-        self.backup_dir = run_dir / "backup"
+        self.backup_dir = None if run_dir is None else run_dir / "backup"
         self.checkpoint_every = config.checkpoint_every
         self.fresh = config.fresh
 
@@ -188,7 +192,7 @@ class Fitting:
         )
 
 
-class App:
+class App(Generic[D, E]):
     """Base of the six apps (see the module doc). Subclasses set the class attributes."""
 
     name: ClassVar[str]
@@ -210,18 +214,22 @@ class App:
     # The app's task in a family that one name reaches with `--task` (see `apps.registry`).
     task: ClassVar[Task | None] = None
 
-    def load_data(self, config: Config) -> Splits:
+    def load_data(self, config: Config) -> D:
         raise NotImplementedError
 
-    def evaluation_data(self, config: Config) -> Splits:
-        """The data `evaluate` scores (by default `load_data`'s)."""
-        return self.load_data(config)
+    def held_out(self, data: D) -> E:
+        """The part of `data` that a training's own evaluation scores (by default all of it)."""
+        return data  # type: ignore[return-value]  # apps whose D and E differ override this
 
-    def train(self, config: TrainConfig, data: Splits, fitting: Fitting) -> Trained:
+    def evaluation_data(self, config: Config) -> E:
+        """The data `gru-suite evaluate` scores (by default `load_data`'s held-out part)."""
+        return self.held_out(self.load_data(config))
+
+    def train(self, config: TrainConfig, data: D, fitting: Fitting) -> Trained:
         raise NotImplementedError
 
-    def evaluate(self, export: Export, data: Splits, config: Config, output_dir: Path | None) -> Evaluation:
-        """Scores `export` on `data.test`; plots go to `output_dir` (None: where the config says)."""
+    def evaluate(self, export: Export, data: E, config: Config, output_dir: Path | None) -> Evaluation:
+        """Scores `export` on held-out `data`; plots go to `output_dir` (None: where the config says)."""
         raise NotImplementedError
 
     def predict(self, export: Export, config: ExportConfig) -> list:
@@ -298,7 +306,7 @@ def run_train(app: App, config: TrainConfig) -> TrainReport:
     with Stopwatch() as watch:
         trained = app.train(config, data, fitting)
     evaluation = app.evaluate(
-        Export.of(trained, app.name), data, app.evaluation_config(config), run_dir
+        Export.of(trained, app.name), app.held_out(data), app.evaluation_config(config), run_dir
     )
     export_path = None
     if trained.export_skipped:

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from apps.common.app import App, Evaluation, Export, Fitting, Serving, Splits, Trained, register_app
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained, register_app
 from apps.common.errors import InputError
 from apps.common.text import TokenIds, build_vocabulary
-from apps.sentiment.data import load_data
+from apps.sentiment.data import SentimentData, load_data
 from apps.sentiment.explain import update_gate_heatmap
 from apps.sentiment.model import (
     LABELS,
@@ -31,7 +31,7 @@ from apps.sentiment.settings import (
 )
 
 
-class SentimentApp(App):
+class SentimentApp(App[SentimentData, SentimentData]):
     """Movie-review sentiment from raw text (a BiGRU over in-graph tokens)."""
 
     name = "sentiment"
@@ -49,25 +49,20 @@ class SentimentApp(App):
     smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8")
     example_inputs = ("not bad at all", "")
 
-    def load_data(self, config: DataSettings) -> Splits:
-        data = load_data(
+    def load_data(self, config: DataSettings) -> SentimentData:
+        return load_data(
             config.data, text_column=config.text_column, label_column=config.label_column,
             seed=config.seed,
         )
-        return Splits(data.name, data.train, None, data.test)
 
-    def train(self, config: SentimentTrain, data: Splits, fitting: Fitting) -> Trained:
+    def train(self, config: SentimentTrain, data: SentimentData, fitting: Fitting) -> Trained:
         train = data.train.take(config.limit) if config.limit else data.train
         token_ids = TokenIds(
             build_vocabulary(train.texts, max_size=config.vocabulary_size, min_count=config.min_count)
         )
         preprocessor = Preprocessor(token_ids, config.max_length, config.subword_buckets)
         with fitting.scope():
-            model = build_model(
-                token_ids.size, subword_buckets=config.subword_buckets, cell=config.cell,
-                units=config.units, embedding_dim=config.embedding_dim, dropout=config.dropout,
-                learning_rate=config.learning_rate, seed=config.seed,
-            )
+            model = build_model(token_ids.size, config)
         batches = training_dataset(
             preprocessor, train.texts, train.labels, batch_size=config.batch_size,
             word_dropout=config.word_dropout, seed=config.seed,
@@ -84,7 +79,7 @@ class SentimentApp(App):
             "vocabulary": token_ids.size,
         })
 
-    def evaluate(self, export: Export, data: Splits, config: SentimentEvaluate,
+    def evaluate(self, export: Export, data: SentimentData, config: SentimentEvaluate,
                  output_dir: Path | None) -> Evaluation:
         probabilities = predict_texts(export.signature(), data.test.texts, config.batch_size)
         metrics = binary_metrics(data.test.labels, probabilities)

@@ -28,6 +28,7 @@ from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
 from apps.common.export import load_keras_model
 from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, tokenize
+from apps.sentiment.settings import SentimentTrain
 
 LABELS = ("negative", "positive")
 EXTRA_DIR = "extra"
@@ -115,30 +116,20 @@ class WordVectors(keras.layers.Layer):
         }
 
 
-def build_model(
-    vocabulary_size: int,
-    *,
-    subword_buckets: int = 0,
-    cell: str = "gru",
-    units: int = 32,
-    embedding_dim: int = 64,
-    dropout: float = 0.3,
-    learning_rate: float = 2e-3,
-    seed: int | None = None,
-) -> keras.Model:
+def build_model(vocabulary_size: int, config: SentimentTrain) -> keras.Model:
     """A compiled bidirectional recurrent classifier over token (and subword) ids.
 
     Args:
         vocabulary_size: Number of token ids (id 0 is padding).
-        subword_buckets: Hash buckets of the character n-gram features; 0
-            leaves them out (the model then takes `token_ids` only).
-        cell: "gru" (`gru_core.GRU`), "lstm" or "rnn".
-        units: Recurrent units per direction.
-        embedding_dim: Size of the word vectors.
-        dropout: Dropout rate on the word vectors and on the pooled features.
-        learning_rate: Adam's learning rate.
-        seed: Seed of the dropout layers.
+        config: What `gru-suite train sentiment` fills; the builder reads
+            `subword_buckets` (hash buckets of the character n-gram features;
+            0 leaves them out and the model takes `token_ids` only), `cell`,
+            `units` (per direction), `embedding_dim`, `dropout` (on the word
+            vectors and on the pooled features), `learning_rate` (Adam's) and
+            `seed` (the dropout layers').
     """
+    subword_buckets, cell, units = config.subword_buckets, config.cell, config.units
+    embedding_dim, dropout, seed = config.embedding_dim, config.dropout, config.seed
     if vocabulary_size <= len(RESERVED_TOKENS):
         raise ValueError(f"vocabulary_size must exceed {len(RESERVED_TOKENS)}, got {vocabulary_size}.")
     if units < 1 or embedding_dim < 1 or subword_buckets < 0:
@@ -161,7 +152,7 @@ def build_model(
     probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
     model = keras.Model(inputs, probability, name=f"sentiment_{cell}")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )

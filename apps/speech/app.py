@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from apps.common.app import App, Evaluation, Export, Fitting, Serving, Splits, Trained, register_app
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained, register_app
 from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio
 from apps.common.errors import InputError
 from apps.common.figures import confusion_matrix, save_confusion_matrix
@@ -22,7 +22,7 @@ from apps.speech.training import train_speech_model
 DEMO_WORDS = ("yes", "seven", "stop")
 
 
-class SpeechApp(App):
+class SpeechApp(App[SpeechData, SpeechData]):
     """Recognises a spoken word in raw audio (in-graph log-mel features, a BiGRU)."""
 
     name = "speech"
@@ -40,22 +40,14 @@ class SpeechApp(App):
     example_inputs = (str(SAMPLE_DIR / "yes" / "yes_00.flac"),)
     quick_args = ("--epochs", "25")
 
-    def load_data(self, config: DataSettings) -> Splits:
+    def load_data(self, config: DataSettings) -> SpeechData:
         data = load_data(config.data, limit=getattr(config, "limit", None), seed=config.seed)
         if not len(data.test):
             raise InputError(f"{config.data}: the data set has no test clips.")
-        return Splits(data.name, data, data.validation, data.test)
+        return data
 
-    def train(self, config: SpeechTrain, data: Splits, fitting: Fitting) -> Trained:
-        speech: SpeechData = data.train
-        model = train_speech_model(
-            speech, cell=config.cell, units=config.units, epochs=config.epochs,
-            batch_size=config.batch_size, learning_rate=config.learning_rate,
-            min_frequency=config.min_frequency, max_frequency=config.max_frequency,
-            seed=config.seed, verbose=config.verbose, strategy=fitting.strategy,
-            backup_dir=fitting.backup_dir, checkpoint_every=fitting.checkpoint_every,
-            fresh=fitting.fresh,
-        )
+    def train(self, config: SpeechTrain, speech: SpeechData, fitting: Fitting) -> Trained:
+        model = train_speech_model(speech, config, fitting)
         server = SpeechServer(model, speech.labels, config.test_speeds)
         serving = Serving({"serving_default": server.serve}, [model, server],
                           metadata={"labels": list(speech.labels), "sample_rate": SAMPLE_RATE,
@@ -67,10 +59,10 @@ class SpeechApp(App):
             "test speeds": ",".join(f"{speed:g}" for speed in config.test_speeds),
         })
 
-    def evaluate(self, export: Export, data: Splits, config: SpeechEvaluate,
+    def evaluate(self, export: Export, data: SpeechData, config: SpeechEvaluate,
                  output_dir: Path | None) -> Evaluation:
         """Accuracy, per-word accuracy and the confusion matrix on `data.test`."""
-        labels = list(data.train.labels)
+        labels = list(data.labels)
         exported = export.metadata.get("labels", labels)
         if list(exported) != labels:
             raise InputError(

@@ -6,20 +6,17 @@ import keras
 
 from apps.common.cells import recurrent_layer
 from apps.common.speech_features import FEATURES, SpecAugment, SpeechFeatures
+from apps.speech.settings import SpeechTrain
 
 
 def build_model(
     num_labels: int,
+    config: SpeechTrain,
     *,
-    cell: str = "gru",
-    units: int = 64,
     recurrent_layers: int = 2,
     bidirectional: bool = True,
     conv_filters: int = 64,
     dropout: float = 0.2,
-    min_frequency: float = FEATURES.lower_hertz,
-    max_frequency: float = FEATURES.upper_hertz,
-    seed: int | None = None,
 ) -> keras.Model:
     """Waveform `[batch, CLIP_SAMPLES]` -> label probabilities `[batch, num_labels]`.
 
@@ -27,15 +24,17 @@ def build_model(
     (training only), an optional convolutional front end (two strided Conv1D blocks, 4x fewer
     time steps; `conv_filters=0` leaves it out), `recurrent_layers` stacked
     recurrent layers (bidirectional if asked; the last returns its final
-    state), dropout and a softmax. `min_frequency` and `max_frequency`: the
-    band of the mel filter bank (`SpeechFeatures`).
+    state), dropout and a softmax. From `config` (what `gru-suite train speech`
+    fills): the cell, its units, the band of the mel filter bank
+    (`min_frequency` to `max_frequency`, see `SpeechFeatures`) and the seed.
     """
+    cell, units, seed = config.cell, config.units, config.seed
     if num_labels < 2:
         raise ValueError(f"num_labels must be at least 2, got {num_labels}.")
     if units < 1 or recurrent_layers < 1 or conv_filters < 0:
         raise ValueError("units and recurrent_layers must be positive, conv_filters non-negative.")
     waveforms = keras.Input((FEATURES.clip_samples,), name="waveform")
-    x = SpeechFeatures(min_frequency, max_frequency, name="features")(waveforms)
+    x = SpeechFeatures(config.min_frequency, config.max_frequency, name="features")(waveforms)
     x = keras.layers.BatchNormalization(name="feature_norm")(x)
     x = SpecAugment(seed=seed, name="spec_augment")(x)
     if conv_filters:

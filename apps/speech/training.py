@@ -1,11 +1,10 @@
 """Training the word recogniser: augmented clips, Adam with a cosine schedule, resumable fits.
 
-The defaults are `SpeechTrain`'s, the settings `gru-suite train speech` fills.
+It takes `SpeechTrain`, the settings `gru-suite train speech` fills.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,7 +12,8 @@ import tensorflow as tf
 
 from apps.common.audio import SAMPLE_RATE
 from apps.common.speech_features import FEATURES, change_speed, mix_noise
-from apps.common.training import fit, set_seed
+from apps.common.app import Fitting
+from apps.common.training import set_seed
 from apps.speech.data import AudioSplit, SpeechData
 from apps.speech.model import build_model
 from apps.speech.settings import SpeechTrain
@@ -62,43 +62,20 @@ def training_dataset(
     )
 
 
-def train_speech_model(
-    data: SpeechData,
-    *,
-    cell: str = SpeechTrain.cell,
-    units: int = SpeechTrain.units,
-    epochs: int = SpeechTrain.epochs,
-    batch_size: int = SpeechTrain.batch_size,
-    learning_rate: float = SpeechTrain.learning_rate,
-    min_frequency: float = SpeechTrain.min_frequency,
-    max_frequency: float = SpeechTrain.max_frequency,
-    seed: int = SpeechTrain.seed,
-    verbose: int = 1,
-    strategy: tf.distribute.Strategy | None = None,
-    backup_dir: Path | None = None,
-    checkpoint_every: int | str = "epoch",
-    fresh: bool = False,
-) -> keras.Model:
+def train_speech_model(data: SpeechData, config: SpeechTrain, fitting: Fitting | None = None) -> keras.Model:
     """Builds and trains a model on `data.train` (validating on `data.validation` if any).
 
-    Adam with a cosine-decaying learning rate; the model (`build_model`, its mel
-    filters from `min_frequency` to `max_frequency` Hz) is built in `strategy`'s
-    scope. `backup_dir`, `checkpoint_every` and `fresh` are handed to
-    `apps.common.training.fit` (resumable runs).
+    Adam with a cosine-decaying learning rate; the model (`build_model`) is
+    built in `fitting`'s strategy scope and fitted through it (resumable runs).
+    Without `fitting`: the default strategy and no backups.
     """
-    set_seed(seed)
-    steps = epochs * int(np.ceil(len(data.train) / batch_size))
-    with (strategy or tf.distribute.get_strategy()).scope():
-        model = build_model(
-            len(data.labels),
-            cell=cell,
-            units=units,
-            min_frequency=min_frequency,
-            max_frequency=max_frequency,
-            seed=seed,
-        )
+    fitting = fitting or Fitting(config)
+    set_seed(config.seed)
+    steps = config.epochs * int(np.ceil(len(data.train) / config.batch_size))
+    with fitting.scope():
+        model = build_model(len(data.labels), config)
         schedule = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=max(steps, 1), alpha=0.02
+            config.learning_rate, decay_steps=max(steps, 1), alpha=0.02
         )
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
@@ -108,14 +85,10 @@ def train_speech_model(
     validation = None
     if len(data.validation):
         validation = (data.validation.waveforms, data.validation.labels)
-    fit(
+    fitting.fit(
         model,
-        training_dataset(data.train, data.noise, batch_size, seed),
-        epochs=epochs,
+        training_dataset(data.train, data.noise, config.batch_size, config.seed),
+        epochs=config.epochs,
         validation_data=validation,
-        verbose=verbose,
-        backup_dir=backup_dir,
-        checkpoint_every=checkpoint_every,
-        fresh=fresh,
     )
     return model

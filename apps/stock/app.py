@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apps.common.app import App, Evaluation, Export, Fitting, Serving, Splits, Trained, register_app
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained, register_app
 from apps.common.errors import InputError
 from apps.stock import data as stock_data
+from apps.stock.data import PriceSeries
 from apps.stock.evaluation import MODEL_NAME, compare_intervals, evaluate, plot, walk_forward
 from apps.stock.evaluation import Evaluation as Forecasts
 from apps.stock.intervals import central_intervals, interval_table
@@ -21,7 +22,7 @@ from apps.stock.settings import DataSettings, StockEvaluate, StockPredict, Stock
 APP = "stock"
 
 
-class StockApp(App):
+class StockApp(App[PriceSeries, PriceSeries]):
     """Price forecasts from a recurrent model over log returns, against honest baselines."""
 
     name = APP
@@ -37,21 +38,17 @@ class StockApp(App):
     smoke_args = ("--epochs", "1", "--units", "8", "--layers", "1")
     quick_args = ("--epochs", "5")
 
-    def load_data(self, config: DataSettings) -> Splits:
-        series = config.load_series()
+    def load_data(self, config: DataSettings) -> PriceSeries:
         # One series: train, validation and test are its chronological parts (`chronological_split`).
-        return Splits(series.name, series, None, series)
+        return config.load_series()
 
-    def train(self, config: StockTrain, data: Splits, fitting: Fitting) -> Trained:
-        series, training = data.train, config
+    def train(self, config: StockTrain, series: PriceSeries, fitting: Fitting) -> Trained:
+        training = config
         split = chronological_split(len(series), training.window, training.horizon)
         print(f"{series.name}: {len(series)} prices from {series.dates[0].date()} to "
               f"{series.dates[-1].date()}; {len(split.train)} train / {len(split.validation)} "
               f"validation / {len(split.test)} test windows")
-        forecaster, epochs = train_forecaster(
-            series, split, training, strategy=fitting.strategy, backup_dir=fitting.backup_dir,
-            checkpoint_every=fitting.checkpoint_every, fresh=fitting.fresh,
-        )
+        forecaster, epochs = train_forecaster(series, split, training, fitting)
         validation = evaluate(series, split.validation, forecaster.predict_prices(series, split.validation),
                               model_name=MODEL_NAME, ma_window=config.ma_window)
         extra = {
@@ -98,9 +95,8 @@ class StockApp(App):
         serving = Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata)
         return Trained(forecaster.model, serving, epochs, extra)
 
-    def evaluate(self, export: Export, data: Splits, config: StockEvaluate,
+    def evaluate(self, export: Export, series: PriceSeries, config: StockEvaluate,
                  output_dir: Path | None) -> Evaluation:
-        series = data.test
         if export.local is not None:
             local = export.local
             window, horizon, levels = local.window, local.horizon, local.levels

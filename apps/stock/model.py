@@ -22,15 +22,14 @@ see `fit_band_scale`). The test split is never used for a choice.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.common.app import Fitting
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
-from apps.common.training import fit
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import check_levels, pinball_loss
 from apps.stock.settings import DEFAULT_QUANTILES, EXTRA_FEATURES, StockTrain
@@ -225,18 +224,15 @@ class PinballLoss(keras.losses.Loss):
         return {**super().get_config(), "levels": list(self.levels)}
 
 
-def build_model(
-    window: int,
-    horizon: int,
-    num_features: int = 1,
-    *,
-    cell: str = StockTrain.cell,
-    units: int = StockTrain.units,
-    layers: int = StockTrain.layers,
-    dropout: float = StockTrain.dropout,
-    quantiles: tuple[float, ...] = StockTrain.quantiles,
-) -> keras.Model:
-    """Stacked recurrent layers over the return window -> normalized log-return quantiles [B, horizon, Q]."""
+def build_model(config: StockTrain, num_features: int = 1) -> keras.Model:
+    """Stacked recurrent layers over the return window -> normalized log-return quantiles [B, horizon, Q].
+
+    From `config` (what `gru-suite train stock` fills): `window`, `horizon`,
+    `cell`, `units`, `layers`, `dropout` and `quantiles`; `num_features`
+    inputs per step (the log return and `config.features`).
+    """
+    window, horizon, cell, units = config.window, config.horizon, config.cell, config.units
+    layers, dropout, quantiles = config.layers, config.dropout, config.quantiles
     if layers < 1:
         raise InputError(f"a model needs at least 1 recurrent layer (got {layers})")
     check_quantiles(quantiles)
@@ -402,20 +398,17 @@ def train_forecaster(
     series: PriceSeries,
     split: Split,
     config: StockTrain,
-    *,
-    strategy: tf.distribute.Strategy | None = None,
-    backup_dir: Path | None = None,
-    checkpoint_every: int | str = "epoch",
-    fresh: bool = False,
+    fitting: Fitting | None = None,
 ) -> tuple[Forecaster, int]:
     """Fits normalization and the model on `split`, early-stopped on validation loss.
 
     Returns the forecaster (with the shrink and band factors fitted on
     validation unless `config.no_shrink`) and the number of epochs run. `config.limit`
     keeps the most recent training examples. The model is built in
-    `strategy`'s scope; `backup_dir`, `checkpoint_every` and `fresh` are
-    `apps.common.training.fit`'s.
+    `fitting`'s strategy scope and fitted through it (without: the default
+    strategy, no backups).
     """
+    fitting = fitting or Fitting(config)
     features = step_features(series, config.features)
     normalization = Normalization.fit(features, series.close, split, config.horizon)
     train = split.train if config.limit is None else split.train[-config.limit:]
@@ -425,14 +418,11 @@ def train_forecaster(
         targets = target_log_returns(series.close, anchors, config.horizon) / normalization.target_scale
         return inputs, targets.astype(np.float32)
 
-    with (strategy or tf.distribute.get_strategy()).scope():
-        model = build_model(
-            config.window, config.horizon, features.shape[1], cell=config.cell,
-            units=config.units, layers=config.layers, dropout=config.dropout, quantiles=config.quantiles,
-        )
+    with fitting.scope():
+        model = build_model(config, features.shape[1])
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=PinballLoss(config.quantiles))
     train_inputs, train_targets = dataset(train)
-    history = fit(
+    history = fitting.fit(
         model,
         train_inputs,
         y=train_targets,
@@ -440,13 +430,9 @@ def train_forecaster(
         shuffle=True,
         epochs=config.epochs,
         validation_data=dataset(split.validation),
-        verbose=config.verbose,
         callbacks=[keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True
         )],
-        backup_dir=backup_dir,
-        checkpoint_every=checkpoint_every,
-        fresh=fresh,
     )
     forecaster = Forecaster(model, normalization, config.window, config.horizon, config.features,
                             config.quantiles)

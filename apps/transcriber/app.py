@@ -24,7 +24,6 @@ from apps.common.app import (
     Export,
     Fitting,
     Serving,
-    Splits,
     Trained,
     load_export,
     register_app,
@@ -36,10 +35,12 @@ from apps.common.export import DEFAULT_ROOT, read_metadata, version_folder
 from apps.registry import Command, Task, register
 from apps.transcriber.data import TranscribedSplit, TranscriptionData
 from apps.transcriber.datasets import load_transcription_data
-from apps.transcriber.model import OUTPUT_FRAME_SECONDS, label_set_for
+from apps.transcriber.labels import label_set_for
+from apps.transcriber.model import OUTPUT_FRAME_SECONDS
 from apps.transcriber.page import transcriber_tab
-from apps.transcriber.serving import MAX_SECONDS, TranscriberServer, error_rates, transcribe_batches
+from apps.transcriber.serving import TranscriberServer, error_rates, transcribe_batches
 from apps.transcriber.settings import (
+    MAX_SECONDS,
     TranscriberEvaluate,
     TranscriberPredict,
     TranscriberTrain,
@@ -50,7 +51,7 @@ from apps.transcriber.training import train_transcriber
 EXAMPLE = Path(__file__).parent / "examples" / "four_two_seven.flac"
 
 
-class TranscriberApp(App):
+class TranscriberApp(App[TranscriptionData, TranscriptionData]):
     """Transcribes utterances of any length (in-graph MFCCs, stacked BiGRU, CTC)."""
 
     name = "transcriber"
@@ -74,11 +75,10 @@ class TranscriberApp(App):
                   "--conv-filters", "64", "--learning-rate", "5e-3")
     example_inputs = (str(EXAMPLE),)
 
-    def load_data(self, config: TranscriptionSettings) -> Splits:
-        data = load_transcription_data(config.data, limit=getattr(config, "limit", None), seed=config.seed)
-        return Splits(data.name, data, data.validation, data.test)
+    def load_data(self, config: TranscriptionSettings) -> TranscriptionData:
+        return load_transcription_data(config.data, limit=getattr(config, "limit", None), seed=config.seed)
 
-    def evaluation_data(self, config: TranscriberEvaluate) -> Splits:
+    def evaluation_data(self, config: TranscriberEvaluate) -> TranscriptionData:
         """`config.data`, or else the data set the export was trained on (its metadata)."""
         if config.data is None:
             model = config.model if config.model is not None else DEFAULT_ROOT / self.name
@@ -89,18 +89,12 @@ class TranscriberApp(App):
             config = dataclasses.replace(config, data=trained_on)
         return self.load_data(config)
 
-    def train(self, config: TranscriberTrain, data: Splits, fitting: Fitting) -> Trained:
-        speech: TranscriptionData = data.train
+    def train(self, config: TranscriberTrain, speech: TranscriptionData, fitting: Fitting) -> Trained:
         try:
             labels = label_set_for(speech.train.transcripts, config.labels)
         except ValueError as error:
             raise InputError(f"--labels {config.labels}: {error} (use --labels characters).") from None
-        acoustic = train_transcriber(
-            speech, labels, fitting, cell=config.cell, units=config.units, recurrent_layers=config.layers,
-            conv_filters=config.conv_filters, dropout=config.dropout, min_frequency=config.min_frequency,
-            max_frequency=config.max_frequency, epochs=config.epochs,
-            batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-        )
+        acoustic = train_transcriber(speech, labels, config, fitting)
         server = TranscriberServer(acoustic, labels, config.decoding, config.beam_width)
         serving = Serving(
             {"serving_default": server.serve, "greedy": server.greedy, "beam": server.beam},
@@ -113,7 +107,7 @@ class TranscriberApp(App):
         return Trained(acoustic, serving, config.epochs, {"utterances (train/validation/test)": sizes,
                                                           "labels": labels.name, "decoding": config.decoding})
 
-    def evaluate(self, export: Export, data: Splits, config: TranscriberEvaluate,
+    def evaluate(self, export: Export, data: TranscriptionData, config: TranscriberEvaluate,
                  output_dir: Path | None) -> Evaluation:
         """Word and character error rates on `data.test`, pooled over its utterances (jiwer)."""
         test: TranscribedSplit = data.test

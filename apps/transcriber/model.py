@@ -17,64 +17,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from dataclasses import dataclass
-
-from apps.common.cells import recurrent_layer
 from apps.common.audio import SAMPLE_RATE
+from apps.common.cells import recurrent_layer
 from apps.common.speech_features import FEATURES, SpecAugment, SpeechFeatures
-from apps.transcriber.data import ALPHABET, DIGIT_WORDS
+from apps.transcriber.labels import DECODINGS, LabelSet
+from apps.transcriber.settings import TranscriberTrain
 
 TIME_STRIDE = 2  # feature frames per output frame
 OUTPUT_FRAME_SECONDS = TIME_STRIDE * FEATURES.frame_step / SAMPLE_RATE
-DECODINGS = ("greedy", "beam")
-
-
-@dataclass(frozen=True)
-class LabelSet:
-    """What the transcriber's frames choose between: `tokens`, and the CTC blank after them.
-
-    A transcript is its tokens joined by `separator`: "" for characters,
-    " " for words.
-    """
-
-    name: str
-    tokens: tuple[str, ...]
-    separator: str
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.tokens) + 1
-
-    def split(self, transcript: str) -> list[str]:
-        return transcript.split(self.separator) if self.separator else list(transcript)
-
-    def covers(self, transcripts: list[str]) -> bool:
-        known = set(self.tokens)
-        return all(set(self.split(text)) <= known for text in transcripts)
-
-    def encode(self, transcripts: list[str]) -> list[list[int]]:
-        """Normalized transcripts -> token ids."""
-        ids = {token: index for index, token in enumerate(self.tokens)}
-        try:
-            return [[ids[token] for token in self.split(text)] for text in transcripts]
-        except KeyError as error:
-            raise ValueError(f"{error.args[0]!r} is not one of the {self.name} labels") from None
-
-
-CHARACTERS = LabelSet("characters", tuple(ALPHABET), "")
-DIGIT_LABELS = LabelSet("digit words", DIGIT_WORDS, " ")
-LABEL_SETS = {"characters": CHARACTERS, "digits": DIGIT_LABELS}
-
-
-def label_set_for(transcripts: list[str], choice: str = "auto") -> LabelSet:
-    """`choice` ("characters", "digits") or, for "auto", digit words when every
-    transcript is made of them, else characters."""
-    if choice == "auto":
-        return DIGIT_LABELS if DIGIT_LABELS.covers(transcripts) else CHARACTERS
-    labels = LABEL_SETS[choice]
-    if not labels.covers(transcripts):
-        raise ValueError(f"the transcripts hold words other than the {labels.name}")
-    return labels
 
 
 def feature_frames(samples: tf.Tensor) -> tf.Tensor:
@@ -123,18 +73,7 @@ def _zero_padding(x, samples, time_stride: int, name: str):
     return x * keras.ops.cast(valid[..., None], x.dtype)
 
 
-def build_acoustic_model(
-    num_classes: int,
-    *,
-    cell: str = "gru",
-    units: int = 128,
-    recurrent_layers: int = 3,
-    conv_filters: int = 128,
-    dropout: float = 0.1,
-    min_frequency: float = FEATURES.lower_hertz,
-    max_frequency: float = FEATURES.upper_hertz,
-    seed: int | None = None,
-) -> keras.Model:
+def build_acoustic_model(num_classes: int, config: TranscriberTrain) -> keras.Model:
     """`{"waveform": [batch, samples], "samples": [batch]}` -> logits `[batch, frames, num_classes]`.
 
     `waveform` holds 16 kHz mono utterances padded with zeros to the longest;
@@ -142,12 +81,15 @@ def build_acoustic_model(
     the features, the convolutions and the recurrent layers (both directions
     start at the utterance's own end): an utterance is transcribed the same
     alone or in a batch.
-    MFCC features (mel filters from `min_frequency` to `max_frequency` Hz), batch normalization, SpecAugment (training only), two
-    Conv1D blocks (kernel 5; the first of stride `TIME_STRIDE`), then
-    `recurrent_layers` bidirectional `cell` layers of `units` each with
-    `dropout` between them, and a dense layer of `num_classes` logits (the
-    last one the blank).
+    MFCC features (mel filters from `config.min_frequency` to
+    `config.max_frequency` Hz), batch normalization, SpecAugment (training
+    only), two Conv1D blocks of `config.conv_filters` (kernel 5; the first of
+    stride `TIME_STRIDE`), then `config.layers` bidirectional `config.cell`
+    layers of `config.units` each with `config.dropout` between them, and a
+    dense layer of `num_classes` logits (the last one the blank).
     """
+    cell, units, recurrent_layers = config.cell, config.units, config.layers
+    conv_filters, dropout, seed = config.conv_filters, config.dropout, config.seed
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2 (a label and the blank), got {num_classes}.")
     if units < 1 or recurrent_layers < 1 or conv_filters < 1:
@@ -156,7 +98,7 @@ def build_acoustic_model(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     waveform = keras.Input((None,), name="waveform")
     samples = keras.Input((), dtype="int32", name="samples")
-    x = SpeechFeatures(min_frequency, max_frequency, name="features")(waveform, samples=samples)
+    x = SpeechFeatures(config.min_frequency, config.max_frequency, name="features")(waveform, samples=samples)
     x = keras.layers.BatchNormalization(name="feature_norm")(x)
     x = SpecAugment(max_time=8, seed=seed, name="spec_augment")(x)
     for block, stride in enumerate((TIME_STRIDE, 1)):

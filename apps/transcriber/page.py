@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from apps.common.audio import load_audio
 from apps.common.errors import InputError
-from apps.transcriber.serving import MAX_SECONDS, transcribe_batches
+from apps.transcriber.serving import transcribe_batches
+from apps.transcriber.settings import MAX_SECONDS
 
 
 def transcriber_tab(page) -> None:

@@ -7,10 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from apps.common.speech_features import FEATURES
-from apps.transcriber.model import DECODINGS, LabelSet, ctc_decode, output_frames
-
-# The longest file `transcribe` takes; the recurrent layers were trained on utterances of seconds.
-MAX_SECONDS = 30.0
+from apps.transcriber.labels import DECODINGS, LabelSet
+from apps.transcriber.model import ctc_decode, output_frames
 
 
 def utterance_samples(waveform: tf.Tensor) -> tf.Tensor:

@@ -16,9 +16,10 @@ from apps.common.settings import (
 )
 from apps.common.speech_features import MelBandSettings
 from apps.transcriber.datasets import TRANSCRIPTION_DATA_SETS
-from apps.transcriber.model import DECODINGS, LABEL_SETS
-from apps.transcriber.serving import MAX_SECONDS
+from apps.transcriber.labels import DECODINGS, LABEL_SETS
 
+# The longest file `transcribe` takes; the recurrent layers were trained on utterances of seconds.
+MAX_SECONDS = 30.0
 DATA_HELP = (f"{', '.join(TRANSCRIPTION_DATA_SETS)} (digits: joined from the shipped clips; "
              "digits-espeak: made with espeak-ng on first use; NAME:N for N strings), or a folder "
              "of audio with a .txt beside each clip or a TSV/CSV manifest of path,text")

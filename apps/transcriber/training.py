@@ -15,7 +15,8 @@ from apps.common.app import Fitting
 from apps.common.errors import InputError
 from apps.common.speech_features import mix_noise
 from apps.transcriber.data import TranscribedSplit, TranscriptionData
-from apps.transcriber.model import OUTPUT_FRAME_SECONDS, CTCModel, LabelSet, build_acoustic_model, output_frames
+from apps.transcriber.labels import LabelSet
+from apps.transcriber.model import OUTPUT_FRAME_SECONDS, CTCModel, build_acoustic_model, output_frames
 from apps.transcriber.settings import TranscriberTrain
 
 AUGMENTATION_SPEEDS = (0.9, 1.1)  # the speed perturbation of training utterances
@@ -93,21 +94,7 @@ def fitting_utterances(split: TranscribedSplit, labels: LabelSet, speed_up: floa
 
 
 def train_transcriber(
-    data: TranscriptionData,
-    labels: LabelSet,
-    fitting: Fitting,
-    *,
-    cell: str = TranscriberTrain.cell,
-    units: int = TranscriberTrain.units,
-    recurrent_layers: int = TranscriberTrain.layers,
-    conv_filters: int = TranscriberTrain.conv_filters,
-    dropout: float = TranscriberTrain.dropout,
-    min_frequency: float = TranscriberTrain.min_frequency,
-    max_frequency: float = TranscriberTrain.max_frequency,
-    epochs: int = TranscriberTrain.epochs,
-    batch_size: int = TranscriberTrain.batch_size,
-    learning_rate: float = TranscriberTrain.learning_rate,
-    seed: int = TranscriberTrain.seed,
+    data: TranscriptionData, labels: LabelSet, config: TranscriberTrain, fitting: Fitting
 ) -> keras.Model:
     """Builds `build_acoustic_model` for `labels` in `fitting`'s scope and trains it with CTC on `data.train`.
 
@@ -128,15 +115,14 @@ def train_transcriber(
     if not len(kept["training"]):
         raise InputError(f"{data.name}: no training utterance is long enough for its transcript "
                          f"(CTC needs {frame_ms:g} ms of audio per label).")
-    train = utterance_dataset(kept["training"], labels, batch_size, noise=data.noise, seed=seed)
-    steps = epochs * int(np.ceil(len(kept["training"]) / batch_size))
+    batch_size = config.batch_size
+    train = utterance_dataset(kept["training"], labels, batch_size, noise=data.noise, seed=config.seed)
+    steps = config.epochs * int(np.ceil(len(kept["training"]) / batch_size))
     with fitting.scope():
-        acoustic = build_acoustic_model(labels.num_classes, cell=cell, units=units, recurrent_layers=recurrent_layers,
-                                        conv_filters=conv_filters, dropout=dropout,
-                                        min_frequency=min_frequency, max_frequency=max_frequency, seed=seed)
+        acoustic = build_acoustic_model(labels.num_classes, config)
         model = CTCModel(acoustic, name="ctc")
-        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1), alpha=0.05)
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(steps, 1), alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0))
     validation = utterance_dataset(kept["validation"], labels, batch_size) if len(kept["validation"]) else None
-    fitting.fit(model, train, epochs=epochs, validation_data=validation)
+    fitting.fit(model, train, epochs=config.epochs, validation_data=validation)
     return acoustic

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from apps.common.app import Evaluation, Export, Fitting, Splits, Trained, load_export, register_app
+from apps.common.app import Evaluation, Export, Fitting, Trained, load_export, register_app
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.seq2seq.app import Seq2SeqApp, run_facts
+from apps.common.seq2seq.pairs import NamedPairs, TrainingPairs
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import train_seq2seq
 from apps.registry import Command, register
@@ -25,7 +26,7 @@ from apps.translation.settings import (
 )
 
 
-class TranslationApp(Seq2SeqApp):
+class TranslationApp(Seq2SeqApp[TrainingPairs]):
     """A GRU encoder-decoder with attention, strings in and strings out."""
 
     name = APP
@@ -45,18 +46,21 @@ class TranslationApp(Seq2SeqApp):
     example_inputs = ("the tall cat sleeps.", "")
     quick_args = ("--epochs", "3", "--limit", "6000")
 
-    def load_data(self, config: DataSettings) -> Splits:
-        train, validation = load_splits(config.data, config.reverse)
-        return Splits(self._name(config), train, validation, validation)
+    def load_data(self, config: DataSettings) -> TrainingPairs:
+        return TrainingPairs(self._name(config), *load_splits(config.data, config.reverse))
 
-    def evaluation_data(self, config: DataSettings) -> Splits:
-        return Splits(self._name(config), None, None, evaluation_pairs(config.data, config.reverse))
+    def held_out(self, data: TrainingPairs) -> NamedPairs:
+        """The validation split: the data sets have no test split apart from it."""
+        return NamedPairs(data.name, data.validation)
+
+    def evaluation_data(self, config: DataSettings) -> NamedPairs:
+        return NamedPairs(self._name(config), evaluation_pairs(config.data, config.reverse))
 
     @staticmethod
     def _name(config: DataSettings) -> str:
         return config.data + (" (reversed)" if config.reverse else "")
 
-    def train(self, config: TranslationTrain, data: Splits, fitting: Fitting) -> Trained:
+    def train(self, config: TranslationTrain, data: TrainingPairs, fitting: Fitting) -> Trained:
         train = data.train.head(config.limit)
         run = train_seq2seq(train, data.validation, config, fitting)
         serving = seq2seq_serving(run.server, make_signatures(run.server))
@@ -65,9 +69,9 @@ class TranslationApp(Seq2SeqApp):
                     "training / held-out pairs": f"{len(train)} / {len(data.validation)}",
                     "decoding": config.decoding}))
 
-    def evaluate(self, export: Export, data: Splits, config: TranslationEvaluate,
+    def evaluate(self, export: Export, data: NamedPairs, config: TranslationEvaluate,
                  output_dir: Path | None) -> Evaluation:
-        pairs = data.test.head(config.score_limit)
+        pairs = data.pairs.head(config.score_limit)
         hypotheses = self.generate(export, pairs.sources)
         scores = corpus_scores(hypotheses, pairs.targets)
         return Evaluation(

@@ -6,12 +6,12 @@ import dataclasses
 from pathlib import Path
 
 from apps.common.config import Config, DataSource, Text, setting
-from apps.common.seq2seq.app import texts_setting
-from apps.common.seq2seq.training import (
+from apps.common.seq2seq.settings import (
     Seq2SeqEvaluate,
     Seq2SeqTrain,
     decoding_setting,
     max_length_setting,
+    texts_setting,
     vocabulary_size_setting,
 )
 from apps.common.settings import ExportConfig, batch_size_setting, epochs_setting, units_setting

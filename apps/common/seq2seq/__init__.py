@@ -1,8 +1,11 @@
 """One GRU sequence-to-sequence implementation shared by translation and chatbot.
 
-- `model`: the bidirectional encoder, additive/multiplicative attention and the
+- `layers`: the bidirectional encoder, additive/multiplicative attention and the
   attentional decoder (teacher forcing in training, one step at a time when
   decoding), with padding masks throughout.
+- `model`: `Seq2Seq`, its losses, and `build_seq2seq` from the settings.
+- `settings`: the `train`/`evaluate` settings both apps share, and
+  `DecodingOptions`.
 - `decoding`: greedy, beam search (length-normalized) and top-k / nucleus
   sampling, written in TensorFlow ops (`tf.while_loop`) so that they run
   inside an exported SavedModel.
@@ -10,18 +13,15 @@
   files), held-out splits and `tf.data` pipelines of token ids.
 - `serving`: a `tf.Module` that holds the model and both vocabularies and maps
   strings to strings; `seq2seq_serving` makes its export.
-- `training`: the `train` settings, vocabularies, fitting (with a time
-  budget) and held-out perplexity that both apps share.
+- `training`: vocabularies, fitting (with a time budget) and held-out
+  perplexity that both apps share.
 """
 
 from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
+from apps.common.seq2seq.layers import Attention, Decoder, Encoder, copy_distribution
 from apps.common.seq2seq.model import (
-    Attention,
-    Decoder,
-    Encoder,
     Seq2Seq,
     build_seq2seq,
-    copy_distribution,
     masked_accuracy,
     masked_cross_entropy,
     set_copy_targets,
@@ -36,7 +36,8 @@ from apps.common.seq2seq.pairs import (
     read_tab_separated,
     split_pairs,
 )
-from apps.common.seq2seq.serving import DecodingOptions, TextSeq2Seq, run_on_texts, seq2seq_serving
+from apps.common.seq2seq.serving import TextSeq2Seq, run_on_texts, seq2seq_serving
+from apps.common.seq2seq.settings import DecodingOptions
 
 __all__ = [
     "Attention",

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from apps.common.app import App, Export
-from apps.common.config import setting
+from apps.common.seq2seq.pairs import NamedPairs, TrainingPairs
 from apps.common.seq2seq.training import Seq2SeqRun
 from apps.common.settings import ExportConfig
 
 
-def texts_setting(help: str) -> Any:
-    """The positional TEXT... of a `predict` that maps texts to texts."""
-    return setting((), help, positional=True, nargs="+", metavar="TEXT")
+P = TypeVar("P", bound=TrainingPairs)
 
 
-class Seq2SeqApp(App):
+class Seq2SeqApp(App[P, NamedPairs]):
     """An app whose export maps `text` to a text.
 
     `run_texts` is the app's batched client of a `serving_default`

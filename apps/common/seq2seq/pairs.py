@@ -38,6 +38,23 @@ class TextPairs:
         return TextPairs(self.targets, self.sources)
 
 
+@dataclass(frozen=True)
+class TrainingPairs:
+    """A text-to-text data set as a training reads it: its name, train and validation pairs."""
+
+    name: str
+    train: TextPairs
+    validation: TextPairs
+
+
+@dataclass(frozen=True)
+class NamedPairs:
+    """Held-out pairs a model is scored on, and the data set they come from."""
+
+    name: str
+    pairs: TextPairs
+
+
 def _read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
     try:
         text = path.read_text(encoding=encoding)

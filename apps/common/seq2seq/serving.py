@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Callable
 
 import tensorflow as tf
@@ -12,61 +11,8 @@ from apps.common.app import Serving
 from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
 from apps.common.seq2seq.model import Seq2Seq
 from apps.common.seq2seq.pairs import encode_sources
+from apps.common.seq2seq.settings import STRATEGIES, DecodingOptions
 from apps.common.text import END, START, TokenIds, tokenize
-
-STRATEGIES = ("greedy", "beam", "sample")
-
-
-@dataclass(frozen=True)
-class DecodingOptions:
-    """How an exported model generates.
-
-    Attributes:
-        strategy: "greedy", "beam" (beam search) or "sample" (top-k / nucleus).
-        beam_width: Beams kept by "beam".
-        length_penalty: GNMT length-normalization exponent of "beam".
-        temperature, top_k, top_p: Defaults of "sample" (see `sample_decode`).
-        no_repeat_ngram: No n-gram of this size repeats within an output
-            (0: off), in every strategy (see `block_repeated_ngrams`).
-    """
-
-    strategy: str = "greedy"
-    beam_width: int = 4
-    length_penalty: float = 0.6
-    temperature: float = 0.8
-    top_k: int = 0
-    top_p: float = 0.9
-    no_repeat_ngram: int = 0
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"Unknown decoding {self.strategy!r}; expected one of {STRATEGIES}.")
-        if self.beam_width < 1:
-            raise ValueError(f"beam_width must be at least 1, got {self.beam_width}.")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}.")
-        if self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(
-                f"top_k must be ≥ 0 and top_p in (0, 1]; got {self.top_k} and {self.top_p}."
-            )
-        if self.no_repeat_ngram < 0:
-            raise ValueError(f"no_repeat_ngram must be ≥ 0, got {self.no_repeat_ngram}.")
-
-    @property
-    def label(self) -> str:
-        """A short description, such as "beam 4, length penalty 0.6, no repeated 3-grams"."""
-        if self.strategy == "beam":
-            parts = [f"beam {self.beam_width}", f"length penalty {self.length_penalty:g}"]
-        elif self.strategy == "sample":
-            parts = [f"sample at temperature {self.temperature:g}"]
-            parts += [f"top-k {self.top_k}"] if self.top_k else []
-            parts += [f"top-p {self.top_p:g}"] if self.top_p < 1 else []
-        else:
-            parts = ["greedy"]
-        if self.no_repeat_ngram:
-            parts.append(f"no repeated {self.no_repeat_ngram}-grams")
-        return ", ".join(parts)
-
 
 def join_tokens(texts: tf.Tensor) -> tf.Tensor:
     """Space-joined tokens -> text: no space before closing or after opening punctuation."""
