@@ -32,7 +32,8 @@ from apps.common.training import set_seed  # noqa: E402
 from apps.stock.data import load_csv  # noqa: E402
 from apps.stock.evaluation import compare_intervals, evaluate  # noqa: E402
 from apps.stock.intervals import central_intervals  # noqa: E402
-from apps.stock.model import chronological_split, train_forecaster  # noqa: E402
+from apps.stock.model import train_forecaster  # noqa: E402
+from apps.stock.windows import chronological_split  # noqa: E402
 from apps.stock.settings import DEFAULT_QUANTILES, StockTrain  # noqa: E402
 
 SETS = {"stocks": ("AAPL", "SPY"), "stocks_long": ("AAPL", "SPY", "IBM", "GOOG", "GLD")}

@@ -14,7 +14,7 @@ import pytest
 
 from apps.common.audio import SAMPLE_RATE
 from apps.speech.data import SAMPLE_DIR
-from apps.transcriber.data import read_manifest
+from apps.transcriber.readers import read_manifest
 from apps.transcriber.digit_strings import (
     DigitClip,
     join_clips,

@@ -21,18 +21,9 @@ from apps.common.export import METADATA_FILE
 import apps.stock.app  # noqa: F401  (registers the stock commands)
 from apps.stock.data import PriceSeries, sample_prices
 from apps.stock.evaluation import evaluate, forecast_metrics
-from apps.stock.model import (
-    MonotoneQuantiles,
-    Normalization,
-    PinballLoss,
-    chronological_split,
-    fit_band_scale,
-    fit_shrink,
-    price_windows,
-    step_features,
-    target_log_returns,
-)
+from apps.stock.model import MonotoneQuantiles, PinballLoss, fit_band_scale, fit_shrink
 from apps.stock.serving import ExportedForecaster
+from apps.stock.windows import Normalization, chronological_split, price_windows, step_features, target_log_returns
 
 TINY = ["--window", "8", "--units", "4", "--layers", "1", "--epochs", "2", "--verbose", "0"]
 

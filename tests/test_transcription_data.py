@@ -9,15 +9,9 @@ import soundfile as sf
 
 from apps.common.audio import SAMPLE_RATE
 from apps.common.errors import InputError
-from apps.transcriber.data import (
-    hashed_split,
-    load_transcribed_folder,
-    normalize_transcript,
-    read_librispeech,
-    read_ljspeech,
-    read_manifest,
-)
+from apps.transcriber.data import hashed_split, normalize_transcript
 from apps.transcriber.datasets import load_transcription_data, TRANSCRIPTION_DATA_SETS
+from apps.transcriber.readers import load_transcribed_folder, read_librispeech, read_ljspeech, read_manifest
 
 
 def write_clip(

@@ -14,10 +14,11 @@ from apps.stock.data import PriceSeries
 from apps.stock.evaluation import MODEL_NAME, compare_intervals, evaluate, plot, walk_forward
 from apps.stock.evaluation import Evaluation as Forecasts
 from apps.stock.intervals import central_intervals, interval_table
-from apps.stock.model import chronological_split, price_windows, train_forecaster
+from apps.stock.model import train_forecaster
 from apps.stock.page import stock_tab
 from apps.stock.serving import ExportedForecaster, forecast_series, quantile_column, with_interval
 from apps.stock.settings import DataSettings, StockEvaluate, StockPredict, StockTrain
+from apps.stock.windows import chronological_split, price_windows
 
 APP = "stock"
 

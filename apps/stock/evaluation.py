@@ -23,7 +23,8 @@ import pandas as pd
 from apps.common.figures import new_figure, save_figure
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import Garch11, IntervalMetrics, interval_metrics, normal_band
-from apps.stock.model import split_at, train_forecaster
+from apps.stock.model import train_forecaster
+from apps.stock.windows import split_at
 from apps.stock.settings import StockTrain
 
 MODEL_NAME = "model"  # the trained model's row in every comparison

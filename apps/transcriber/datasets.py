@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from apps.common.errors import InputError
-from apps.transcriber.data import TranscriptionData, load_librispeech, load_ljspeech, load_transcribed_folder
+from apps.transcriber.data import TranscriptionData
+from apps.transcriber.readers import load_librispeech, load_ljspeech, load_transcribed_folder
 from apps.transcriber.digit_strings import load_digits, load_espeak_digits
 
 TRANSCRIPTION_DATA_SETS = ("digits", "digits-espeak", "ljspeech", "librispeech:SUBSET")

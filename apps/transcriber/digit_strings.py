@@ -25,13 +25,8 @@ from apps.common.audio import SAMPLE_RATE, in_noise_at_random_level, load_audio,
 from apps.common.errors import InputError
 from apps.speech.data import SAMPLE_DIR, label_folder_files
 from apps.speech.synthesis import DIGIT_MANIFEST, generate_digit_strings
-from apps.transcriber.data import (
-    DIGIT_WORDS,
-    TranscribedSplit,
-    TranscriptionData,
-    read_manifest,
-    split_utterances,
-)
+from apps.transcriber.data import DIGIT_WORDS, TranscribedSplit, TranscriptionData, split_utterances
+from apps.transcriber.readers import read_manifest
 
 DIGIT_STRINGS = 2000  # strings in `digits` when no count is given
 DIGITS_PER_STRING = (1, 7)
