@@ -50,12 +50,15 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
             `recurrent_activation`, tanh is `activation`). Default `"tanh"`.
         recurrent_activation: Activation of the gates. Default `"sigmoid"`.
         use_bias: Whether to add `bias`. Default `True`.
-        kernel_initializer, recurrent_initializer, bias_initializer:
-            Initializers of the three weights.
-        kernel_regularizer, recurrent_regularizer, bias_regularizer:
-            Regularizers of the three weights.
-        kernel_constraint, recurrent_constraint, bias_constraint:
-            Constraints of the three weights.
+        kernel_initializer: Initializer of `kernel`.
+        recurrent_initializer: Initializer of `recurrent_kernel`.
+        bias_initializer: Initializer of `bias`.
+        kernel_regularizer: Regularizer of `kernel`.
+        recurrent_regularizer: Regularizer of `recurrent_kernel`.
+        bias_regularizer: Regularizer of `bias`.
+        kernel_constraint: Constraint of `kernel`.
+        recurrent_constraint: Constraint of `recurrent_kernel`.
+        bias_constraint: Constraint of `bias`.
         dropout: Fraction of the inputs dropped, in [0, 1). One mask per
             sequence, shared by all time steps.
         recurrent_dropout: Fraction of the previous state dropped before the

@@ -35,11 +35,12 @@ class GRU(keras.layers.RNN):
     gradient tape recording: predict, evaluate, every export), an inference
     recurrence that records nothing for a backward pass.
 
+    The cell's arguments (`activation`, `recurrent_activation`, `use_bias`,
+    the initializers, regularizers and constraints of the three weights,
+    `dropout`, `recurrent_dropout` and `seed`) are as in `gru_core.GRUCell`.
+
     Args:
         units: Positive integer, dimensionality of the output space.
-        activation, recurrent_activation, use_bias, *_initializer,
-            *_regularizer, *_constraint, dropout, recurrent_dropout, seed:
-            As in `gru_core.GRUCell`.
         activity_regularizer: Regularizer applied to the layer's output.
         return_sequences: Return the whole output sequence instead of the last
             output. Default `False`.
