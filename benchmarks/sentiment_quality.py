@@ -10,8 +10,8 @@ probabilities averaged. The dev set is only scored, never used for choices
 during training.
 
 The defaults (3 bidirectional models over word and hashed character n-gram
-vectors, 2 epochs each, averaged) are the set-up the README's figures come
-from; `--subword-buckets 0 --ensemble 1` gives the plain word-level model.
+vectors, 2 epochs each, averaged) are the set-up that docs/apps/sentiment.md's
+figures come from; `--subword-buckets 0 --ensemble 1` gives the plain word-level model.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def test_auto_decoding_exports_the_choice_the_rule_makes(tmp_path):
     assert DecodingOptions(**metadata["decoding"]) == chosen
     assert report.extra["decoding"] == f"{chosen.label} (chosen on the validation split)"
 
-    # The quick-mode figure that `reproduce` prints and the README quotes, on a tiny model.
+    # The quick-mode figure that `reproduce` prints and the docs quote, on a tiny model.
     export = load_export(CHATBOT, Path(report.export_path))
     share, prompts = answer_share(export.signature(), data.all_pairs("sample"))
     assert prompts == 100 and 0.0 <= share <= 1.0

@@ -39,12 +39,13 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
         check=fraction(one=True), group="sequence to sequence")
     copy: bool = setting(
         True, "let the decoder copy prompt tokens (a pointer-generator); on movie dialog it "
-        "raises how often the model prefers the true reply of 20 from about 0.09 to 0.15 (see README)",
+        "raises how often the model prefers the true reply of 20 from about 0.09 to 0.15 "
+        "(see docs/apps/translation-chatbot.md)",
         group="sequence to sequence")
     decoding: str = decoding_setting(
         "auto", STRATEGIES + ("auto",),
         "decoding of the export; auto: the best of several on the validation split "
-        "(see README), which ignores the beam and sampling flags")
+        "(see docs/apps/translation-chatbot.md), which ignores the beam and sampling flags")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,7 +56,7 @@ def _check_tf_config() -> None:
         raise InputError(
             "Multi-worker training needs TF_CONFIG in the environment, e.g. "
             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-            '"task": {"type": "worker", "index": 0}} (see the README).'
+            '"task": {"type": "worker", "index": 0}} (see docs/training.md).'
         )
     try:
         config = json.loads(raw)
