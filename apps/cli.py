@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,10 +21,14 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
+    # allow_abbrev=False everywhere: `--epo` is refused, not taken for `--epochs`, so a script
+    # keeps its meaning when a flag that shares the prefix is added.
     parser = OneLineErrorParser(
         prog="gru-suite",
         description="Train, export and serve GRU models for six applications.",
+        allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"gru-suite {version('gru-suite')}")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True
     for verb, help_text in sorted(registry.verb_help.items()):
@@ -32,16 +37,16 @@ def build_parser(registry: Registry = REGISTRY) -> argparse.ArgumentParser:
         apps = registry.app_commands.get(verb, {})
         names = ", ".join(sorted(apps)) or "none registered yet"
         verb_parser = verbs.add_parser(
-            verb, help=f"{help_text} (apps: {names})", description=help_text
+            verb, help=f"{help_text} (apps: {names})", description=help_text, allow_abbrev=False
         )
         app_parsers = verb_parser.add_subparsers(dest="app", metavar="APP")
         app_parsers.required = True
         for app, command in sorted(apps.items()):
-            sub = app_parsers.add_parser(app, help=command.help, description=command.help)
+            sub = app_parsers.add_parser(app, help=command.help, description=command.help, allow_abbrev=False)
             command.configure(sub)
             sub.set_defaults(command=command)
     for verb, command in sorted(registry.top_commands.items()):
-        sub = verbs.add_parser(verb, help=command.help, description=command.help)
+        sub = verbs.add_parser(verb, help=command.help, description=command.help, allow_abbrev=False)
         command.configure(sub)
         sub.set_defaults(command=command)
     return parser

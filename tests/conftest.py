@@ -33,6 +33,8 @@ def rejected(capsys):
 class SmokeExport:
     path: Path  # the version folder, saved_models-style: <models>/<app>/1
     value: float  # the held-out figure training reported
+    log_dir: Path  # its TensorBoard logs and history.csv
+    history: dict[str, list[float]]  # the per-epoch history of its --report JSON
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +58,16 @@ def smoke_exports(tmp_path_factory, worker_id) -> dict[str, SmokeExport]:
             os.chdir(shared)  # training's run folders go there too
             try:
                 for name in REGISTRY.apps():
+                    log_dir, report_file = shared / "logs" / name, shared / "reports" / f"{name}.json"
                     report = cli.run(["train", name, *registered_app(name).smoke_args, "--verbose", "0",
-                                      "--export-dir", str(models)])
-                    made[name] = {"path": report.export_path, "value": report.value}
+                                      "--export-dir", str(models), "--log-dir", str(log_dir),
+                                      "--report", str(report_file)])
+                    made[name] = {"path": report.export_path, "value": report.value, "log_dir": str(log_dir),
+                                  "history": json.loads(report_file.read_text())["history"]}
             finally:
                 os.chdir(cwd)
             record.write_text(json.dumps(made))
-    return {name: SmokeExport(Path(item["path"]), item["value"]) for name, item in json.loads(record.read_text()).items()}
+    return {
+        name: SmokeExport(Path(item["path"]), item["value"], Path(item["log_dir"]), item["history"])
+        for name, item in json.loads(record.read_text()).items()
+    }

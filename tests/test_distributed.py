@@ -66,7 +66,9 @@ def test_two_workers_train_together_and_end_with_identical_weights(tmp_path):
     assert "Epoch 2/2" in outputs[0][0] and "Epoch" not in outputs[1][0]
     assert existing_versions(tmp_path / "models-0" / "sentiment") == [1]
     assert existing_versions(tmp_path / "models-1" / "sentiment") == []
-    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == []
+    # The backups are gone; the logs stay, and only the chief wrote them (one history).
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["logs"]
+    assert (tmp_path / "run" / "logs" / "history.csv").read_text().count("\n") == 3
 
 
 @pytest.mark.parametrize("tf_config, message", [

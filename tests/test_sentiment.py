@@ -82,7 +82,7 @@ def test_train_reports_held_out_metrics_and_exports_a_version(trained):
     report, root = trained
     assert report.app == "sentiment" and report.data == "sample" and report.cell == "gru"
     assert 0.0 <= report.value <= 1.0 and 0.0 <= report.extra["held-out F1"] <= 1.0
-    assert report.extra["examples"] == "600 train, 800 held out"
+    assert report.extra["examples"] == "540 train, 60 validation, 800 held out"
     assert report.export_path == str(root / "exports" / "sentiment" / "1")
     for name in ("saved_model.pb", "extra/model.keras", "extra/vocabulary.txt", "extra/settings.json"):
         assert (root / "exports" / "sentiment" / "1" / name).is_file(), name

@@ -40,9 +40,9 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
 
     name = APP
     help = {
-        "train": "train a GRU encoder-decoder chatbot and export it",
-        "evaluate": "test perplexity, hits@1 of 20 and distinct-1/2 of an exported chatbot",
-        "predict": "reply to utterances with an exported chatbot",
+        "train": "train a chatbot (GRU encoder-decoder) on conversation pairs and export it",
+        "evaluate": "score a chatbot export: perplexity, hits@1 of 20, distinct-1/2",
+        "predict": "run a chatbot export on utterances: one reply each",
     }
     Train = ChatbotTrain
     Evaluate = ChatbotEvaluate

@@ -36,12 +36,12 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
     unconditioned: float = setting(
         0.0, "add this share of the training replies again with an empty prompt, so the model "
         "also learns P(reply) alone, which the relative-likelihood ranking divides by",
-        check=fraction(one=True), group="sequence to sequence")
+        check=fraction(one=True), group="training")
     copy: bool = setting(
         True, "let the decoder copy prompt tokens (a pointer-generator); on movie dialog it "
         "raises how often the model prefers the true reply of 20 from about 0.09 to 0.15 "
         "(see docs/apps/translation-chatbot.md)",
-        group="sequence to sequence")
+        group="model")
     decoding: str = decoding_setting(
         "auto", STRATEGIES + ("auto",),
         "decoding of the export; auto: the best of several on the validation split "
@@ -63,9 +63,9 @@ class ChatConfig(ExportConfig):
     decoding: str = setting("", "greedy, beam or sample (default: the export's own)",
                             choices=("",) + STRATEGIES)
     temperature: float | None = setting(None, "sampling temperature (default: the export's)",
-                                        check=positive(100.0), group="sampling")
+                                        check=positive(100.0), group="decoding")
     top_k: int | None = setting(None, "top-k sampling, 0 = off (default: the export's)",
-                                check=at_least(0), group="sampling")
+                                check=at_least(0), group="decoding")
     top_p: float | None = setting(None, "nucleus sampling mass (default: the export's)",
-                                  check=fraction(zero=False, one=True), group="sampling")
+                                  check=fraction(zero=False, one=True), group="decoding")
     no_context: bool = setting(False, "do not give the bot's previous reply as context")

@@ -45,8 +45,9 @@ from apps.common.export import (
     read_metadata,
     version_folder,
 )
-from apps.common.settings import ExportConfig, TrainConfig
+from apps.common.settings import JIT_COMPILE, ExportConfig, TrainConfig
 from apps.common.training import (
+    LOG_FOLDER,
     Stopwatch,
     TrainReport,
     fit,
@@ -174,22 +175,30 @@ class Fitting:
     """How `App.train` builds and fits: the strategy scope and `apps.common.training.fit`."""
 
     def __init__(self, config: TrainConfig, run_dir: Path | None = None):
-        """`run_dir`: where backups go (`run_directory`); None: no backups."""
+        """`run_dir`: where backups and, by default, the logs go (`run_directory`); None: no
+        backups, and logs only where `config.log_dir` says."""
         self.strategy = make_strategy(config.strategy)
         self.verbose = config.verbose
         self.backup_dir = None if run_dir is None else run_dir / "backup"
         self.checkpoint_every = config.checkpoint_every
         self.fresh = config.fresh
+        default_logs = None if run_dir is None else run_dir / LOG_FOLDER
+        self.log_dir = None if config.no_log else (config.log_dir or default_logs)
+        self.patience = config.patience
+        self.jit_compile = JIT_COMPILE[config.jit_compile]
+        self.history: keras.callbacks.History | None = None  # the last fit's
 
     def scope(self):
         return self.strategy.scope()
 
     def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
-        """`apps.common.training.fit` with the run's verbosity and backups."""
-        return fit(
+        """`apps.common.training.fit` with the run's verbosity, backups, logs, patience and XLA."""
+        self.history = fit(
             model, train_data, epochs=epochs, verbose=self.verbose, backup_dir=self.backup_dir,
-            checkpoint_every=self.checkpoint_every, fresh=self.fresh, **kwargs,
+            checkpoint_every=self.checkpoint_every, fresh=self.fresh, log_dir=self.log_dir,
+            patience=self.patience, jit_compile=self.jit_compile, **kwargs,
         )
+        return self.history
 
 
 class App(Generic[D, E]):
@@ -322,11 +331,27 @@ def run_train(app: App, config: TrainConfig) -> TrainReport:
         )
     report = TrainReport(
         app=app.name, data=data.name, cell=config.cell, metric=evaluation.metric,
-        value=evaluation.value, train_seconds=watch.seconds, epochs=trained.epochs,
+        value=evaluation.value, train_seconds=watch.seconds, epochs=_epochs_run(trained, fitting),
         export_path=str(export_path) if export_path else None,
         extra={**trained.extra, **{key: _rounded(value) for key, value in evaluation.details.items()}},
+        history=_history(fitting.history),
     )
     return publish_report(report, config.report, trained.model)
+
+
+def _epochs_run(trained: Trained, fitting: Fitting) -> int:
+    """Epochs the model trained for: fewer than asked where `--patience` stopped it."""
+    history = fitting.history
+    if history is None or not history.epoch:
+        return trained.epochs
+    return min(trained.epochs, history.epoch[-1] + 1)
+
+
+def _history(history: keras.callbacks.History | None) -> dict[str, list[float]]:
+    """The per-epoch logs of a fit, as JSON-ready floats (empty where the app fitted none)."""
+    if history is None:
+        return {}
+    return {key: [float(value) for value in values] for key, values in history.history.items()}
 
 
 def _rounded(value: Any) -> Any:

@@ -252,6 +252,20 @@ class Text(Check):
 
 
 @dataclasses.dataclass(frozen=True)
+class SearchRange:
+    """The range `gru-suite tune` searches a setting over: `low` to `high`, evenly or on a log scale."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"a search range needs low < high (and low > 0 on a log scale), "
+                             f"got {self.low} and {self.high}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Flag:
     """How one config field appears on the command line (see `setting`)."""
 
@@ -263,6 +277,8 @@ class Flag:
     group: str | None = None
     positional: bool = False
     nargs: str | None = None  # for positional fields: "*" or "+"
+    show_default: bool = True  # False where the help itself says which choice is the default
+    search: SearchRange | None = None  # what `gru-suite tune` tries (None: it keeps the value)
 
 
 def setting(default: Any, help: str, **flag: Any) -> Any:
@@ -317,6 +333,11 @@ def flag_fields(config_class: type[Config]) -> list[tuple[dataclasses.Field, Fla
     ]
 
 
+def search_fields(config_class: type[Config]) -> list[tuple[dataclasses.Field, SearchRange]]:
+    """The fields of `config_class` that declare a `SearchRange`, in declaration order."""
+    return [(field, flag.search) for field, flag in flag_fields(config_class) if flag.search is not None]
+
+
 def flag_name(field: dataclasses.Field) -> str:
     """`--batch-size` for the field `batch_size` (or the flag or metavar it declares)."""
     flag = field.metadata["flag"]
@@ -326,7 +347,7 @@ def flag_name(field: dataclasses.Field) -> str:
 
 
 def _help(field: dataclasses.Field, flag: Flag) -> str:
-    if flag.positional or field.type in ("bool", bool) or field.default is None:
+    if flag.positional or field.type in ("bool", bool) or field.default is None or not flag.show_default:
         return flag.help
     default = field.default
     if isinstance(default, tuple):

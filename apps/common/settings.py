@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.common.cells import CELLS
-from apps.common.config import Config, ExistingPath, at_least, setting
+from apps.common.config import Config, ExistingPath, SearchRange, at_least, fraction, positive, setting
 from apps.common.distributed import STRATEGIES
 from apps.common.export import DEFAULT_ROOT
 
@@ -21,17 +21,44 @@ def epochs_setting(default: int) -> Any:
 
 
 def batch_size_setting(default: int) -> Any:
-    return setting(default, "examples per batch", check=at_least(1, maximum=65_536), group="training")
+    return setting(default, "examples per batch, across all replicas (the global batch)",
+                   check=at_least(1, maximum=65_536), group="training")
+
+
+# The ranges `gru-suite tune` searches; each is declared once, with its setting.
+UNITS_SEARCH = SearchRange(16, 256, log=True)
+LEARNING_RATE_SEARCH = SearchRange(1e-4, 1e-2, log=True)
+DROPOUT_SEARCH = SearchRange(0.0, 0.5)
+EMBEDDING_SEARCH = SearchRange(16, 512, log=True)
 
 
 def units_setting(default: int) -> Any:
-    return setting(default, "recurrent units", check=at_least(1, maximum=4096), group="training")
+    return setting(default, "recurrent units", check=at_least(1, maximum=4096), group="model",
+                   search=UNITS_SEARCH)
+
+
+def learning_rate_setting(default: float, help: str = "Adam learning rate") -> Any:
+    return setting(default, help, check=positive(10.0), group="training", search=LEARNING_RATE_SEARCH)
+
+
+def dropout_setting(default: float, help: str = "dropout rate") -> Any:
+    return setting(default, help, check=fraction(), group="model", search=DROPOUT_SEARCH)
+
+
+def embedding_dim_setting(default: int, help: str = "token vector size") -> Any:
+    return setting(default, help, check=at_least(1, maximum=4096), group="model", search=EMBEDDING_SEARCH)
 
 
 def split_seed_setting() -> Any:
     """`--seed` of data settings: the seed of a held-out split drawn at random (as in train)."""
     return setting(0, "seed of the held-out split of data without one (as in train)",
                    check=SEEDS, group="data")
+
+
+# `--jit-compile`: Keras's `jit_compile` of the compiled model.
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+# `--mixed-precision`: the Keras dtype policy the model is built under.
+MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,16 +69,27 @@ class TrainConfig(Config):
     batch_size: int = batch_size_setting(32)
     units: int = units_setting(32)
     cell: str = setting("gru", "recurrent layer: gru_core.GRU, Keras LSTM or SimpleRNN",
-                        choices=tuple(sorted(CELLS)), group="training")
+                        choices=tuple(sorted(CELLS)), group="model")
     seed: int = setting(0, "random seed", check=SEEDS, group="training")
     limit: int | None = setting(None, "use at most this many training examples",
                                 check=at_least(1), group="training")
-    export_dir: Path = setting(DEFAULT_ROOT, "root of the versioned exports", group="training")
-    no_export: bool = setting(False, "train and evaluate only", group="training")
+    patience: int | None = setting(
+        None, "stop after this many epochs without a lower validation loss, and restore the "
+        "weights of the best epoch (default: train every epoch)", check=at_least(1),
+        metavar="EPOCHS", group="training")
+    jit_compile: str = setting(
+        "auto", "XLA compilation of the training step: auto (Keras's choice: off on CPU, on for "
+        "one GPU), on or off", choices=tuple(JIT_COMPILE), group="training")
+    export_dir: Path = setting(DEFAULT_ROOT, "root of the versioned exports", group="output")
+    no_export: bool = setting(False, "train and evaluate only", group="output")
     verbose: int = setting(1, "Keras progress output: 0 silent, 1 bar, 2 one line per epoch",
-                           choices=(0, 1, 2), check=at_least(0, maximum=2), group="training")
-    report: Path | None = setting(None, "also write the training report as JSON to this file",
-                                  group="training")
+                           choices=(0, 1, 2), check=at_least(0, maximum=2), group="output")
+    report: Path | None = setting(None, "also write the training report (with the per-epoch "
+                                  "history) as JSON to this file", group="output")
+    log_dir: Path | None = setting(
+        None, "where the TensorBoard logs and history.csv go (default RUN_DIR/logs; view with "
+        "tensorboard --logdir runs/)", group="output")
+    no_log: bool = setting(False, "write no TensorBoard logs and no history.csv", group="output")
     run_dir: Path | None = setting(
         None, "where checkpoints go; by default runs/<app>/<hash of the settings>, so the same "
         "command resumes an interrupted run", group="runs, checkpoints and distribution")
@@ -60,9 +98,9 @@ class TrainConfig(Config):
     checkpoint_every: int = setting(50, "back up the training state every STEPS batches",
                                     check=at_least(1), metavar="STEPS",
                                     group="runs, checkpoints and distribution")
-    strategy: str = setting("default", "tf.distribute strategy: default (one device), mirrored "
-                            "(all local GPUs) or multi-worker (every worker in TF_CONFIG)",
-                            choices=tuple(sorted(STRATEGIES)),
+    strategy: str = setting("default", "tf.distribute strategy: default (one device; the default), "
+                            "mirrored (all local GPUs) or multi-worker (every worker in TF_CONFIG)",
+                            choices=tuple(sorted(STRATEGIES)), show_default=False,
                             group="runs, checkpoints and distribution")
 
 

@@ -21,8 +21,9 @@ import tensorflow as tf
 from gru_core.keras_private import flatten_layers
 
 from apps.common.distributed import (
-    backup_folder, fit_across_workers, is_multi_worker, worker_description,
+    backup_folder, fit_across_workers, is_chief, is_multi_worker, worker_description,
 )
+from apps.common.monitoring import monitoring_callbacks, probe_batch
 
 
 @dataclass
@@ -38,6 +39,8 @@ class TrainReport:
     epochs: int
     export_path: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Per-epoch logs of the fit (loss, validation loss, metrics, learning rate, gates).
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     # Filled in by publish_report from the trained model and the process.
     parameters: int = 0
     recurrent_parameters: int = 0
@@ -57,7 +60,9 @@ class TrainReport:
 
 
 # Settings that change where results go or how much is printed, not what is trained.
-_NOT_PART_OF_THE_RUN = {"verbose", "export_dir", "no_export", "report", "run_dir", "fresh"}
+_NOT_PART_OF_THE_RUN = {"verbose", "export_dir", "no_export", "report", "run_dir", "fresh", "log_dir", "no_log"}
+# The run folder's TensorBoard logs and history.csv (`--log-dir` moves them).
+LOG_FOLDER = "logs"
 
 
 def run_directory(app: str, config: Any) -> Path:
@@ -170,9 +175,20 @@ def fit(
     backup_dir: Path | None = None,
     checkpoint_every: int | str = "epoch",
     fresh: bool = False,
+    log_dir: Path | None = None,
+    patience: int | None = None,
+    jit_compile: bool | str = "auto",
     **fit_kwargs,
 ) -> keras.callbacks.History:
     """`model.fit` with the suite's standard callbacks; every app trains through here.
+
+    Each epoch's logs gain the learning rate and the first `gru_core.GRU`'s
+    mean gate activity on the first validation batch (`apps.common.monitoring`);
+    with `log_dir`, they also go to TensorBoard and to `history.csv` there.
+    With `patience`, training stops after that many epochs without a lower
+    validation loss (training loss without validation data) and restores the
+    best epoch's weights. `jit_compile` (True, False or "auto") overrides the
+    compiled model's.
 
     With `backup_dir`, the training state (weights, optimizer, epoch) is backed
     up every `checkpoint_every` batches; a fit that finds a backup there (left
@@ -182,12 +198,25 @@ def fit(
     A model built under a multi-worker strategy trains with
     `fit_across_workers` (same arguments, same callbacks).
     """
-    callbacks = list(callbacks or [])
     strategy = model.distribute_strategy
+    if jit_compile != "auto":
+        model.jit_compile = jit_compile
+    resuming = False
     if backup_dir is not None:
         backup_dir = backup_folder(Path(backup_dir), strategy)
         if fresh and backup_dir.exists():
             shutil.rmtree(backup_dir)
+        resuming = backup_dir.exists()
+    if log_dir is not None and not is_chief():
+        log_dir = None  # one worker's logs are the run's
+    probe = probe_batch(validation_data if validation_data is not None else train_data)
+    callbacks = monitoring_callbacks(log_dir, probe, append=resuming) + list(callbacks or [])
+    if patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss" if validation_data is not None else "loss", patience=patience,
+            restore_best_weights=True,
+        ))
+    if backup_dir is not None:
         callbacks.append(
             keras.callbacks.BackupAndRestore(
                 str(backup_dir), save_freq=checkpoint_every, double_checkpoint=True

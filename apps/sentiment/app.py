@@ -9,7 +9,7 @@ from typing import Any
 from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained, register_app
 from apps.common.errors import InputError
 from apps.common.text import TokenIds, build_vocabulary
-from apps.sentiment.data import SentimentData, load_data
+from apps.sentiment.data import SentimentData, load_data, split
 from apps.sentiment.explain import update_gate_heatmap
 from apps.sentiment.model import (
     LABELS,
@@ -36,10 +36,10 @@ class SentimentApp(App[SentimentData, SentimentData]):
 
     name = "sentiment"
     help = {
-        "train": "train a movie-review sentiment classifier and export it",
-        "evaluate": "accuracy and F1 of a sentiment export on a data set's held-out split",
-        "predict": "classify raw texts (arguments or stdin lines) with a sentiment export",
-        "explain": "heatmap of the GRU update gates over the tokens of a text",
+        "train": "train a sentiment classifier (BiGRU) on labelled texts and export it",
+        "evaluate": "score a sentiment export: accuracy, precision, recall, F1",
+        "predict": "run a sentiment export on texts (arguments or stdin lines): label, probability",
+        "explain": "plot a sentiment export's update gates over the tokens of a text, as a PNG",
     }
     Train = SentimentTrain
     Evaluate = SentimentEvaluate
@@ -57,6 +57,9 @@ class SentimentApp(App[SentimentData, SentimentData]):
 
     def train(self, config: SentimentTrain, data: SentimentData, fitting: Fitting) -> Trained:
         train = data.train.take(config.limit) if config.limit else data.train
+        validation = None
+        if config.validation_fraction and len(train) >= 2:
+            train, validation = split(train, config.validation_fraction, config.seed)
         token_ids = TokenIds(
             build_vocabulary(train.texts, max_size=config.vocabulary_size, min_count=config.min_count)
         )
@@ -67,7 +70,10 @@ class SentimentApp(App[SentimentData, SentimentData]):
             preprocessor, train.texts, train.labels, batch_size=config.batch_size,
             word_dropout=config.word_dropout, seed=config.seed,
         )
-        fitting.fit(model, batches, epochs=config.epochs)
+        validation_batches = None if validation is None else training_dataset(
+            preprocessor, validation.texts, validation.labels, batch_size=config.batch_size, shuffle=False,
+        )
+        fitting.fit(model, batches, epochs=config.epochs, validation_data=validation_batches)
         serving = Serving(
             {"serving_default": make_serving_function(model, preprocessor)},
             [model, preprocessor],
@@ -75,7 +81,7 @@ class SentimentApp(App[SentimentData, SentimentData]):
             extras=lambda directory: save_artifacts(directory, model, preprocessor, config.cell),
         )
         return Trained(model, serving, config.epochs, {
-            "examples": f"{len(train)} train, {len(data.test)} held out",
+            "examples": f"{len(train)} train, {len(validation or ())} validation, {len(data.test)} held out",
             "vocabulary": token_ids.size,
         })
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.config import Config, DataSource, Text, at_least, fraction, positive, setting
+from apps.common.config import Config, DataSource, Text, at_least, fraction, setting
 from apps.common.settings import (
     ExportConfig,
     TrainConfig,
     batch_size_setting,
+    dropout_setting,
+    embedding_dim_setting,
     epochs_setting,
+    learning_rate_setting,
     split_seed_setting,
     units_setting,
 )
@@ -38,8 +41,7 @@ class SentimentTrain(TrainConfig, DataSettings):
     units: int = units_setting(32)
     max_length: int = setting(100, "tokens kept per text (the first ones)",
                               check=at_least(1, maximum=100_000), group="model")
-    embedding_dim: int = setting(64, "word vector size", check=at_least(1, maximum=4096),
-                                 group="model")
+    embedding_dim: int = embedding_dim_setting(64, "word vector size")
     vocabulary_size: int = setting(20000, "most frequent training tokens kept",
                                    check=at_least(len(RESERVED_TOKENS) + 1, maximum=10_000_000),
                                    group="model")
@@ -48,10 +50,14 @@ class SentimentTrain(TrainConfig, DataSettings):
     subword_buckets: int = setting(
         0, "hash buckets for character 3-5-gram features of every token (vectors for unseen "
         "words); 0 for none", check=at_least(0, maximum=10_000_000), group="model")
-    dropout: float = setting(0.3, "dropout rate", check=fraction(), group="model")
+    dropout: float = dropout_setting(0.3)
     word_dropout: float = setting(0.1, "fraction of training tokens replaced by [UNK] each epoch",
-                                  check=fraction(), group="model")
-    learning_rate: float = setting(3e-3, "Adam learning rate", check=positive(10.0), group="model")
+                                  check=fraction(), group="training")
+    learning_rate: float = learning_rate_setting(3e-3)
+    validation_fraction: float = setting(
+        0.1, "share of the training examples held out as the validation split (its loss drives "
+        "--patience and TensorBoard's validation curves); 0 trains on all of them",
+        check=fraction(), group="data")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,9 +27,9 @@ class SpeechApp(App[SpeechData, SpeechData]):
 
     name = "speech"
     help = {
-        "train": "train a spoken-word recognizer on raw audio",
-        "evaluate": "accuracy, per-word accuracy and a confusion matrix of a speech export",
-        "predict": "recognize the spoken word in audio files",
+        "train": "train a spoken-word recognizer (BiGRU) on labelled clips and export it",
+        "evaluate": "score a speech export: accuracy, per-word accuracy, confusion matrix",
+        "predict": "run a speech export on audio files: word, probability",
     }
     Train = SpeechTrain
     Evaluate = SpeechEvaluate

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.config import Config, ConfigError, DataSource, Number, NumberList, positive, setting
+from apps.common.config import Config, ConfigError, DataSource, Number, NumberList, setting
 from apps.common.settings import (
     ExportConfig,
     TrainConfig,
     batch_size_setting,
     epochs_setting,
+    learning_rate_setting,
     split_seed_setting,
     units_setting,
 )
@@ -34,8 +35,7 @@ class SpeechTrain(TrainConfig, DataSettings, MelBandSettings):
     epochs: int = epochs_setting(60)
     batch_size: int = batch_size_setting(32)
     units: int = units_setting(64)
-    learning_rate: float = setting(2e-3, "peak of the cosine-decaying Adam learning rate",
-                                   check=positive(10.0), group="model")
+    learning_rate: float = learning_rate_setting(2e-3, "peak of the cosine-decaying Adam learning rate")
     test_speeds: tuple[float, ...] = setting(
         (1.0,), "run the model on each clip played at these speeds and average (test accuracy and "
         "the export), e.g. 0.85,0.9,1,1.1,1.15", check=SPEEDS,

@@ -28,9 +28,9 @@ class StockApp(App[PriceSeries, PriceSeries]):
 
     name = APP
     help = {
-        "train": "forecast prices from yfinance, a CSV or the synthetic sample",
-        "evaluate": "score a stock export against persistence and a moving average",
-        "predict": "forecast the next horizon prices with a stock export",
+        "train": "train a price forecaster (GRU) on a price history and export it",
+        "evaluate": "score a stock export: RMSE against persistence and a moving average, intervals",
+        "predict": "run a stock export on a price history: the next prices with their interval",
     }
     Train = StockTrain
     Evaluate = StockEvaluate

@@ -312,9 +312,6 @@ def train_forecaster(
         shuffle=True,
         epochs=config.epochs,
         validation_data=dataset(split.validation),
-        callbacks=[keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
-        )],
     )
     forecaster = Forecaster(model, normalization, config.window, config.horizon, config.features,
                             config.quantiles)

@@ -17,10 +17,17 @@ from apps.common.config import (
     Text,
     at_least,
     fraction,
-    positive,
     setting,
 )
-from apps.common.settings import ExportConfig, TrainConfig, batch_size_setting, epochs_setting, units_setting
+from apps.common.settings import (
+    ExportConfig,
+    TrainConfig,
+    batch_size_setting,
+    dropout_setting,
+    epochs_setting,
+    learning_rate_setting,
+    units_setting,
+)
 from apps.stock import data as stock_data
 
 EXTRA_FEATURES = ("volume", "range")
@@ -73,14 +80,15 @@ class StockTrain(TrainConfig, DataSettings):
                           check=at_least(2, maximum=10_000), group="model")
     horizon: int = setting(1, "steps to forecast", check=at_least(1, maximum=1000), group="model")
     layers: int = setting(2, "stacked recurrent layers", check=at_least(1, maximum=16), group="model")
-    dropout: float = setting(0.0, "input dropout of each layer", check=fraction(), group="model")
+    dropout: float = dropout_setting(0.0, "input dropout of each layer")
     features: tuple[str, ...] = setting(
         (), f"extra inputs, comma separated from {','.join(EXTRA_FEATURES)}; such a model is "
         "evaluated but not exported (serving takes closes only)", check=Names(EXTRA_FEATURES),
         group="model")
-    learning_rate: float = setting(1e-3, "Adam learning rate", check=positive(10.0), group="model")
-    patience: int = setting(5, "early-stopping patience on validation loss", check=at_least(1),
-                            group="model")
+    learning_rate: float = learning_rate_setting(1e-3)
+    patience: int | None = setting(
+        5, "stop after this many epochs without a lower validation loss, and restore the weights "
+        "of the best epoch", check=at_least(1), metavar="EPOCHS", group="training")
     quantiles: tuple[float, ...] = setting(
         DEFAULT_QUANTILES, "quantile levels to forecast, trained with the pinball loss; 0.5 (the median) is "
         "the point forecast, and each pair q, 1-q is a central interval (default: an 80%% one)",

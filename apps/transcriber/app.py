@@ -56,9 +56,9 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
 
     name = "transcriber"
     help = {
-        "train": "train a speech transcriber (CTC) on raw audio with transcripts",
-        "evaluate": "word and character error rates of a transcriber export",
-        "predict": "transcribe audio files (the same as gru-suite transcribe)",
+        "train": "train a transcriber (BiGRU, CTC) on clips with transcripts and export it",
+        "evaluate": "score a transcriber export: word and character error rates",
+        "predict": "run a transcriber export on audio files: transcripts (as gru-suite transcribe)",
     }
     Train = TranscriberTrain
     Evaluate = TranscriberEvaluate

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.config import Config, DataSource, at_least, fraction, positive, setting
+from apps.common.config import Config, DataSource, at_least, setting
 from apps.common.settings import (
     ExportConfig,
     TrainConfig,
     batch_size_setting,
+    dropout_setting,
     epochs_setting,
+    learning_rate_setting,
     split_seed_setting,
     units_setting,
 )
@@ -42,16 +44,15 @@ class TranscriberTrain(TrainConfig, TranscriptionSettings, MelBandSettings):
                           group="model")
     conv_filters: int = setting(128, "filters of each of the two convolutions before them",
                                 check=at_least(1, maximum=4096), group="model")
-    dropout: float = setting(0.1, "dropout after each recurrent layer", check=fraction(), group="model")
-    learning_rate: float = setting(1e-3, "peak of the cosine-decaying Adam learning rate",
-                                   check=positive(10.0), group="model")
+    dropout: float = dropout_setting(0.1, "dropout after each recurrent layer")
+    learning_rate: float = learning_rate_setting(1e-3, "peak of the cosine-decaying Adam learning rate")
     labels: str = setting("auto", "what the frames choose between: characters, or digits (the ten "
                           "digit words); auto: digits when every transcript is digit words",
                           choices=("auto", *LABEL_SETS), group="model")
     decoding: str = setting("beam", "how serving_default decodes (the export has both as the "
-                            "greedy and beam signatures)", choices=DECODINGS, group="model")
+                            "greedy and beam signatures)", choices=DECODINGS, group="decoding")
     beam_width: int = setting(16, "prefixes kept by beam search", check=at_least(1, maximum=1024),
-                              group="model")
+                              group="decoding")
 
 
 @dataclasses.dataclass(frozen=True)

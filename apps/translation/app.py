@@ -31,10 +31,10 @@ class TranslationApp(Seq2SeqApp[TrainingPairs]):
 
     name = APP
     help = {
-        "train": "train a GRU encoder-decoder with attention and export it",
-        "evaluate": "corpus BLEU and chrF of an exported translator",
-        "predict": "translate sentences with an exported model",
-        "explain": "plot the attention alignment of one translation as a PNG",
+        "train": "train a translator (GRU encoder-decoder, attention) on sentence pairs and export it",
+        "evaluate": "score a translation export: corpus BLEU and chrF",
+        "predict": "run a translation export on sentences: one translation each",
+        "explain": "plot a translation export's attention over one translation, as a PNG",
     }
     Train = TranslationTrain
     Evaluate = TranslationEvaluate

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.common.config import Config, Number, at_least, fraction, positive, setting
-from apps.common.settings import ExportConfig, TrainConfig
+from apps.common.settings import (
+    ExportConfig,
+    TrainConfig,
+    dropout_setting,
+    embedding_dim_setting,
+    learning_rate_setting,
+)
 
 STRATEGIES = ("greedy", "beam", "sample")
 
@@ -70,17 +76,16 @@ def texts_setting(help: str) -> Any:
 
 def max_length_setting(default: int) -> Any:
     return setting(default, "tokens kept per source / generated per target",
-                   check=at_least(3, maximum=10_000), group="sequence to sequence")
+                   check=at_least(3, maximum=10_000), group="model")
 
 
 def vocabulary_size_setting(default: int) -> Any:
     return setting(default, "tokens per side, reserved ones included",
-                   check=at_least(5, maximum=10_000_000), group="sequence to sequence")
+                   check=at_least(5, maximum=10_000_000), group="model")
 
 
 def decoding_setting(default: str, choices: tuple[str, ...] = STRATEGIES, help: str = "") -> Any:
-    return setting(default, help or "decoding of the export", choices=choices,
-                   group="sequence to sequence")
+    return setting(default, help or "decoding of the export", choices=choices, group="decoding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,44 +93,42 @@ class SamplingSettings(Config):
     """How a sampling decoder draws tokens: `train`'s defaults for the export, `chat`'s per turn."""
 
     temperature: float = setting(0.8, "sampling temperature (when the export samples)",
-                                 check=positive(100.0), group="sampling")
-    top_k: int = setting(0, "top-k sampling, 0 = off", check=at_least(0), group="sampling")
+                                 check=positive(100.0), group="decoding")
+    top_k: int = setting(0, "top-k sampling, 0 = off", check=at_least(0), group="decoding")
     top_p: float = setting(0.9, "nucleus sampling mass", check=fraction(zero=False, one=True),
-                           group="sampling")
+                           group="decoding")
 
 
 @dataclasses.dataclass(frozen=True)
 class Seq2SeqTrain(TrainConfig, SamplingSettings):
     """The settings of a seq2seq app's `train`: model, training and decoding."""
 
-    embedding_dim: int = setting(128, "token vector size", check=at_least(1, maximum=4096),
-                                 group="sequence to sequence")
+    embedding_dim: int = embedding_dim_setting(128)
     attention: str = setting("luong", "multiplicative (luong) or additive (bahdanau) attention",
-                             choices=("luong", "bahdanau"), group="sequence to sequence")
-    dropout: float = setting(0.1, "dropout rate", check=fraction(), group="sequence to sequence")
-    learning_rate: float = setting(2e-3, "Adam learning rate", check=positive(10.0),
-                                   group="sequence to sequence")
+                             choices=("luong", "bahdanau"), group="model")
+    dropout: float = dropout_setting(0.1)
+    learning_rate: float = learning_rate_setting(2e-3)
     max_length: int = max_length_setting(30)
     vocabulary_size: int = vocabulary_size_setting(8000)
     minutes: float | None = setting(None, "stop training after this many minutes (ends the "
-                                    "running epoch early)", check=positive(), group="sequence to sequence")
+                                    "running epoch early)", check=positive(), group="training")
     copy: bool = setting(False, "let the decoder copy source tokens (a pointer-generator: "
                          "replies and translations can repeat a source's rare words and names)",
-                         group="sequence to sequence")
+                         group="model")
     contrastive_weight: float = setting(
         0.0, "weight of a ranking term that makes each training target likelier after its own "
         "source than after another pair's (0 = off; each batch then costs about twice as much)",
-        check=at_least(0.0, float, maximum=100.0), group="sequence to sequence")
+        check=at_least(0.0, float, maximum=100.0), group="training")
     keep_best: bool = setting(False, "end with the weights of the epoch with the lowest validation "
                               "loss (on real data the last epoch often fits the training pairs "
-                              "better and the held-out ones worse)", group="sequence to sequence")
+                              "better and the held-out ones worse)", group="training")
     decoding: str = decoding_setting("greedy")
     beam_width: int = setting(4, "beams of --decoding beam", check=at_least(1, maximum=256),
-                              group="sequence to sequence")
+                              group="decoding")
     length_penalty: float = setting(0.6, "GNMT length-normalization exponent of beam search",
-                                    check=Number(float, 0.0, 10.0), group="sequence to sequence")
+                                    check=Number(float, 0.0, 10.0), group="decoding")
     no_repeat_ngram: int = setting(0, "no n-gram of this size repeats within an output (0 = off)",
-                                   check=at_least(0, maximum=100), group="sequence to sequence")
+                                   check=at_least(0, maximum=100), group="decoding")
 
     def decoding_options(self) -> DecodingOptions:
         """The export's decoding from these settings."""
