@@ -1,4 +1,4 @@
-"""`reproduce` (every app end to end) and `compare` (GRU vs LSTM vs SimpleRNN)."""
+"""`reproduce` (every app end to end), `compare` (GRU vs LSTM vs SimpleRNN) and `tune` (KerasTuner)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,23 @@ import tempfile
 from pathlib import Path
 
 from apps import cli
-from apps.common.config import Config, Names, Text, arguments_configurer, at_least, from_arguments, setting
+from apps.common.app import registered_app
+from apps.common.config import (
+    Config,
+    Names,
+    Text,
+    arguments_configurer,
+    at_least,
+    from_arguments,
+    positive,
+    setting,
+)
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT
+from apps.common.settings import SEEDS
 from apps.common.training import TrainReport, format_table
 from apps.registry import REGISTRY, Command, register
+from apps.suite.tuning import TrialResult, train_command, trials_table, tune
 
 # What the notes say about each cell, printed beside the measurements.
 CELL_FACTS = {
@@ -137,7 +149,46 @@ def _run_compare(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+@dataclasses.dataclass(frozen=True)
+class TuneConfig(Config):
+    app: str = setting("", "the app to tune", positional=True, check=Text(True), metavar="APP")
+    max_trials: int = setting(10, "trials at most (the first runs the starting settings)",
+                              check=at_least(1, maximum=10_000))
+    minutes: float | None = setting(None, "start no trial after this many minutes", check=positive())
+    train_args: str = setting("", "the settings the search starts from, as `gru-suite train APP` "
+                              "arguments quoted as one string (for example --train-args '--epochs 3')",
+                              metavar="'ARGS'")
+    directory: Path = setting(Path("runs") / "tune", "where the trials, their checkpoints and "
+                              "TensorBoard logs (HParams dashboard) go, in DIRECTORY/APP/")
+    seed: int = setting(0, "seed of the random search", check=SEEDS)
+    format: str = setting("markdown", "table format", choices=FORMATS)
+
+
+def _run_tune(args: argparse.Namespace) -> list[TrialResult]:
+    config = from_arguments(TuneConfig, args)
+    if config.app not in REGISTRY.app_objects:
+        raise InputError(f"unknown app {config.app!r}; registered: {', '.join(REGISTRY.apps())}")
+    app = registered_app(config.app)
+    try:
+        train_args = shlex.split(config.train_args)
+    except ValueError as error:
+        raise InputError(f"--train-args: {error}") from None
+    # Parsed by `gru-suite train APP` itself, so a bad one is refused in its one line.
+    base = from_arguments(app.Train, cli.build_parser().parse_args(["train", app.name, *train_args]))
+    directory = Path(config.directory)
+    results = tune(app, base, config.max_trials, config.minutes, directory, config.seed)
+    print(format_table(trials_table(results), config.format))
+    first, best = results[0], min(results, key=lambda result: result.val_loss)
+    print(f"\nstarting settings (trial {first.trial_id}): best val_loss {first.val_loss:.4f}; "
+          f"best trial ({best.trial_id}): {best.val_loss:.4f}")
+    print(f"reproduce the best trial with:\n  {train_command(app, train_args, best.values)}")
+    print(f"TensorBoard (HParams): tensorboard --logdir {directory / app.name / 'logs'}")
+    return results
+
+
 register(Command("reproduce", None, "train, export, reload and run every app on its sample data",
                  arguments_configurer(ReproduceConfig), _run_reproduce))
 register(Command("compare", None, "train an app with GRU, LSTM and SimpleRNN and compare them",
                  arguments_configurer(CompareConfig), _run_compare))
+register(Command("tune", None, "search an app's settings with KerasTuner (random search) on its validation loss",
+                 arguments_configurer(TuneConfig), _run_tune))
