@@ -37,10 +37,20 @@ def shown_commands() -> dict[str, tuple[str, list[str]]]:
                     while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
                         words.pop(0)  # environment assignments (TF_CONFIG=...)
                     if words and Path(words[0]).name == "gru-suite" and len(words) > 1:
-                        command = " ".join(words)
                         place = f"{page.relative_to(ROOT)}:{first_line + offset}"
-                        found.setdefault(command, (place, words[1:]))
+                        for shown in _with_train_args(words[1:]):
+                            found.setdefault(shlex.join(shown), (place, shown))
     return found
+
+
+def _with_train_args(words: list[str]) -> list[list[str]]:
+    """`words`, and for `compare`/`tune APP --train-args '...'` the `train APP ...` it passes on
+    (its flags are train's, not the command's)."""
+    if "--train-args" not in words:
+        return [words]
+    index = words.index("--train-args")
+    inner = shlex.split(words[index + 1])
+    return [words[:index] + words[index + 2:], ["train", words[1], *inner]]
 
 
 COMMANDS = shown_commands()
@@ -73,5 +83,5 @@ def test_a_shown_command_parses_and_names_only_flags_it_takes(command, capsys):
     help_text = capsys.readouterr().out
     assert exit_info.value.code == 0, f"{place}: gru-suite {' '.join(command_words)} --help failed"
     taken = set(FLAG.findall(help_text))
-    unknown = sorted(set(FLAG.findall(command)) - taken - {"--help"})
+    unknown = sorted(set(FLAG.findall(" ".join(words))) - taken - {"--help"})
     assert not unknown, f"{place}: gru-suite {' '.join(command_words)} takes no {', '.join(unknown)}"

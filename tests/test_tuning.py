@@ -42,6 +42,7 @@ def test_a_two_trial_search_ends_with_its_table_and_the_command_of_the_best_tria
     command = out.split("reproduce the best trial with:\n")[1].splitlines()[0].strip()
     words = shlex.split(command)
     assert words[:3] == ["gru-suite", "train", "sentiment"]
+    assert words.count("--units") == 1 and words.count("--epochs") == 1  # the trial's units replace SMALL's
     config = from_arguments(SentimentTrain, cli.build_parser().parse_args(words[1:]))
     assert {name: getattr(config, name) for name in best.values} == best.values
     assert dataclasses.replace(config, **first.values).epochs == 1

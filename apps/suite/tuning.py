@@ -106,10 +106,20 @@ def _flag_value(value: Any) -> str:
 
 
 def train_command(app: App, train_args: list[str], values: dict[str, Any]) -> str:
-    """The `gru-suite train` command line of `train_args` with a trial's `values` (exact, not rounded)."""
+    """The `gru-suite train` command line of `train_args` with a trial's `values` in place of
+    theirs (exact, not rounded)."""
     fields = {field.name: field for field, _ in search_fields(app.Train)}
+    tuned = {flag_name(fields[name]) for name in values}
+    kept, skip = [], False
+    for word in train_args:
+        if skip:
+            skip = False
+        elif word in tuned:
+            skip = True  # and its value
+        elif word.split("=", 1)[0] not in tuned:
+            kept.append(word)
     flags = [part for name, value in values.items() for part in (flag_name(fields[name]), repr(value))]
-    return shlex.join(["gru-suite", "train", app.name, *train_args, *flags])
+    return shlex.join(["gru-suite", "train", app.name, *kept, *flags])
 
 
 def tune(app: App, base: TrainConfig, max_trials: int, minutes: float | None, directory: Path,
