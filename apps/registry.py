@@ -2,7 +2,7 @@
 
 A package `apps/<name>/` registers its commands when its `app` module (an
 app's) or `commands` module (the suite's own commands) is imported: an app
-through `apps.common.app.register_app`, which registers `train`,
+through `apps.common.running.register_app`, which registers `train`,
 `evaluate`, `predict` (and `explain`); other commands through
 `register(...)`. `gru-suite VERB APP ...` then dispatches to the
 command registered for (VERB, APP); commands registered with `app=None` are

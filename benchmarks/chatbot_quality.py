@@ -35,8 +35,8 @@ import tensorflow as tf
 from apps.chatbot.data import load_splits
 from apps.chatbot.model import generate_replies
 from apps.chatbot.quality import REPLY_SAMPLE, distinct_n, hits_at_1, perplexity
-from apps.common.app import train_app
 from apps.common.export import load_exported, read_metadata
+from apps.common.running import train_app
 from apps.common.text import END, PAD, START, UNK, build_vocabulary, tokenize
 from apps.common.training import format_table
 

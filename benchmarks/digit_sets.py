@@ -28,8 +28,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from apps.common.app import Fitting, settings_from  # noqa: E402
+from apps.common.app import Fitting  # noqa: E402
 from apps.common.audio import load_audio  # noqa: E402
+from apps.common.running import settings_from  # noqa: E402
 from apps.common.training import set_seed  # noqa: E402
 from apps.transcriber.app import EXAMPLE, TRANSCRIBER  # noqa: E402
 from apps.transcriber.data import TranscribedSplit  # noqa: E402

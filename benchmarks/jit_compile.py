@@ -23,7 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from apps.common.app import Fitting, registered_app, settings_from  # noqa: E402
+from apps.common.app import Fitting  # noqa: E402
+from apps.common.running import registered_app, settings_from  # noqa: E402
 from apps.common.training import set_seed  # noqa: E402
 from apps.registry import load_app_packages  # noqa: E402
 

@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apps.common.app import train_app  # noqa: E402
 from apps.common.export import load_exported  # noqa: E402
+from apps.common.running import train_app  # noqa: E402
 from apps.sentiment.data import read_table  # noqa: E402
 from apps.sentiment.model import binary_metrics, predict_texts  # noqa: E402
 

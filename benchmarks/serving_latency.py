@@ -32,8 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from apps.common.app import Export, load_export, registered_app, signature_inputs  # noqa: E402
+from apps.common.app import Export, signature_inputs  # noqa: E402
 from apps.common.export import read_metadata  # noqa: E402
+from apps.common.running import load_export, registered_app  # noqa: E402
 from apps.registry import REGISTRY, load_app_packages  # noqa: E402
 from serving_load import Run, train_quick_exports  # noqa: E402
 

@@ -37,7 +37,8 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from apps.common.app import Export, load_export, registered_app, signature_inputs, train_app  # noqa: E402
+from apps.common.app import Export, signature_inputs  # noqa: E402
+from apps.common.running import load_export, registered_app, train_app  # noqa: E402
 from apps.registry import REGISTRY, load_app_packages  # noqa: E402
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from apps.common.app import evaluate_app, train_app
+from apps.common.running import evaluate_app, train_app
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import pytest
 from filelock import FileLock
 
 from apps import cli
-from apps.common.app import registered_app
+from apps.common.running import registered_app
 from apps.registry import REGISTRY, load_app_packages
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from apps import cli
-from apps.common.app import registered_app as _app
 from apps.common.config import ExistingPath, Number, NumberList
 from apps.common.errors import InputError
 from apps.common.export import METADATA_FILE
+from apps.common.running import registered_app as _app
 from apps.registry import REGISTRY, load_app_packages
 
 load_app_packages()

@@ -20,9 +20,9 @@ from apps.chatbot.quality import (
     choose_decoding,
     distinct_n,
 )
-from apps.common.app import load_export
 from apps.common.errors import InputError
 from apps.common.export import read_metadata
+from apps.common.running import load_export
 from apps.common.seq2seq.settings import DecodingOptions
 from apps.registry import load_app_packages
 

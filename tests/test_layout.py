@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.common.app import settings_from
+from apps.common.running import settings_from
 from apps.common.seq2seq.model import build_seq2seq
 from apps.common.seq2seq.settings import Seq2SeqTrain
 from apps.common.seq2seq.training import train_seq2seq

@@ -76,7 +76,7 @@ def test_the_registry_holds_the_apps_too_once_each():
 
 
 def test_every_app_with_commands_is_an_app_of_the_registry():
-    from apps.common.app import registered_app
+    from apps.common.running import registered_app
     from apps.registry import REGISTRY, load_app_packages
 
     load_app_packages()

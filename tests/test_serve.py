@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.common.app import Export, load_export, registered_app, signature_inputs
+from apps.common.app import Export, signature_inputs
+from apps.common.running import load_export, registered_app
 from apps.registry import REGISTRY, load_app_packages
 
 load_app_packages()

@@ -14,9 +14,9 @@ import soundfile as sf
 import tensorflow as tf
 
 from apps import cli
-from apps.common.app import load_export, registered_app
 from apps.common.audio import load_audio, SAMPLE_RATE
 from apps.common.errors import InputError
+from apps.common.running import load_export, registered_app
 from apps.registry import load_app_packages
 from apps.transcriber.app import EXAMPLE
 from apps.transcriber.data import TranscribedSplit

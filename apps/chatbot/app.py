@@ -23,9 +23,10 @@ from apps.chatbot.quality import (
     perplexity,
 )
 from apps.chatbot.settings import ChatbotEvaluate, ChatbotPredict, ChatbotTrain, ChatConfig, DataSettings
-from apps.common.app import Evaluation, Export, Fitting, Trained, load_export, register_app
+from apps.common.app import Evaluation, Export, Fitting, Trained
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
+from apps.common.running import load_export, register_app
 from apps.common.seq2seq.app import Seq2SeqApp, run_facts
 from apps.common.seq2seq.pairs import NamedPairs
 from apps.common.seq2seq.serving import seq2seq_serving

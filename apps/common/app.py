@@ -1,4 +1,4 @@
-"""The contract every app implements, and the commands it gets for it.
+"""The contract every app implements, and what its parts hand each other.
 
 An app is a subclass of `App` with
 
@@ -19,45 +19,26 @@ An app is a subclass of `App` with
 - `predict(export, config)`, `explain(export, config)`, `demo(export)`;
 - `page(context)`: its tab of the demo page that `gru-suite serve` shows.
 
-`register_app(app)` turns it into `gru-suite train|evaluate|predict APP`
-(and `explain APP`). The sequence that every training follows (seed, data,
-stopwatch around the fit, evaluation through the serving signatures,
-export, report) is `run_train` below and nowhere else.
+`apps.common.running.register_app(app)` turns it into `gru-suite
+train|evaluate|predict APP` (and `explain APP`); `run_train` there is the
+sequence every training follows.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import keras
 
-from apps.common.config import Config, add_arguments, arguments_configurer, from_arguments
+from apps.common.config import Config
 from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
-from apps.common.export import (
-    DEFAULT_ROOT,
-    export_serving_model,
-    load_exported,
-    read_metadata,
-    version_folder,
-)
 from apps.common.settings import JIT_COMPILE, ExportConfig, TrainConfig
-from apps.common.training import (
-    LOG_FOLDER,
-    Stopwatch,
-    TrainReport,
-    fit,
-    publish_report,
-    run_directory,
-    set_seed,
-)
-from apps.registry import REGISTRY, Command, Task, load_app_packages, register
-
-C = TypeVar("C", bound=Config)
+from apps.common.training import LOG_FOLDER, fit
+from apps.registry import Task
 
 
 # ----------------------------------------------------------------------------
@@ -275,162 +256,3 @@ class App(Generic[D, E]):
             if hasattr(config, field.name)
         }
         return self.Evaluate(**shared)
-
-
-# ----------------------------------------------------------------------------
-# The commands every app gets
-# ----------------------------------------------------------------------------
-
-
-def load_export(app: App, model: Path | None) -> Export:
-    """Loads `model` (default saved_models/APP), refusing another app's export in one line."""
-    path = Path(model) if model is not None else DEFAULT_ROOT / app.name
-    flag = f"--model {path}"
-    if not path.exists():
-        raise InputError(f"{flag}: no such folder (train one with `gru-suite train {app.name}`).")
-    folder = version_folder(path)
-    loaded = load_exported(folder)
-    metadata = read_metadata(folder)
-    if metadata:
-        made_by = metadata.get("app")
-        if made_by != app.name:
-            raise InputError(f"{flag}: this is a {made_by} export, not a {app.name} one.")
-    else:
-        inputs = sorted(signature_inputs(loaded.signatures["serving_default"]))
-        if inputs != sorted(app.serving_inputs):
-            raise InputError(
-                f"{flag}: not a {app.name} export (its serving_default takes {', '.join(inputs)}, "
-                f"a {app.name} export takes {', '.join(app.serving_inputs)})."
-            )
-        metadata = {"app": app.name}
-    return Export(dict(loaded.signatures), metadata, folder, keep_alive=loaded)
-
-
-def run_train(app: App, config: TrainConfig) -> TrainReport:
-    """Seed, data, fit (timed), evaluation through the serving signatures, export, report."""
-    set_seed(config.seed)
-    data = app.load_data(config)
-    run_dir = run_directory(app.name, config)
-    fitting = Fitting(config, run_dir)
-    with Stopwatch() as watch:
-        trained = app.train(config, data, fitting)
-    evaluation = app.evaluate(
-        Export.of(trained, app.name), app.held_out(data), app.evaluation_config(config), run_dir
-    )
-    export_path = None
-    if trained.export_skipped:
-        trained.extra["export"] = f"skipped: {trained.export_skipped}"
-    elif not config.no_export:
-        serving = trained.serving
-        endpoints = dict(serving.endpoints)
-        export_path = export_serving_model(
-            app.name, endpoints.pop("serving_default"), serving.tracked, config.export_dir,
-            extras=serving.extras, more_endpoints=endpoints,
-            metadata={"app": app.name, **serving.metadata,
-                      "evaluation": {evaluation.metric: evaluation.value, "data": data.name}},
-        )
-    report = TrainReport(
-        app=app.name, data=data.name, cell=config.cell, metric=evaluation.metric,
-        value=evaluation.value, train_seconds=watch.seconds, epochs=_epochs_run(trained, fitting),
-        export_path=str(export_path) if export_path else None,
-        extra={**trained.extra, **{key: _rounded(value) for key, value in evaluation.details.items()}},
-        history=_history(fitting.history),
-    )
-    return publish_report(report, config.report, trained.model)
-
-
-def _epochs_run(trained: Trained, fitting: Fitting) -> int:
-    """Epochs the model trained for: fewer than asked where `--patience` stopped it."""
-    history = fitting.history
-    if history is None or not history.epoch:
-        return trained.epochs
-    return min(trained.epochs, history.epoch[-1] + 1)
-
-
-def _history(history: keras.callbacks.History | None) -> dict[str, list[float]]:
-    """The per-epoch logs of a fit, as JSON-ready floats (empty where the app fitted none)."""
-    if history is None:
-        return {}
-    return {key: [float(value) for value in values] for key, values in history.history.items()}
-
-
-def _rounded(value: Any) -> Any:
-    return round(value, 4) if isinstance(value, float) else value
-
-
-def run_evaluate(app: App, config: ExportConfig) -> Evaluation:
-    export = load_export(app, config.model)
-    evaluation = app.evaluate(export, app.evaluation_data(config), config, None)
-    print(f"{export.path}: {evaluation.summary}")
-    return evaluation
-
-
-def _configurer(app: App, config_class: type[Config]) -> Callable[[argparse.ArgumentParser], None]:
-    """Adds the config's flags, and `--task` for an app in a family."""
-    add_config = arguments_configurer(config_class)
-    if app.task is None:
-        return add_config
-    task = app.task
-
-    def configure(parser: argparse.ArgumentParser) -> None:
-        add_config(parser)
-        members = REGISTRY.families[task.family]
-        described = "; ".join(f"{name}: {other.help}" for name, (_, other) in sorted(members.items()))
-        parser.add_argument("--task", choices=sorted(members), default=task.name,
-                            help=f"{described} (default: {task.name})")
-
-    return configure
-
-
-def _runner(app: App, config_class: type[Config], action: Callable[[App, Any], Any]):
-    def run(args: argparse.Namespace) -> Any:
-        return action(app, from_arguments(config_class, args))
-
-    return run
-
-
-def registered_app(name: str) -> App:
-    """The app registered under `name`."""
-    return REGISTRY.app_objects[name]
-
-
-def settings_from(config_class: type[C], argv: Sequence[str]) -> C:
-    """`config_class` filled from command-line words, as `gru-suite` fills it (bad ones exit 2)."""
-    parser = argparse.ArgumentParser(prog=config_class.__name__)
-    add_arguments(parser, config_class)
-    return from_arguments(config_class, parser.parse_args(list(argv)))
-
-
-def train_app(name: str, argv: Sequence[str]) -> TrainReport:
-    """`gru-suite train NAME ARGV...` as a library call, for benchmarks and scripts."""
-    load_app_packages()
-    app = registered_app(name)
-    return run_train(app, settings_from(app.Train, argv))
-
-
-def evaluate_app(name: str, argv: Sequence[str]) -> Evaluation:
-    """`gru-suite evaluate NAME ARGV...` as a library call."""
-    load_app_packages()
-    app = registered_app(name)
-    return run_evaluate(app, settings_from(app.Evaluate, argv))
-
-
-def register_app(app: App) -> App:
-    """Registers `train`, `evaluate`, `predict` (and `explain`) for `app`."""
-    REGISTRY.add_app(app.name, app, app.task)
-    verbs: list[tuple[str, type[Config], Callable[[App, Any], Any]]] = [
-        ("train", app.Train, run_train),
-        ("evaluate", app.Evaluate, run_evaluate),
-        ("predict", app.Predict, lambda a, c: a.predict(load_export(a, c.model), c)),
-    ]
-    if app.Explain is not None:
-        verbs.append(("explain", app.Explain, lambda a, c: a.explain(load_export(a, c.model), c)))
-    for verb, config_class, action in verbs:
-        register(Command(
-            verb, app.name, app.help[verb], _configurer(app, config_class),
-            _runner(app, config_class, action),
-            quick_args=app.quick_args if verb == "train" else (),
-            demo=(lambda path, a=app: a.demo(load_export(a, Path(path)))) if verb == "train" else None,
-        ))
-    return app
-

@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained, register_app
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.errors import InputError
+from apps.common.running import register_app
 from apps.common.text import TokenIds, build_vocabulary
 from apps.sentiment.data import SentimentData, load_data, split
 from apps.sentiment.explain import update_gate_heatmap

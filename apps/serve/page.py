@@ -17,8 +17,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from apps.common.app import Export, registered_app
+from apps.common.app import Export
 from apps.common.errors import InputError
+from apps.common.running import registered_app
 from apps.serve.repository import ModelRepository
 
 

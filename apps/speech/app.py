@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained, register_app
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio
 from apps.common.errors import InputError
 from apps.common.figures import confusion_matrix, save_confusion_matrix
+from apps.common.running import register_app
 from apps.registry import Task
 from apps.speech.data import SAMPLE_DIR, SpeechData, load_data
 from apps.speech.page import speech_tab

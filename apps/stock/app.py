@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained, register_app
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.errors import InputError
+from apps.common.running import register_app
 from apps.stock import data as stock_data
 from apps.stock.data import PriceSeries
 from apps.stock.evaluation import MODEL_NAME, compare_intervals, evaluate, plot, walk_forward

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 from apps import cli
-from apps.common.app import registered_app
 from apps.common.config import (
     Config,
     Names,
@@ -26,6 +25,7 @@ from apps.common.config import (
 )
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT
+from apps.common.running import registered_app
 from apps.common.settings import SEEDS
 from apps.common.training import TrainReport, format_table
 from apps.registry import REGISTRY, Command, register

@@ -18,20 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.common.app import (
-    App,
-    Evaluation,
-    Export,
-    Fitting,
-    Serving,
-    Trained,
-    load_export,
-    register_app,
-)
+from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.audio import SAMPLE_RATE, SILENCE_PEAK, load_audio
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, read_metadata, version_folder
+from apps.common.running import load_export, register_app
 from apps.registry import Command, Task, register
 from apps.transcriber.data import TranscribedSplit, TranscriptionData
 from apps.transcriber.datasets import load_transcription_data

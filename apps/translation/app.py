@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from apps.common.app import Evaluation, Export, Fitting, Trained, load_export, register_app
+from apps.common.app import Evaluation, Export, Fitting, Trained
 from apps.common.config import arguments_configurer, from_arguments
+from apps.common.running import load_export, register_app
 from apps.common.seq2seq.app import Seq2SeqApp, run_facts
 from apps.common.seq2seq.pairs import NamedPairs, TrainingPairs
 from apps.common.seq2seq.serving import seq2seq_serving
