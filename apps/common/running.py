@@ -22,12 +22,10 @@ from apps.common.config import Config, add_arguments, arguments_configurer, from
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, export_serving_model, load_exported, read_metadata, version_folder
 from apps.common.settings import ExportConfig, TrainConfig
-from apps.common.training import TrainReport, Stopwatch, publish_report, run_directory, set_seed
+from apps.common.training import Stopwatch, TrainReport, publish_report, run_directory, set_seed
 from apps.registry import REGISTRY, Command, load_app_packages, register
 
 C = TypeVar("C", bound=Config)
-
-
 
 
 def load_export(app: App, model: Path | None) -> Export:
