@@ -45,18 +45,6 @@ class EpochTimes(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-class TimedFitting(Fitting):
-    """The app's `Fitting`, timing each epoch."""
-
-    def __init__(self, config, run_dir: Path):
-        super().__init__(config, run_dir)
-        self.timer = EpochTimes()
-
-    def fit(self, model, train_data, *, epochs: int, **kwargs):
-        callbacks = [*kwargs.pop("callbacks", []), self.timer]
-        return super().fit(model, train_data, epochs=epochs, callbacks=callbacks, **kwargs)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="off/on pairs, default 2")
@@ -74,12 +62,12 @@ def main() -> None:
                     "--no-export", "--fresh", "--run-dir", run_dir, *shlex.split(args.train_args)])
                 keras.backend.clear_session()
                 set_seed(config.seed)
-                fitting = TimedFitting(config, Path(run_dir))
-                app.train(config, app.load_data(config), fitting)
-            times[mode].append(fitting.timer.seconds)
-            later = statistics.mean(fitting.timer.seconds[1:])
+                timer = EpochTimes()
+                app.train(config, app.load_data(config), Fitting(config, Path(run_dir), callbacks=[timer]))
+            times[mode].append(timer.seconds)
+            later = statistics.mean(timer.seconds[1:])
             print(f"round {round_index + 1}, --jit-compile {mode}: first epoch "
-                  f"{fitting.timer.seconds[0]:.2f} s, later epochs {later:.3f} s each", flush=True)
+                  f"{timer.seconds[0]:.2f} s, later epochs {later:.3f} s each", flush=True)
     print("\n| --jit-compile | first epoch (s) | later epochs (s each) |")
     print("|---|---:|---:|")
     for mode, runs in times.items():

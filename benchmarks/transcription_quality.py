@@ -49,7 +49,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -57,7 +56,6 @@ from apps.common.app import Fitting  # noqa: E402
 from apps.common.audio import load_audio, SAMPLE_RATE, synthetic_noise_bed  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.common.export import load_exported  # noqa: E402
-from apps.common.settings import TrainConfig  # noqa: E402
 from apps.common.speech_features import FEATURES  # noqa: E402
 from apps.common.training import Stopwatch, TimeBudget, set_seed  # noqa: E402
 from apps.transcriber.data import DIGIT_WORDS, TranscribedSplit, TranscriptionData  # noqa: E402
@@ -143,19 +141,6 @@ def joined(*splits: TranscribedSplit) -> TranscribedSplit:
     )
 
 
-class BudgetedFitting(Fitting):
-    """The app's `Fitting`, with a time budget on the fit; keeps the fit's history."""
-
-    def __init__(self, config: TrainConfig, run_dir: Path, minutes: float):
-        super().__init__(config, run_dir)
-        self.budget = TimeBudget(minutes)
-        self.history: keras.callbacks.History | None = None
-
-    def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
-        self.history = super().fit(model, train_data, epochs=epochs, callbacks=[self.budget], **kwargs)
-        return self.history
-
-
 def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSplit, test: TranscribedSplit,
                     minutes: float, args: argparse.Namespace) -> Result:
     """Trains a transcriber on `train` and `synthetic` for at most `minutes` (and `args.epochs`);
@@ -171,7 +156,8 @@ def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSp
             conv_filters=args.conv_filters, dropout=args.dropout, min_frequency=args.min_frequency,
             max_frequency=args.max_frequency, learning_rate=args.learning_rate,
         )
-        fitting = BudgetedFitting(config, Path(run_dir), minutes)
+        budget = TimeBudget(minutes)
+        fitting = Fitting(config, Path(run_dir), callbacks=[budget])
         with Stopwatch() as watch:
             acoustic = train_transcriber(data, labels, config, fitting)
     server = TranscriberServer(acoustic, labels, "beam", args.beam_width)
@@ -181,7 +167,7 @@ def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSp
     examples = [f"{reference!r} -> {hypothesis!r}" for reference, hypothesis in
                 list(zip(test.transcripts, said["beam"]))[:3]]
     result = Result(name, len(train), len(synthetic), len(test), watch.seconds / 60,
-                    len(fitting.history.history["loss"]), fitting.budget.stopped_early, rates, examples)
+                    len(fitting.history.history["loss"]), budget.stopped_early, rates, examples)
     print(f"{name}: WER greedy {rates['greedy'][0]:.4f} / beam {rates['beam'][0]:.4f}, CER greedy "
           f"{rates['greedy'][1]:.4f} / beam {rates['beam'][1]:.4f} on {len(test)} test strings; "
           f"{len(train)}+{len(synthetic)} train strings (FSDD+synthetic), {result.epochs} epoch(s) in "

@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 
 from apps import cli
+from apps.common.app import Fitting
 from apps.common.monitoring import HISTORY_FILE, first_gru, gru_inputs
+from apps.common.settings import TrainConfig
 from apps.common.training import fit
 from apps.registry import REGISTRY, load_app_packages
 from gru_core import GRU
@@ -105,3 +107,14 @@ def test_help_groups_are_the_same_across_apps(app, capsys):
         assert f"\n{group}" in text, (app, group)
     training = text.split("\ntraining")[1].split("\noutput")[0]
     assert "--learning-rate" in training and "--patience" in training and "--export-dir" not in training
+
+
+def test_a_fittings_own_callbacks_join_every_fit_and_its_history_is_kept():
+    seen = []
+    fitting = Fitting(TrainConfig(verbose=0, no_log=True),
+                      callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((4, 2), np.float32)
+    history = fitting.fit(model, x, y=np.zeros((4, 1), np.float32), epochs=3, batch_size=2)
+    assert seen == [0, 1, 2] and fitting.history is history and len(history.history["loss"]) == 3

@@ -27,7 +27,7 @@ sequence every training follows.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -155,9 +155,11 @@ def signature_inputs(function: Any) -> dict[str, Any]:
 class Fitting:
     """How `App.train` builds and fits: the strategy scope and `apps.common.training.fit`."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path | None = None):
+    def __init__(self, config: TrainConfig, run_dir: Path | None = None,
+                 callbacks: Sequence[keras.callbacks.Callback] = ()):
         """`run_dir`: where backups and, by default, the logs go (`run_directory`); None: no
-        backups, and logs only where `config.log_dir` says."""
+        backups, and logs only where `config.log_dir` says. `callbacks` join every fit (a
+        benchmark's timer or time budget)."""
         self.strategy = make_strategy(config.strategy)
         self.verbose = config.verbose
         self.backup_dir = None if run_dir is None else run_dir / "backup"
@@ -167,13 +169,15 @@ class Fitting:
         self.log_dir = None if config.no_log else (config.log_dir or default_logs)
         self.patience = config.patience
         self.jit_compile = JIT_COMPILE[config.jit_compile]
+        self.callbacks = list(callbacks)
         self.history: keras.callbacks.History | None = None  # the last fit's
 
     def scope(self):
         return self.strategy.scope()
 
     def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
-        """`apps.common.training.fit` with the run's verbosity, backups, logs, patience and XLA."""
+        """`apps.common.training.fit` with the run's verbosity, backups, logs, patience, XLA and callbacks."""
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), *self.callbacks]
         self.history = fit(
             model, train_data, epochs=epochs, verbose=self.verbose, backup_dir=self.backup_dir,
             checkpoint_every=self.checkpoint_every, fresh=self.fresh, log_dir=self.log_dir,
