@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from apps import cli
-from apps.common.export import existing_versions, write_versioned
+from apps.common.export import existing_versions, export_serving_model, write_versioned
+from apps.common.figures import new_figure, save_figure
 from apps.registry import Command, Registry
 
 
@@ -144,6 +146,27 @@ def test_two_exports_at_once_get_two_versions(tmp_path):
         process.join()
         assert process.exitcode == 0
     assert existing_versions(tmp_path / "demo") == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_exports_and_figures_take_the_umasks_permissions(tmp_path, umask):
+    # A model server running as another user reads exports (mkdtemp's 0700 was kept before).
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    serve = tf.function(lambda x: {"y": model(x)}, input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+    previous = os.umask(umask)
+    try:
+        version = export_serving_model("demo", serve, [model], tmp_path, metadata={"app": "demo"})
+        figure = save_figure(new_figure(2, 2), tmp_path / "plot.png")
+    finally:
+        os.umask(previous)
+    paths = [version, *version.rglob("*"), figure]
+    assert len(paths) > 5
+    for path in paths:
+        expected = (0o777 if path.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(path.stat().st_mode) == expected, (path, oct(path.stat().st_mode))
 
 
 def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):

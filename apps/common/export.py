@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +20,7 @@ from absl import logging as absl_logging
 
 from apps.common.distributed import is_chief
 from apps.common.errors import InputError, first_line
+from apps.common.files import publishable_folder
 
 DEFAULT_ROOT = Path("saved_models")
 _PARTIAL_PREFIX = ".partial-"
@@ -52,7 +52,7 @@ def write_versioned(app: str, write: Callable[[Path], None], root: Path | str = 
     app_dir = Path(root) / app
     app_dir.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_partials(app_dir)
-    partial = Path(tempfile.mkdtemp(prefix=f"{_PARTIAL_PREFIX}{os.getpid()}-", dir=app_dir))
+    partial = publishable_folder(app_dir, prefix=f"{_PARTIAL_PREFIX}{os.getpid()}-")
     try:
         write(partial)
         while True:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from apps.common.files import write_atomically
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -18,20 +18,9 @@ def new_figure(width: float, height: float) -> Figure:
 def save_figure(figure: Figure, path: Path | str, dpi: int = 120) -> Path:
     """Writes `figure` as a PNG at `path`, atomically: a reader never sees half a file.
 
-    The PNG is written beside `path` under a temporary name and renamed over
-    it; on any failure the temporary file is removed and `path` is untouched.
+    (`apps.common.files.write_atomically`: on any failure `path` is untouched).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=".partial-", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(partial, dpi=dpi, format="png")
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-    return path
+    return write_atomically(path, lambda partial: figure.savefig(partial, dpi=dpi, format="png"), ".png")
 
 
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from apps.common.errors import InputError
+from apps.common.files import write_atomically
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "gru_suite" / "stock"
 DEFAULT_START = "2015-01-01"
@@ -261,15 +261,7 @@ def _covering_cache(cache_dir: Path, ticker: str, interval: str, start: str | No
 
 
 def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".partial-", suffix=".csv", dir=path.parent)
-    os.close(descriptor)
-    try:
-        frame.to_csv(temporary, index_label="Date")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_atomically(path, lambda partial: frame.to_csv(partial, index_label="Date"), ".csv")
 
 
 def load_yfinance(

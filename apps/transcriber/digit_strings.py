@@ -23,6 +23,7 @@ import numpy as np
 
 from apps.common.audio import SAMPLE_RATE, in_noise_at_random_level, load_audio, synthetic_noise_bed
 from apps.common.errors import InputError
+from apps.common.files import publishable_folder
 from apps.speech.data import SAMPLE_DIR, label_folder_files
 from apps.speech.synthesis import DIGIT_MANIFEST, generate_digit_strings
 from apps.transcriber.data import DIGIT_WORDS, TranscribedSplit, TranscriptionData, split_utterances
@@ -202,8 +203,6 @@ def load_espeak_digits(
     """
     import shutil
     import sys
-    import tempfile
-
 
     _check_count("digits-espeak", count)
     folder = Path(folder) if folder is not None else espeak_digits_folder(count, seed)
@@ -217,7 +216,7 @@ def load_espeak_digits(
         print(f"Making the digits-espeak data set once: {count} spoken digit strings with espeak-ng "
               f"into {folder} (about {count * 0.045:.0f} MB) ...", file=sys.stderr, flush=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        partial = publishable_folder(folder.parent, prefix=f".{folder.name}-")
         try:
             generate_digit_strings(partial, count, seed)
             try:
