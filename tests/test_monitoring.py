@@ -91,6 +91,7 @@ def test_version_abbreviations_and_the_new_flags(rejected, capsys):
     assert "unrecognized arguments: --epo" in rejected(["train", "sentiment", "--epo", "1"])
     assert "--patience" in rejected(["train", "stock", "--patience", "0"])
     assert "--jit-compile" in rejected(["train", "speech", "--jit-compile", "maybe"])
+    assert "--mixed-precision" in rejected(["train", "transcriber", "--mixed-precision", "float8"])
     assert "--log-dir" in rejected(["train", "chatbot", "--log-dir"])
     assert "--validation-fraction" in rejected(["train", "sentiment", "--validation-fraction", "1.5"])
     for message in (rejected(["train", "stock", "--patience", "x"]), rejected(["train", "translation", "--no-log", "1"])):

@@ -26,8 +26,9 @@ sequence every training follows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -169,11 +170,28 @@ class Fitting:
         self.log_dir = None if config.no_log else (config.log_dir or default_logs)
         self.patience = config.patience
         self.jit_compile = JIT_COMPILE[config.jit_compile]
+        self.dtype_policy = "float32" if config.mixed_precision == "off" else config.mixed_precision
         self.callbacks = list(callbacks)
         self.history: keras.callbacks.History | None = None  # the last fit's
 
-    def scope(self):
-        return self.strategy.scope()
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Builds models in the strategy's scope, under the `--mixed-precision` dtype policy."""
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.dtype_policy)
+        try:
+            with self.strategy.scope():
+                yield
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def compiles_with_xla(self, model: keras.Model) -> bool:
+        """Sets `model.jit_compile` from `--jit-compile` and says whether its training step is
+        compiled with XLA (for "auto": Keras's choice), so that its data can pad to fixed lengths
+        (`apps.common.buckets`)."""
+        if self.jit_compile != "auto":
+            model.jit_compile = self.jit_compile
+        return bool(model.jit_compile)
 
     def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
         """`apps.common.training.fit` with the run's verbosity, backups, logs, patience, XLA and callbacks."""

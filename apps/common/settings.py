@@ -80,6 +80,10 @@ class TrainConfig(Config):
     jit_compile: str = setting(
         "auto", "XLA compilation of the training step: auto (Keras's choice: off on CPU, on for "
         "one GPU), on or off", choices=tuple(JIT_COMPILE), group="training")
+    mixed_precision: str = setting(
+        "off", "compute in 16-bit floats with float32 weights: mixed_float16 (GPUs; the loss is "
+        "scaled) or mixed_bfloat16 (TPUs, recent CPUs and GPUs); exports still take and return "
+        "float32", choices=MIXED_PRECISION, group="training")
     export_dir: Path = setting(DEFAULT_ROOT, "root of the versioned exports", group="output")
     no_export: bool = setting(False, "train and evaluate only", group="output")
     verbose: int = setting(1, "Keras progress output: 0 silent, 1 bar, 2 one line per epoch",

@@ -214,6 +214,9 @@ class SpeechFeatures(keras.layers.Layer):
             an empty band. Raising `lower_hertz` to about 100 leaves out the
             mains hum and the bottom of the voice's pitch range, which
             microphones record very differently.
+
+    It computes in float32 under any dtype policy: an FFT takes no 16-bit
+    floats, and log-mel energies span more than float16 holds.
     """
 
     def __init__(
@@ -222,6 +225,7 @@ class SpeechFeatures(keras.layers.Layer):
         upper_hertz: float = FEATURES.upper_hertz,
         **kwargs,
     ):
+        kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         check_mel_band(lower_hertz, upper_hertz)
         self.lower_hertz, self.upper_hertz = float(lower_hertz), float(upper_hertz)

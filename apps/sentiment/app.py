@@ -67,12 +67,14 @@ class SentimentApp(App[SentimentData, SentimentData]):
         preprocessor = Preprocessor(token_ids, config.max_length, config.subword_buckets)
         with fitting.scope():
             model = build_model(token_ids.size, config)
+        fixed_lengths = fitting.compiles_with_xla(model)
         batches = training_dataset(
             preprocessor, train.texts, train.labels, batch_size=config.batch_size,
-            word_dropout=config.word_dropout, seed=config.seed,
+            word_dropout=config.word_dropout, seed=config.seed, fixed_lengths=fixed_lengths,
         )
         validation_batches = None if validation is None else training_dataset(
-            preprocessor, validation.texts, validation.labels, batch_size=config.batch_size, shuffle=False,
+            preprocessor, validation.texts, validation.labels, batch_size=config.batch_size,
+            shuffle=False, fixed_lengths=fixed_lengths,
         )
         fitting.fit(model, batches, epochs=config.epochs, validation_data=validation_batches)
         serving = Serving(

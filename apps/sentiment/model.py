@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from keras import ops
 
+from apps.common.buckets import pad_to_boundary
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
 from apps.common.export import load_keras_model
@@ -236,13 +237,16 @@ def training_dataset(
     word_dropout: float = 0.0,
     shuffle: bool = True,
     seed: int = 0,
+    fixed_lengths: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `(inputs, labels)`, texts of similar length batched together.
 
     Bucketing by length keeps padding, and so the recurrent steps, short.
-    Word dropout is drawn anew every epoch. The number of batches is
-    declared (`cardinality`), so Keras knows the epoch's length instead of
-    running into the end of the data.
+    With `fixed_lengths` (for a step that XLA compiles), each batch is padded
+    to its bucket's upper boundary instead of its longest text, so an epoch
+    has a few shapes (`apps.common.buckets`). Word dropout is drawn anew
+    every epoch. The number of batches is declared (`cardinality`), so Keras
+    knows the epoch's length instead of running into the end of the data.
     """
     lengths = preprocessor.tokens(tf.constant(texts)).row_lengths()
     dataset = tf.data.Dataset.from_tensor_slices((texts, lengths, labels.astype("float32")))
@@ -258,10 +262,15 @@ def training_dataset(
     per_bucket = np.bincount(np.searchsorted(boundaries, lengths.numpy(), side="right"))
     batches = int(np.sum(-(-per_bucket // batch_size)))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
-    dataset = dataset.map(
-        lambda text, length, label: (preprocessor(text, word_dropout), label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    padded_lengths = boundaries + [preprocessor.max_length]
+
+    def prepare(text, length, label):
+        inputs = preprocessor(text, word_dropout)
+        if fixed_lengths:
+            inputs = {name: pad_to_boundary(ids, 1, padded_lengths) for name, ids in inputs.items()}
+        return inputs, label
+
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

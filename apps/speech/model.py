@@ -51,5 +51,6 @@ def build_model(
             recurrent = keras.layers.Bidirectional(recurrent, name=f"bidirectional_{cell}{layer}")
         x = recurrent(x)
     x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
-    probabilities = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    probabilities = keras.layers.Dense(
+        num_labels, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(waveforms, probabilities, name=f"speech_{cell}")

@@ -125,10 +125,12 @@ def build_model(config: StockTrain, num_features: int = 1) -> keras.Model:
             cell, units, return_sequences=index < layers - 1, dropout=dropout, name=f"{cell}_{index}"
         )(hidden)
     # A zero median is the persistence forecast; start there.
-    median = keras.layers.Dense(horizon, kernel_initializer="zeros", name="forecast")(hidden)
-    steps = keras.layers.Dense(horizon * (len(quantiles) - 1), name="quantile_steps")(hidden)
-    steps = keras.layers.Reshape((horizon, len(quantiles) - 1))(steps)
-    outputs = MonotoneQuantiles(quantiles, name="quantiles")(median, steps)
+    # The output layers stay float32 under a mixed precision policy: the pinball
+    # loss and the served quantiles need float32's resolution.
+    median = keras.layers.Dense(horizon, kernel_initializer="zeros", dtype="float32", name="forecast")(hidden)
+    steps = keras.layers.Dense(horizon * (len(quantiles) - 1), dtype="float32", name="quantile_steps")(hidden)
+    steps = keras.layers.Reshape((horizon, len(quantiles) - 1), dtype="float32")(steps)
+    outputs = MonotoneQuantiles(quantiles, dtype="float32", name="quantiles")(median, steps)
     return keras.Model(inputs, outputs, name=f"stock_{cell}")
 
 

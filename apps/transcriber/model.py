@@ -116,7 +116,7 @@ def build_acoustic_model(num_classes: int, config: TranscriberTrain) -> keras.Mo
         recurrent = recurrent_layer(cell, units, return_sequences=True, name=f"{cell}{layer}")
         x = keras.layers.Bidirectional(recurrent, name=f"bidirectional_{cell}{layer}")(x, mask=mask)
         x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout{layer}")(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model({"waveform": waveform, "samples": samples}, logits, name=f"transcriber_{cell}")
 
 

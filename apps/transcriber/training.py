@@ -46,12 +46,15 @@ def augment_utterance(
 
 def utterance_dataset(
     split: TranscribedSplit, labels: LabelSet, batch_size: int, *, noise: np.ndarray | None = None, seed: int = 0,
+    fixed_lengths: bool = False,
 ) -> tf.data.Dataset:
     """`({"waveform", "samples"}, labels)` batches of utterances of similar length.
 
     With `noise`, a training set: shuffled every epoch and augmented
     (`augment_utterance`). Utterances are bucketed by length so that little
-    of a batch is padding; label ids are padded with -1.
+    of a batch is padding; label ids are padded with -1. With `fixed_lengths`
+    (for a step that XLA compiles), waveforms are padded to their bucket's
+    boundary instead of the batch's longest, so an epoch has four lengths.
     """
     ids = labels.encode(split.transcripts)
 
@@ -70,9 +73,14 @@ def utterance_dataset(
     dataset = dataset.map(lambda waveform, label: ({"waveform": waveform, "samples": tf.shape(waveform)[0]}, label))
     lengths = np.array([len(waveform) for waveform in split.waveforms])
     boundaries = sorted({int(q) for q in np.quantile(lengths, [0.25, 0.5, 0.75])} - {0})
+    if fixed_lengths:
+        # The last bucket's boundary, which its waveforms are padded to (less one):
+        # past the longest utterance, slowed down by augmentation in training.
+        slowest = AUGMENTATION_SPEEDS[0] if noise is not None else 1.0
+        boundaries.append(int(np.ceil(lengths.max() / slowest)) + 2)
     return dataset.bucket_by_sequence_length(
         lambda inputs, label: inputs["samples"], boundaries, [batch_size] * (len(boundaries) + 1),
-        padding_values=({"waveform": 0.0, "samples": 0}, -1),
+        padding_values=({"waveform": 0.0, "samples": 0}, -1), pad_to_bucket_boundary=fixed_lengths,
     ).prefetch(tf.data.AUTOTUNE)
 
 
@@ -116,13 +124,16 @@ def train_transcriber(
         raise InputError(f"{data.name}: no training utterance is long enough for its transcript "
                          f"(CTC needs {frame_ms:g} ms of audio per label).")
     batch_size = config.batch_size
-    train = utterance_dataset(kept["training"], labels, batch_size, noise=data.noise, seed=config.seed)
     steps = config.epochs * int(np.ceil(len(kept["training"]) / batch_size))
     with fitting.scope():
         acoustic = build_acoustic_model(labels.num_classes, config)
         model = CTCModel(acoustic, name="ctc")
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(steps, 1), alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0))
-    validation = utterance_dataset(kept["validation"], labels, batch_size) if len(kept["validation"]) else None
+    fixed_lengths = fitting.compiles_with_xla(model)
+    train = utterance_dataset(kept["training"], labels, batch_size, noise=data.noise, seed=config.seed,
+                              fixed_lengths=fixed_lengths)
+    validation = utterance_dataset(kept["validation"], labels, batch_size, fixed_lengths=fixed_lengths) \
+        if len(kept["validation"]) else None
     fitting.fit(model, train, epochs=config.epochs, validation_data=validation)
     return acoustic

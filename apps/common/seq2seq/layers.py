@@ -151,12 +151,12 @@ class Attention(keras.layers.Layer):
         return ops.squeeze(self.score_vector(hidden), -1)
 
     def call(self, query, keys, key_mask):
-        scores = self.scores(query, keys)
-        scores = ops.where(
-            ops.expand_dims(key_mask, 1), scores, ops.cast(_MASKED_SCORE, scores.dtype)
-        )
+        # The softmax is float32 under a mixed precision policy too: the mask's
+        # score overflows float16, and its weights are served as float32.
+        scores = ops.cast(self.scores(query, keys), "float32")
+        scores = ops.where(ops.expand_dims(key_mask, 1), scores, _MASKED_SCORE)
         weights = ops.softmax(scores, axis=-1)
-        return ops.matmul(weights, keys), weights
+        return ops.matmul(ops.cast(weights, keys.dtype), keys), weights
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "kind": self.kind}
@@ -205,13 +205,14 @@ class Decoder(keras.layers.Layer):
         self.attention = Attention(units, attention)
         self.combine = keras.layers.Dense(units, activation="tanh", name="combine")
         self.output_dropout = keras.layers.Dropout(dropout)
-        self.logits = keras.layers.Dense(vocabulary_size, name="logits")
+        # The output distribution is float32 under a mixed precision policy too.
+        self.logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")
         self.copy_from = copy_from
         if copy_from:
             # Starts mostly generating (g ≈ 0.12), so the output prior still holds.
             self.copy_gate = keras.layers.Dense(
                 1, activation="sigmoid", bias_initializer=keras.initializers.Constant(-2.0),
-                name="copy_gate",
+                dtype="float32", name="copy_gate",
             )
             self.copy_targets = self.add_weight(
                 shape=(copy_from,), initializer="zeros", dtype="int32", trainable=False,
@@ -224,7 +225,8 @@ class Decoder(keras.layers.Layer):
         logits = self.logits(self.output_dropout(self.combine(joined), training=training))
         if not self.copy_from:
             return logits, weights
-        copied = copy_distribution(weights, ops.take(self.copy_targets, source_ids), self.vocabulary_size)
+        copied = copy_distribution(
+            ops.cast(weights, "float32"), ops.take(self.copy_targets, source_ids), self.vocabulary_size)
         # `copied` sums to 1, or to 0 where the source has nothing to copy: the
         # gate closes there, so every row stays a distribution.
         gate = self.copy_gate(joined) * ops.sum(copied, axis=-1, keepdims=True)

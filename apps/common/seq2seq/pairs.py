@@ -8,6 +8,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from apps.common.buckets import length_boundaries, pad_to_boundary
 from apps.common.errors import InputError
 from apps.common.text import TokenIds
 
@@ -171,11 +172,15 @@ def make_dataset(
     max_target_length: int,
     batch_size: int,
     shuffle_seed: int | None = None,
+    fixed_lengths: bool = False,
 ) -> tf.data.Dataset:
     """`((source_ids, target_input_ids), target_output_ids)` batches for teacher forcing.
 
     Targets are `[START] y [END]`, cut at `max_target_length` tokens; the
-    input is all but the last token and the output all but the first.
+    input is all but the last token and the output all but the first. A
+    batch is padded to its longest source and target or, with
+    `fixed_lengths` (for a step that XLA compiles), up to a few fixed
+    lengths (`apps.common.buckets.length_boundaries`).
     """
     dataset = tf.data.Dataset.from_tensor_slices((pairs.sources, pairs.targets))
     if shuffle_seed is not None:
@@ -186,6 +191,14 @@ def make_dataset(
         target_ids = _trim_padding(
             target_vocabulary.encode(targets, max_target_length + 1, add_start_end=True)
         )
-        return (source_ids, target_ids[:, :-1]), target_ids[:, 1:]
+        target_inputs, target_outputs = target_ids[:, :-1], target_ids[:, 1:]
+        if fixed_lengths:
+            source_ids = pad_to_boundary(source_ids, 1, source_lengths)
+            target_inputs = pad_to_boundary(target_inputs, 1, target_lengths)
+            target_outputs = pad_to_boundary(target_outputs, 1, target_lengths)
+        return (source_ids, target_inputs), target_outputs
+
+    source_lengths = length_boundaries(max_source_length)
+    target_lengths = length_boundaries(max_target_length)
 
     return dataset.batch(batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)

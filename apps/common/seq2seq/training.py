@@ -60,11 +60,13 @@ def train_seq2seq(
     if config.copy:
         set_copy_targets(model, source_vocabulary.vocabulary, target_vocabulary.vocabulary)
 
+    fixed_lengths = fitting.compiles_with_xla(model)
+
     def dataset(pairs: TextPairs, shuffle_seed: int | None):
         return make_dataset(
             pairs, source_vocabulary, target_vocabulary,
             max_source_length=max_source_length, max_target_length=config.max_length,
-            batch_size=config.batch_size, shuffle_seed=shuffle_seed,
+            batch_size=config.batch_size, shuffle_seed=shuffle_seed, fixed_lengths=fixed_lengths,
         )
 
     train_data = dataset(train, config.seed)
