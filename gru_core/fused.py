@@ -35,8 +35,32 @@ and, for ∂h_t = ∂L/∂h_t (from later steps and from the step's own output):
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 
 import tensorflow as tf
+
+# Set while a model is traced for LiteRT (`portable_ops`): the inference
+# recurrence then collects its outputs with ops LiteRT has built in.
+_PORTABLE = contextvars.ContextVar("gru_core_portable_ops", default=False)
+
+
+@contextlib.contextmanager
+def portable_ops():
+    """Inside: the recurrences trace with LiteRT's built-in ops only.
+
+    A TensorArray of `(batch, units)` steps with a dynamic batch becomes a
+    `TensorListReserve` that LiteRT lowers only for a static element shape;
+    here each step's state is written into a preallocated `(T, batch,
+    units)` tensor instead (`tensor_scatter_nd_update`, LiteRT's
+    SCATTER_ND-based update), which TensorFlow itself runs slower, so it is
+    used only while exporting.
+    """
+    token = _PORTABLE.set(True)
+    try:
+        yield
+    finally:
+        _PORTABLE.reset(token)
 
 # What the forward loop keeps for the backward one, time-major: the states
 # h_1 … h_T, and per step [z | r], h̃ and r ⊙ g. Dense tensors, not
@@ -126,18 +150,28 @@ def _infer(x_zr, x_h, h0, gate_kernel, candidate_kernel,
     states h_1 … h_T when `return_sequences`."""
     steps = tf.shape(x_h)[0]
 
+    portable = _PORTABLE.get()
+
+    def write(states, t, new_h):
+        if portable:
+            return tf.tensor_scatter_nd_update(states, [[t]], tf.expand_dims(new_h, 0))
+        return states.write(t, new_h)
+
     def body(t, h, *states):
         new_h = _step(
             x_zr[t], x_h[t], h, gate_kernel, candidate_kernel,
             None if step_mask is None else step_mask[t], recurrent_mask,
         )[0]
-        return (t + 1, new_h, *(array.write(t, new_h) for array in states))
+        return (t + 1, new_h, *(write(array, t, new_h) for array in states))
 
     loop_vars = (tf.constant(0), h0)
     if return_sequences:
-        loop_vars += (_step_array(x_h, candidate_kernel.shape[0]),)
+        units = candidate_kernel.shape[0]
+        loop_vars += (tf.zeros_like(x_h) if portable else _step_array(x_h, units),)
     result = tf.while_loop(lambda t, *_: t < steps, body, loop_vars)
-    return result[2].stack() if return_sequences else result[1]
+    if not return_sequences:
+        return result[1]
+    return result[2] if portable else result[2].stack()
 
 
 def _forward(x_zr, x_h, h0, gate_kernel, candidate_kernel,
@@ -269,7 +303,8 @@ def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None,
     inputs = tf.transpose(sequences, [1, 0, 2])
     step_mask = None
     if mask is not None:
-        step_mask = tf.transpose(tf.cast(mask, tf.bool))[..., tf.newaxis]
+        # expand_dims, not [..., tf.newaxis]: LiteRT has no strided slice that adds an axis.
+        step_mask = tf.expand_dims(tf.transpose(tf.cast(mask, tf.bool)), -1)
     if go_backwards:
         inputs = tf.reverse(inputs, [0])
         if step_mask is not None:
@@ -320,5 +355,5 @@ def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None,
         outputs = tf.transpose(outputs, [1, 0, 2])
     else:
         last_output = outputs
-        outputs = last_output[:, tf.newaxis]
+        outputs = tf.expand_dims(last_output, 1)
     return last_output, outputs, [last_state]

@@ -206,12 +206,12 @@ class GRU(keras.layers.RNN):
                 go_backwards=self.go_backwards,
                 zero_output_for_mask=self.zero_output_for_mask,
                 return_sequences=self.return_sequences,
-                # Inference (predict, evaluate, every export) keeps nothing
-                # for a backward pass; a tape around a training=False call
-                # (fine-tuning under a frozen mode) still gets the fast one.
+                # Inference (predict, evaluate, every export; training=None
+                # too, as Keras reads it) keeps nothing for a backward pass; a
+                # tape around a training=False call (fine-tuning under a frozen
+                # mode) still gets the fast one.
                 need_gradient=(
-                    not isinstance(training, bool)
-                    or training
+                    (training is not None and (not isinstance(training, bool) or training))
                     or gradient_may_be_recorded()
                 ),
             )
