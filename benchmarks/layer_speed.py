@@ -6,7 +6,10 @@
 
 Each layer gets a tiny model (the recurrent layer, then a Dense(1) on the last
 output): Keras's compiled as `tf.function`s, PyTorch's run eagerly (its
-forward pass under `torch.inference_mode`). A forward pass is the model on the
+forward pass under `torch.inference_mode`). Where the `onnx` and `litert`
+extras are installed, gru_core's model is also exported with
+`gru_core.export_onnx` (the native GRU op) and `gru_core.export_litert` and
+its forward pass timed in ONNX Runtime and LiteRT. A forward pass is the model on the
 batch with no gradient; a training step is that plus the MSE loss, its
 gradient and an Adam update. All layers are timed round-robin within one run,
 so that load on the machine hits them all alike; each figure is a median.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +51,14 @@ try:
     import torch
 except ImportError:
     torch = None
+try:
+    import onnxruntime
+except ImportError:
+    onnxruntime = None
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:
+    Interpreter = None
 
 SWEEP_LENGTHS = (10, 30, 100, 300, 1000)
 SWEEP_BATCHES = (1, 4, 16, 64, 256)
@@ -140,6 +152,34 @@ def torch_steps(module_name: str):
     return build
 
 
+def exported_forward(file_format: str):
+    """gru_core.GRU's model written by `gru_core.export_onnx` (ONNX Runtime, the native GRU op) or
+    `gru_core.export_litert` (ai-edge-litert), its forward pass only."""
+
+    def build(units: int, problem: Problem) -> dict[str, Callable[[], object]]:
+        model = keras.Sequential([keras.Input((None, problem.features)), gru_core.GRU(units), keras.layers.Dense(1)])
+        folder = Path(tempfile.mkdtemp(prefix="layer_speed_"))
+        if file_format == "onnx":
+            path = gru_core.export_onnx(model, folder / "model.onnx")
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            name = session.get_inputs()[0].name
+            return {"forward": lambda: session.run(None, {name: problem.x})[0]}
+        interpreter = Interpreter(model_path=str(gru_core.export_litert(model, folder / "model.tflite")))
+        given = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(given, problem.x.shape)
+        interpreter.allocate_tensors()
+        answer = interpreter.get_output_details()[0]["index"]
+
+        def forward():
+            interpreter.set_tensor(given, problem.x)
+            interpreter.invoke()
+            return interpreter.get_tensor(answer)
+
+        return {"forward": forward}
+
+    return build
+
+
 CANDIDATES = [
     Candidate("gru_core.GRU", 3, keras_steps(gru_core.GRU)),
     Candidate(
@@ -155,6 +195,11 @@ if torch is not None:
         Candidate(f"PyTorch {torch.__version__.split('+')[0]} nn.GRU", 3, torch_steps("GRU")),
         Candidate(f"PyTorch {torch.__version__.split('+')[0]} nn.LSTM", 4, torch_steps("LSTM")),
     ]
+if onnxruntime is not None:
+    CANDIDATES.append(Candidate(f"gru_core.GRU in ONNX Runtime {onnxruntime.__version__} (native GRU op)", 3,
+                                exported_forward("onnx")))
+if Interpreter is not None:
+    CANDIDATES.append(Candidate("gru_core.GRU in LiteRT (ai-edge-litert)", 3, exported_forward("litert")))
 SWEPT = [c for c in CANDIDATES if c.name in ("gru_core.GRU", "keras GRU(reset_after=False)", "keras LSTM")]
 SWEPT += [c for c in CANDIDATES if c.name.endswith("nn.GRU")]
 
@@ -239,6 +284,9 @@ def main_table(args: argparse.Namespace) -> None:
     for candidate in CANDIDATES:
         cells = []
         for kind in ("forward", "train step"):
+            if (candidate.name, kind) not in median:  # an export: inference only
+                cells += ["–"] * 3
+                continue
             ms = median[(candidate.name, kind)]
             rate = product_gflop(candidate, batch, args.units, kind) / (ms / 1000)
             cells += [f"{ms:.1f}", f"{ms / base[kind]:.2f}", f"{rate:.0f} ({100 * rate / peak:.0f}%)"]

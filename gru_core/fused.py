@@ -40,6 +40,8 @@ import contextvars
 
 import tensorflow as tf
 
+from gru_core.onnx import native_gru_placeholder, tracing_for_onnx
+
 # Set while a model is traced for LiteRT (`portable_ops`): the inference
 # recurrence then collects its outputs with ops LiteRT has built in.
 _PORTABLE = contextvars.ContextVar("gru_core_portable_ops", default=False)
@@ -299,6 +301,11 @@ def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None,
     `(batch, 1, units)` when not `return_sequences`; before the first unmasked
     step the output is zero.
     """
+    if tracing_for_onnx() and not need_gradient and recurrent_mask is None:
+        return native_gru_placeholder(
+            sequences, h0, kernel, recurrent_kernel, bias, mask, go_backwards=go_backwards,
+            zero_output_for_mask=zero_output_for_mask, return_sequences=return_sequences,
+        )
     units = recurrent_kernel.shape[0]
     inputs = tf.transpose(sequences, [1, 0, 2])
     step_mask = None

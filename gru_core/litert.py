@@ -1,4 +1,4 @@
-"""Exports of models holding `gru_core.GRU` layers beyond the SavedModel: LiteRT.
+"""LiteRT export of models holding `gru_core.GRU` layers.
 
 `export_litert` writes a `.tflite` flatbuffer that runs with LiteRT's built-in
 ops only (no Flex delegate, which `ai-edge-litert` does not ship): every
