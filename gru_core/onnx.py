@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from gru_core.functions import model_function
 
 # The ONNX opset written: 17 has every op used here, and ONNX Runtime 1.16+ runs it.
 OPSET = 17
@@ -139,6 +142,59 @@ def _replace_placeholder(ctx, node, name, args):
     ctx.make_node("Squeeze", [gru.output[1], const("axis0d", [0])], outputs=[last_state])
 
 
+def onnx_from_function(function):
+    """An ONNX model of `function`, a `tf.function` with an input signature, each GRU a native op.
+
+    Traced with each recurrence as a placeholder, frozen (captured
+    constants and variables become constants), converted by tf2onnx with the
+    placeholders replaced by native `GRU` nodes, and given the signature's
+    input and output names (a dict of outputs gives its keys). Checked by
+    `onnx.checker`, with IR version `IR_VERSION`. Needs the `onnx` extra.
+    """
+    import onnx
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    retraced = tf.function(function.python_function, input_signature=function.input_signature)
+    with _onnx_tracing():
+        concrete = retraced.get_concrete_function()
+    # The signature's own inputs come first; captured constants follow and are frozen, not inputs.
+    inputs = [tensor.name for tensor in concrete.inputs[:len(function.input_signature)]]
+    outputs = [tensor.name for tensor in concrete.outputs]
+    # tf2onnx warns that it cannot infer the placeholders' shapes, which the GRU nodes then give.
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        # tf2onnx's freezing, which also drops the dropout seed updates Keras makes in inference.
+        graph_def = tf_loader.from_function(concrete, inputs, outputs)
+        proto, _ = tf2onnx.convert.from_graph_def(
+            graph_def, opset=OPSET, input_names=inputs, output_names=outputs,
+            # A stateless numpy_function is a PyFuncStateless op.
+            custom_op_handlers={"PyFuncStateless": (_replace_placeholder, [])},
+        )
+    finally:
+        logger.setLevel(level)
+    structured = concrete.structured_outputs
+    output_names = sorted(structured) if isinstance(structured, dict) else [
+        f"output_{index}" for index in range(len(outputs))]
+    input_names = [spec.name or f"input_{index}" for index, spec in enumerate(function.input_signature)]
+    _rename(proto, dict(zip(inputs, input_names)) | dict(zip(outputs, output_names)))
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def _rename(proto, names: dict[str, str]) -> None:
+    """Renames graph values everywhere they appear (inputs, outputs, node inputs and outputs)."""
+    graph = proto.graph
+    for value in [*graph.input, *graph.output]:
+        value.name = names.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [names.get(name, name) for name in node.input]
+        node.output[:] = [names.get(name, name) for name in node.output]
+
+
 def export_onnx(model: keras.Model, filepath: str | Path,
                 input_signature: Sequence[tf.TensorSpec] | None = None) -> Path:
     """Writes `model` to `filepath` (ending in `.onnx`) with each `gru_core.GRU` as a native `GRU` node.
@@ -147,34 +203,13 @@ def export_onnx(model: keras.Model, filepath: str | Path,
     extra: tf2onnx, onnx, onnxruntime), as Keras's own
     `model.export(format="onnx")` does. `input_signature`: one
     `tf.TensorSpec` per input of `model`, in `keras.tree.flatten(model.input)`
-    order (default: the inputs' own shapes, batch and time dynamic). The file
-    is checked by `onnx.checker` and written with IR version `IR_VERSION`.
+    order (default: the inputs' own shapes, batch and time dynamic). See
+    `onnx_from_function`.
     """
     import onnx
-    import tf2onnx  # the onnx extra
 
     filepath = Path(filepath)
     if filepath.suffix != ".onnx":
         raise ValueError(f"An ONNX file ends in .onnx; got {filepath}.")
-    try:
-        structure = model.input
-    except AttributeError:  # a Sequential model never called yet: one input
-        structure = model.inputs[0]
-    if input_signature is None:
-        input_signature = [tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name)
-                           for tensor in keras.tree.flatten(structure)]
-
-    @tf.function(input_signature=list(input_signature))
-    def run(*inputs):
-        return model(keras.tree.pack_sequence_as(structure, inputs), training=False)
-
-    with _onnx_tracing():  # tf2onnx traces `run` itself
-        proto, _ = tf2onnx.convert.from_function(
-            run, list(input_signature), opset=OPSET,
-            # A stateless numpy_function is a PyFuncStateless op.
-            custom_op_handlers={"PyFuncStateless": (_replace_placeholder, [])},
-        )
-    proto.ir_version = IR_VERSION
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(filepath))
+    onnx.save(onnx_from_function(model_function(model, input_signature)), str(filepath))
     return filepath

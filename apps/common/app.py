@@ -250,6 +250,11 @@ class App(Generic[D, E]):
     def explain(self, export: Export, config: ExportConfig) -> Any:
         raise NotImplementedError
 
+    def portable_serving(self, export: Export) -> Serving:
+        """`export`'s `serving_default` rebuilt in this process from its Keras model and metadata,
+        for `gru-suite export` to convert to LiteRT or ONNX (`apps.common.formats`)."""
+        raise InputError(f"{self.name}: its exports do not convert to LiteRT or ONNX yet.")
+
     def demo(self, export: Export) -> str:
         """A one-line account of what `export` says to a few inputs (for `reproduce`)."""
         raise NotImplementedError

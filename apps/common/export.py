@@ -27,6 +27,9 @@ _PARTIAL_PREFIX = ".partial-"
 # TF Serving's folder for files beside the SavedModel proper (its warm-up
 # requests live there too); what made the export is recorded in it.
 METADATA_FILE = Path("assets.extra") / "gru_suite.json"
+# Files beside the SavedModel that `tf.saved_model.load` ignores: the Keras
+# model (`explain`, other formats) and what rebuilds its serving function.
+EXTRA_DIR = "extra"
 
 
 def existing_versions(app_dir: Path) -> list[int]:
@@ -152,6 +155,22 @@ def load_keras_model(path: Path | str) -> keras.Model:
                 "which is never loaded from a file."
             ) from error
         raise
+
+
+def save_extra_model(model: keras.Model, version_dir: Path) -> None:
+    """Writes `model` as `extra/model.keras` in an export being written."""
+    extra = Path(version_dir) / EXTRA_DIR
+    extra.mkdir(exist_ok=True)
+    model.save(extra / "model.keras")
+
+
+def load_extra_model(version_dir: Path) -> keras.Model:
+    """The Keras model an export keeps in `extra/model.keras` (see `save_extra_model`)."""
+    path = Path(version_dir) / EXTRA_DIR / "model.keras"
+    if not path.is_file():
+        raise InputError(f"{version_dir}: the export keeps no {EXTRA_DIR}/model.keras (it was made "
+                         "before exports kept their Keras model; train it again).")
+    return load_keras_model(path)
 
 
 def version_folder(model_dir: Path | str) -> Path:

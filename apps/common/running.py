@@ -21,7 +21,8 @@ from apps.common.app import App, Evaluation, Export, Fitting, Trained, signature
 from apps.common.config import Config, add_arguments, arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, export_serving_model, load_exported, read_metadata, version_folder
-from apps.common.settings import ExportConfig, TrainConfig
+from apps.common.formats import description_path, load_file_export, write_format
+from apps.common.settings import ExportConfig, FormatConfig, TrainConfig
 from apps.common.training import Stopwatch, TrainReport, publish_report, run_directory, set_seed
 from apps.registry import REGISTRY, Command, load_app_packages, register
 
@@ -34,6 +35,11 @@ def load_export(app: App, model: Path | None) -> Export:
     flag = f"--model {path}"
     if not path.exists():
         raise InputError(f"{flag}: no such folder (train one with `gru-suite train {app.name}`).")
+    if path.is_file():
+        export = load_file_export(path)
+        if export.metadata.get("app") != app.name:
+            raise InputError(f"{flag}: this is a {export.metadata.get('app')} export, not a {app.name} one.")
+        return export
     folder = version_folder(path)
     loaded = load_exported(folder)
     metadata = read_metadata(folder)
@@ -111,6 +117,20 @@ def run_evaluate(app: App, config: ExportConfig) -> Evaluation:
     return evaluation
 
 
+# `gru-suite export APP`'s help line, the same for every app.
+FORMAT_HELP = "write the export's serving signature as a LiteRT or ONNX file beside its SavedModel"
+
+
+def run_export_format(app: App, config: FormatConfig) -> Path:
+    """Writes the export's serving signature as `config.format` into its version folder."""
+    if config.model is not None and Path(config.model).is_file():
+        raise InputError(f"--model {config.model}: give the SavedModel's folder to convert, not a file.")
+    export = load_export(app, config.model)
+    path = write_format(app.portable_serving(export), export.path, config.format)
+    print(f"wrote {path} and {description_path(path).name} ({path.stat().st_size / 1e6:.2f} MB)")
+    return path
+
+
 def _configurer(app: App, config_class: type[Config]) -> Callable[[argparse.ArgumentParser], None]:
     """Adds the config's flags, and `--task` for an app in a family."""
     add_config = arguments_configurer(config_class)
@@ -169,11 +189,13 @@ def register_app(app: App) -> App:
         ("evaluate", app.Evaluate, run_evaluate),
         ("predict", app.Predict, lambda a, c: a.predict(load_export(a, c.model), c)),
     ]
+    if type(app).portable_serving is not App.portable_serving:
+        verbs.append(("export", FormatConfig, run_export_format))
     if app.Explain is not None:
         verbs.append(("explain", app.Explain, lambda a, c: a.explain(load_export(a, c.model), c)))
     for verb, config_class, action in verbs:
         register(Command(
-            verb, app.name, app.help[verb], _configurer(app, config_class),
+            verb, app.name, app.help.get(verb, FORMAT_HELP), _configurer(app, config_class),
             _runner(app, config_class, action),
             quick_args=app.quick_args if verb == "train" else (),
             demo=(lambda path, a=app: a.demo(load_export(a, Path(path)))) if verb == "train" else None,

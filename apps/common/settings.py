@@ -113,5 +113,19 @@ class ExportConfig(Config):
     """The settings of every command that runs an export (evaluate, predict, explain)."""
 
     model: Path | None = setting(
-        None, "an export folder, or a folder of numbered versions (the newest is used); "
-        "default saved_models/APP", check=ExistingPath("folder"))
+        None, "an export folder, a folder of numbered versions (the newest is used), or a "
+        "model.tflite or model.onnx that `gru-suite export` wrote; default saved_models/APP",
+        check=ExistingPath())
+
+
+# `gru-suite export --format`: the file each format writes into the export's version folder.
+FORMAT_FILES = {"litert": "model.tflite", "onnx": "model.onnx"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FormatConfig(ExportConfig):
+    """`gru-suite export APP`: an export's serving signature in another format, beside it."""
+
+    format: str = setting(
+        "litert", "litert: model.tflite, LiteRT's built-in ops only; onnx: model.onnx, each GRU "
+        "as ONNX's native GRU op", choices=tuple(FORMAT_FILES))

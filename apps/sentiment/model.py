@@ -27,12 +27,11 @@ from keras import ops
 from apps.common.buckets import pad_to_boundary
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
-from apps.common.export import load_keras_model
+from apps.common.export import EXTRA_DIR, load_keras_model, save_extra_model
 from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, tokenize
 from apps.sentiment.settings import SentimentTrain
 
 LABELS = ("negative", "positive")
-EXTRA_DIR = "extra"
 _UNK_ID = RESERVED_TOKENS.index(UNK)
 
 
@@ -299,9 +298,8 @@ class Artifacts:
 
 def save_artifacts(version_dir: Path, model: keras.Model, preprocessor: Preprocessor, cell: str) -> None:
     """Writes `extra/model.keras`, `extra/vocabulary.txt` and `extra/settings.json`."""
+    save_extra_model(model, version_dir)
     extra = Path(version_dir) / EXTRA_DIR
-    extra.mkdir()
-    model.save(extra / "model.keras")
     vocabulary = preprocessor.token_ids.vocabulary
     (extra / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
     settings = {

@@ -9,17 +9,18 @@ import pandas as pd
 
 from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.errors import InputError
+from apps.common.export import load_extra_model, save_extra_model
 from apps.common.running import register_app
 from apps.stock import data as stock_data
 from apps.stock.data import PriceSeries
 from apps.stock.evaluation import MODEL_NAME, compare_intervals, evaluate, plot, walk_forward
 from apps.stock.evaluation import Evaluation as Forecasts
 from apps.stock.intervals import central_intervals, interval_table
-from apps.stock.model import train_forecaster
+from apps.stock.model import Forecaster, train_forecaster
 from apps.stock.page import stock_tab
 from apps.stock.serving import ExportedForecaster, forecast_series, quantile_column, with_interval
 from apps.stock.settings import DataSettings, StockEvaluate, StockPredict, StockTrain
-from apps.stock.windows import chronological_split, price_windows
+from apps.stock.windows import Normalization, chronological_split, price_windows
 
 APP = "stock"
 
@@ -93,8 +94,10 @@ class StockApp(App[PriceSeries, PriceSeries]):
             "shrink": None if forecaster.shrink is None else forecaster.shrink.tolist(),
             "quantiles": list(forecaster.levels),
             "band_scale": None if forecaster.band_scale is None else forecaster.band_scale.tolist(),
+            "normalization": forecaster.normalization.to_json(),
         }
-        serving = Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata)
+        serving = Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata,
+                          extras=lambda directory: save_extra_model(forecaster.model, directory))
         return Trained(forecaster.model, serving, epochs, extra)
 
     def evaluate(self, export: Export, series: PriceSeries, config: StockEvaluate,
@@ -158,6 +161,21 @@ class StockApp(App[PriceSeries, PriceSeries]):
 
     def page(self, page) -> None:
         stock_tab(page)
+
+    def portable_serving(self, export: Export) -> Serving:
+        """The export's `serving_default` rebuilt from its Keras model and metadata (the same graph)."""
+        metadata = export.metadata
+        if "normalization" not in metadata:
+            raise InputError(f"{export.path}: the export records no normalization (it was made before "
+                             "exports could be converted; train it again).")
+        optional = {key: None if metadata[key] is None else np.asarray(metadata[key])
+                    for key in ("shrink", "band_scale")}
+        forecaster = Forecaster(
+            load_extra_model(export.path), Normalization.from_json(metadata["normalization"]),
+            window=int(metadata["window"]), horizon=int(metadata["horizon"]),
+            levels=tuple(metadata["quantiles"]), **optional,
+        )
+        return Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata)
 
     def demo(self, export: Export) -> str:
         forecaster = ExportedForecaster(export)

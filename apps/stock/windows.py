@@ -128,6 +128,13 @@ class Normalization:
             target_scale=np.where(scale > 0, scale, 1.0),
         )
 
+    def to_json(self) -> dict[str, list[float]]:
+        return {field.name: getattr(self, field.name).tolist() for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, values: dict[str, list[float]]) -> "Normalization":
+        return cls(**{field.name: np.asarray(values[field.name], np.float64) for field in dataclasses.fields(cls)})
+
     def inputs(self, features: np.ndarray, anchors: np.ndarray, window: int) -> np.ndarray:
         """Normalized feature windows for the anchors, float32 [N, window - 1, F]."""
         steps = np.stack([features[t - window + 2:t + 1] for t in anchors])

@@ -1,0 +1,118 @@
+"""An export's serving signature as a LiteRT or ONNX file beside its SavedModel, and loading one back.
+
+`write_format` converts an app's `serving_default` (with its preprocessing,
+raw inputs in) with `gru_core.litert.litert_from_function` or
+`gru_core.onnx.onnx_from_function` and writes `model.tflite` or
+`model.onnx` into the export's version folder, with `model.tflite.json` or
+`model.onnx.json` beside it:
+the input and output specs and the export's metadata, what a client needs.
+`load_file_export` opens such a file as an `Export` whose `signature()`
+runs it in ai-edge-litert or ONNX Runtime and answers like a SavedModel's
+signature, so every `predict` runs on it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from apps.common.app import Export, Serving
+from apps.common.errors import InputError, first_line
+from apps.common.files import write_atomically
+from apps.common.settings import FORMAT_FILES
+
+# --format -> the package that runs its file (the extra of the same name installs it).
+RUNTIMES = {"litert": "ai-edge-litert", "onnx": "onnxruntime"}
+
+
+def description_path(path: Path) -> Path:
+    """The JSON beside a format's file that describes it (`model.onnx` -> `model.onnx.json`)."""
+    return path.with_name(path.name + ".json")
+
+
+def _spec(spec: tf.TensorSpec, name: str) -> dict[str, Any]:
+    return {"name": name, "dtype": spec.dtype.name, "shape": [None if size is None else int(size)
+                                                            for size in spec.shape]}
+
+
+def write_format(serving: Serving, version_dir: Path, file_format: str) -> Path:
+    """Writes `serving`'s `serving_default` as `file_format` into `version_dir`; returns the file."""
+    function = serving.endpoints["serving_default"]
+    if file_format == "litert":
+        from gru_core.litert import litert_from_function
+
+        content = litert_from_function(function, serving.tracked)
+    else:
+        from gru_core.onnx import onnx_from_function
+
+        content = onnx_from_function(function).SerializeToString()
+    path = version_dir / FORMAT_FILES[file_format]
+    write_atomically(path, lambda partial: Path(partial).write_bytes(content), path.suffix)
+    concrete = function.get_concrete_function()
+    description = {
+        "format": file_format,
+        "file": path.name,
+        "inputs": [_spec(spec, spec.name) for spec in function.input_signature],
+        "outputs": [_spec(spec, name) for name, spec in sorted(concrete.structured_outputs.items())],
+        "metadata": serving.metadata,
+    }
+    write_atomically(description_path(path), lambda partial: Path(partial).write_text(json.dumps(description, indent=2)), ".json")
+    return path
+
+
+class FileSignature:
+    """A LiteRT or ONNX file's `serving_default`, called like a SavedModel signature.
+
+    Takes its inputs by name (anything `tf.convert_to_tensor` takes) and
+    returns a dict of tensors; `structured_input_signature` and
+    `structured_outputs` describe them as a concrete function does.
+    """
+
+    def __init__(self, path: Path, description: dict[str, Any]):
+        self.path = path
+        self._inputs = {item["name"]: tf.TensorSpec(item["shape"], item["dtype"], name=item["name"])
+                        for item in description["inputs"]}
+        self.structured_input_signature = ((), dict(self._inputs))
+        self.structured_outputs = {item["name"]: tf.TensorSpec(item["shape"], item["dtype"], name=item["name"])
+                                   for item in description["outputs"]}
+        if description["format"] == "litert":
+            from ai_edge_litert.interpreter import Interpreter
+
+            self._run = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+        else:
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self._run = lambda **feeds: dict(zip([o.name for o in session.get_outputs()],
+                                                 session.run(None, feeds)))
+
+    def __call__(self, **inputs: Any) -> dict[str, tf.Tensor]:
+        missing = sorted(set(self._inputs) - set(inputs))
+        if missing:
+            raise InputError(f"{self.path}: missing input {', '.join(missing)}.")
+        feeds = {name: np.asarray(tf.convert_to_tensor(inputs[name], spec.dtype))
+                 for name, spec in self._inputs.items()}
+        return {name: tf.constant(value) for name, value in self._run(**feeds).items()}
+
+
+def load_file_export(path: Path) -> Export:
+    """A `model.tflite` or `model.onnx` written by `write_format`, as an `Export` (one signature)."""
+    file_format = next((name for name, file in FORMAT_FILES.items() if Path(file).suffix == path.suffix), None)
+    if file_format is None:
+        raise InputError(f"--model {path}: not a LiteRT (.tflite) or ONNX (.onnx) file.")
+    try:
+        description = json.loads(description_path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"--model {path}: no readable {description_path(path).name} beside it "
+                         f"({first_line(error)}); "
+                         "write both with `gru-suite export APP --format ...`.") from None
+    try:
+        signature = FileSignature(path, description)
+    except ImportError:
+        raise InputError(f"--model {path}: running a {file_format} file needs {RUNTIMES[file_format]} "
+                         f"(pip install -e \".[{file_format}]\").") from None
+    return Export({"serving_default": signature}, dict(description["metadata"]), path.parent)
