@@ -47,6 +47,11 @@ from gru_core.onnx import native_gru_placeholder, tracing_for_onnx
 _PORTABLE = contextvars.ContextVar("gru_core_portable_ops", default=False)
 
 
+def tracing_portable_ops() -> bool:
+    """Whether a trace is inside `portable_ops` (preprocessing around the layer may ask too)."""
+    return _PORTABLE.get()
+
+
 @contextlib.contextmanager
 def portable_ops():
     """Inside: the recurrences trace with LiteRT's built-in ops only.

@@ -19,76 +19,100 @@ from apps.common.export import load_exported
 from apps.common.files import current_umask
 from apps.common.formats import description_path, load_file_export
 from apps.common.settings import FORMAT_FILES
+from apps.common.running import registered_app
 from apps.registry import load_app_packages
 
 pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
-# A client's script that imports neither this project nor TensorFlow.
+# A client's script that imports neither this project nor TensorFlow: the file's path, JSON inputs
+# on stdin -> its float outputs as JSON.
 CLIENT = """
 import json, sys
 import numpy as np
-path, prices = sys.argv[1], np.asarray(json.loads(sys.argv[2]), np.float32)
+path = sys.argv[1]
+inputs = {name: np.asarray(value, np.float32) for name, value in json.loads(sys.stdin.read()).items()}
 if path.endswith(".tflite"):
     from ai_edge_litert.interpreter import Interpreter
-    outputs = Interpreter(model_path=path).get_signature_runner("serving_default")(prices=prices)
+    outputs = Interpreter(model_path=path).get_signature_runner("serving_default")(**inputs)
 else:
     import onnxruntime
     session = onnxruntime.InferenceSession(path)
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"prices": prices})))
-print(json.dumps({name: value.tolist() for name, value in outputs.items()}))
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs)))
+print(json.dumps({name: value.tolist() for name, value in outputs.items() if value.dtype.kind == "f"}))
 """
+# The apps whose exports convert, and the outputs they answer.
+CONVERTING = {"stock": ["forecast", "quantiles"], "speech": ["label", "probabilities"]}
 
 
-@pytest.fixture(scope="module")
-def stock_version(smoke_exports, tmp_path_factory):
-    """A copy of the stock smoke export with both formats written beside it by the CLI."""
+def _converted(smoke_exports, folder, app: str):
+    """A copy of an app's smoke export with both formats written beside it by the CLI."""
     load_app_packages()
-    version = tmp_path_factory.mktemp("formats") / "stock" / "1"
-    shutil.copytree(smoke_exports["stock"].path, version)
+    version = folder / app / "1"
+    shutil.copytree(smoke_exports[app].path, version)
     for file_format in FORMAT_FILES:
-        cli.run(["export", "stock", "--model", str(version), "--format", file_format])
+        cli.run(["export", app, "--model", str(version), "--format", file_format])
     return version
 
 
-def _windows(length: int) -> np.ndarray:
-    steps = np.random.default_rng(3).normal(0, 0.02, size=(4, length))
-    return (100 * np.exp(np.cumsum(steps, axis=1))).astype(np.float32)
+@pytest.fixture(scope="module")
+def versions(smoke_exports, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("formats")
+    return {app: _converted(smoke_exports, folder, app) for app in CONVERTING}
+
+
+def _requests(app: str, saved) -> list[dict[str, np.ndarray]]:
+    """Raw inputs the app's signature takes: price windows; clips shorter and longer than a second."""
+    rng = np.random.default_rng(3)
+    if app == "stock":
+        window = saved.structured_input_signature[1]["prices"].shape[1]
+        return [{"prices": (100 * np.exp(np.cumsum(rng.normal(0, 0.02, size=(4, window)), axis=1))).astype(np.float32)}]
+    return [{"waveform": rng.normal(0, 0.1, size=(2, samples)).astype(np.float32)} for samples in (9000, 20000)]
 
 
 @pytest.mark.parametrize("file_format", sorted(FORMAT_FILES))
-def test_each_format_answers_what_the_savedmodel_answers(stock_version, file_format):
-    path = stock_version / FORMAT_FILES[file_format]
+@pytest.mark.parametrize("app", sorted(CONVERTING))
+def test_each_format_answers_what_the_savedmodel_answers(versions, app, file_format):
+    version = versions[app]
+    path = version / FORMAT_FILES[file_format]
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
     description = json.loads(description_path(path).read_text())
-    assert description["format"] == file_format and description["metadata"]["app"] == "stock"
-    assert [item["name"] for item in description["inputs"]] == ["prices"]
-    saved = load_exported(stock_version).signatures["serving_default"]
-    window = saved.structured_input_signature[1]["prices"].shape[1]
-    prices = _windows(window)
-    expected = {name: value.numpy() for name, value in saved(prices=tf.constant(prices)).items()}
-    got = load_file_export(path).signature()(prices=prices)
-    assert sorted(got) == sorted(expected) == ["forecast", "quantiles"]
-    for name, value in expected.items():
-        np.testing.assert_allclose(got[name].numpy(), value, rtol=1e-5)
-    client = subprocess.run([sys.executable, "-c", CLIENT, str(path), json.dumps(prices.tolist())],
-                            capture_output=True, text=True, check=True)
-    answered = json.loads(client.stdout.strip().splitlines()[-1])
-    for name, value in expected.items():
-        np.testing.assert_allclose(np.asarray(answered[name]), value, rtol=1e-5)
+    assert description["format"] == file_format and description["metadata"]["app"] == app
+    saved = load_exported(version).signatures["serving_default"]
+    served = load_file_export(path).signature()
+    for request in _requests(app, saved):
+        expected = {name: value.numpy() for name, value in saved(**{k: tf.constant(v) for k, v in request.items()}).items()}
+        got = served(**request)
+        assert sorted(got) == sorted(expected) == CONVERTING[app]
+        for name, value in expected.items():
+            if value.dtype.kind == "f":
+                np.testing.assert_allclose(got[name].numpy(), value, rtol=1e-5, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(got[name].numpy(), value)
+        client = subprocess.run([sys.executable, "-c", CLIENT, str(path)], capture_output=True, text=True,
+                                input=json.dumps({k: v.tolist() for k, v in request.items()}), check=True)
+        answered = json.loads(client.stdout.strip().splitlines()[-1])
+        for name, value in answered.items():
+            np.testing.assert_allclose(np.asarray(value), expected[name], rtol=1e-5, atol=1e-6)
 
 
-def test_predict_and_evaluate_take_the_files(stock_version, capsys):
+@pytest.mark.parametrize("app", sorted(CONVERTING))
+def test_predict_gives_the_savedmodels_answer_from_each_file(versions, app, capsys):
+    version = versions[app]
     lines = {}
-    for model in (stock_version, *(stock_version / file for file in FORMAT_FILES.values())):
-        cli.run(["predict", "stock", "--model", str(model)])
+    for model in (version, *(version / file for file in FORMAT_FILES.values())):
+        cli.run(["predict", app, "--model", str(model), *registered_app(app).example_inputs[:1]])
         lines[model.name] = capsys.readouterr().out.strip().splitlines()[-1]
     assert len(set(lines.values())) == 1, lines
-    evaluation = cli.run(["evaluate", "stock", "--model", str(stock_version / FORMAT_FILES["onnx"])])
+
+
+def test_evaluate_takes_a_file(versions):
+    evaluation = cli.run(["evaluate", "stock", "--model", str(versions["stock"] / FORMAT_FILES["onnx"])])
     assert np.isfinite(evaluation.value)
 
 
-def test_bad_requests_get_one_line(stock_version, tmp_path, rejected, monkeypatch):
+def test_bad_requests_get_one_line(versions, tmp_path, rejected, monkeypatch):
+    stock_version = versions["stock"]
     with pytest.raises(InputError, match="give the SavedModel's folder"):
         cli.run(["export", "stock", "--model", str(stock_version / "model.onnx"), "--format", "litert"])
     assert "--format" in rejected(["export", "stock", "--model", str(stock_version), "--format", "coreml"])
@@ -107,4 +131,4 @@ def test_bad_requests_get_one_line(stock_version, tmp_path, rejected, monkeypatc
 
 def test_only_apps_that_convert_have_the_export_command(rejected):
     load_app_packages()
-    assert "invalid choice" in rejected(["export", "speech", "--format", "onnx"])
+    assert "invalid choice" in rejected(["export", "sentiment", "--format", "onnx"])

@@ -19,7 +19,11 @@ import dataclasses
 from dataclasses import dataclass, replace
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from gru_core.fused import tracing_portable_ops
+from gru_core.onnx import tracing_for_onnx
 
 from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE
 from apps.common.config import Config, ConfigError, Number, setting
@@ -70,16 +74,49 @@ class FeatureConfig:
 FEATURES = FeatureConfig()
 
 
+def tracing_for_a_file() -> bool:
+    """Whether the features are being traced for a LiteRT or ONNX file (`gru_core`'s exports).
+
+    Neither format takes the complex tensors of TensorFlow's FFTs, so the
+    spectrum and the DCT are then matrix products with the same values
+    (to float32 rounding), and the loudest window is found in float32.
+    """
+    return tracing_portable_ops() or tracing_for_onnx()
+
+
+def _fourier_bases(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The Hann-windowed real DFT as two `[frame_length, frame_length // 2 + 1]` matrices."""
+    n = np.arange(config.frame_length)[:, None]
+    k = np.arange(config.frame_length // 2 + 1)[None, :]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / config.frame_length)  # periodic Hann, as in stft
+    angle = 2 * np.pi * n * k / config.frame_length
+    return (window * np.cos(angle)).astype(np.float32), (window * np.sin(angle)).astype(np.float32)
+
+
+def _dct_matrix(size: int, kept: int) -> np.ndarray:
+    """Orthonormal DCT-II, `[size, kept]`: `x @ matrix` is `tf.signal.dct(x, 2, norm="ortho")[..., :kept]`."""
+    n = np.arange(size)[:, None]
+    k = np.arange(kept)[None, :]
+    matrix = np.sqrt(2.0 / size) * np.cos(np.pi * (2 * n + 1) * k / (2 * size))
+    matrix[:, 0] /= np.sqrt(2.0)
+    return matrix.astype(np.float32)
+
+
 def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) -> tf.Tensor:
     """`[batch, samples]` float32 -> `[batch, frames, num_mel_bins]` natural-log mel power."""
-    stft = tf.signal.stft(
-        waveforms,
-        frame_length=config.frame_length,
-        frame_step=config.frame_step,
-        fft_length=config.frame_length,
-        window_fn=tf.signal.hann_window,  # periodic, as librosa's "hann"
-    )
-    power = tf.square(tf.abs(stft))
+    if tracing_for_a_file():
+        frames = tf.signal.frame(waveforms, config.frame_length, config.frame_step)
+        cosine, sine = _fourier_bases(config)
+        power = tf.square(tf.tensordot(frames, cosine, 1)) + tf.square(tf.tensordot(frames, sine, 1))
+    else:
+        stft = tf.signal.stft(
+            waveforms,
+            frame_length=config.frame_length,
+            frame_step=config.frame_step,
+            fft_length=config.frame_length,
+            window_fn=tf.signal.hann_window,  # periodic, as librosa's "hann"
+        )
+        power = tf.square(tf.abs(stft))
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
         num_mel_bins=config.num_mel_bins,
         num_spectrogram_bins=config.frame_length // 2 + 1,
@@ -98,21 +135,17 @@ def fix_length(waveforms: tf.Tensor, length: int = CLIP_SAMPLES) -> tf.Tensor:
     """
     waveforms = tf.convert_to_tensor(waveforms, tf.float32)
     waveforms = tf.where(tf.math.is_finite(waveforms), waveforms, tf.zeros_like(waveforms))
-    size = tf.shape(waveforms)[1]
-
-    def pad() -> tf.Tensor:
-        left = (length - size) // 2
-        return tf.pad(waveforms, [[0, 0], [left, length - size - left]])
-
-    def loudest_window() -> tf.Tensor:
-        energy = tf.cumsum(tf.square(tf.cast(waveforms, tf.float64)), axis=1)
-        energy = tf.pad(energy, [[0, 0], [1, 0]])
-        start = tf.argmax(energy[:, length:] - energy[:, :-length], axis=1, output_type=tf.int32)
-        indices = start[:, tf.newaxis] + tf.range(length)[tf.newaxis, :]
-        return tf.gather(waveforms, indices, batch_dims=1)
-
-    fixed = tf.cond(size < length, pad, loudest_window)
-    return tf.ensure_shape(fixed, [None, length])
+    # Centred between zeros up to `length`; then the loudest `length` samples, which for a
+    # padded clip is all of it. One path, no tf.cond: LiteRT prepares both branches of one.
+    missing = tf.maximum(length - tf.shape(waveforms)[1], 0)
+    waveforms = tf.pad(waveforms, [[0, 0], [missing // 2, missing - missing // 2]])
+    # float64 keeps the window sums exact enough to compare; LiteRT and ONNX files use float32.
+    energy = tf.cumsum(tf.square(tf.cast(waveforms, tf.float32 if tracing_for_a_file() else tf.float64)), axis=1)
+    energy = tf.pad(energy, [[0, 0], [1, 0]])
+    start = tf.argmax(energy[:, length:] - energy[:, :-length], axis=1, output_type=tf.int32)
+    indices = tf.expand_dims(start, 1) + tf.expand_dims(tf.range(length), 0)
+    fixed = tf.gather(waveforms, indices, batch_dims=1)
+    return tf.reshape(fixed, [-1, length])  # the static shape (LiteRT has no EnsureShape)
 
 
 def speech_frames(log_mel: tf.Tensor, floor: float = FEATURES.speech_floor) -> tf.Tensor:
@@ -167,6 +200,8 @@ def speech_features(
         speech *= tf.sequence_mask(own, tf.shape(log_mel)[1], log_mel.dtype)[:, :, tf.newaxis]
     top = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
     log_mel = subtract_speech_mean(tf.maximum(log_mel, top - config.dynamic_range), speech)
+    if tracing_for_a_file():
+        return tf.tensordot(log_mel, _dct_matrix(config.num_mel_bins, config.num_cepstra), 1)
     return tf.signal.dct(log_mel, type=2, norm="ortho")[..., : config.num_cepstra]
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio
 from apps.common.errors import InputError
+from apps.common.export import load_extra_model, save_extra_model
 from apps.common.figures import confusion_matrix, save_confusion_matrix
 from apps.common.running import register_app
 from apps.registry import Task
@@ -52,13 +53,20 @@ class SpeechApp(App[SpeechData, SpeechData]):
         server = SpeechServer(model, speech.labels, config.test_speeds)
         serving = Serving({"serving_default": server.serve}, [model, server],
                           metadata={"labels": list(speech.labels), "sample_rate": SAMPLE_RATE,
-                                    "test_speeds": list(config.test_speeds)})
+                                    "test_speeds": list(config.test_speeds)},
+                          extras=lambda directory: save_extra_model(model, directory))
         sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
         return Trained(model, serving, config.epochs, {
             "clips (train/validation/test)": sizes,
             "labels": len(speech.labels),
             "test speeds": ",".join(f"{speed:g}" for speed in config.test_speeds),
         })
+
+    def portable_serving(self, export: Export) -> Serving:
+        """The export's `serving_default` rebuilt from its Keras model and metadata (the same graph)."""
+        model = load_extra_model(export.path)
+        server = SpeechServer(model, list(export.metadata["labels"]), tuple(export.metadata["test_speeds"]))
+        return Serving({"serving_default": server.serve}, [model, server], export.metadata)
 
     def evaluate(self, export: Export, data: SpeechData, config: SpeechEvaluate,
                  output_dir: Path | None) -> Evaluation:
