@@ -8,7 +8,11 @@ clips, sentences, prompts or windows). The apps that generate text
 an export's decoding is fixed when it is trained.
 
     python benchmarks/serving_latency.py [--models DIR] [--seconds 10] [--batch 64]
-        [--apps sentiment,speech] [--intra-op-threads N]
+        [--apps sentiment,speech] [--intra-op-threads N] [--formats]
+
+With `--formats`, the exports of the apps that convert (`gru-suite export`)
+are also written as LiteRT and ONNX files and each file is measured the same
+way, through the `Export` that `predict` runs it with.
 
 Without `--models`, each app's `reproduce --quick` export (and, for the apps
 that generate text, one per decoding) is trained into a temporary folder
@@ -32,9 +36,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from apps.common.app import Export, signature_inputs  # noqa: E402
+from apps.common.app import App, Export, signature_inputs  # noqa: E402
 from apps.common.export import read_metadata  # noqa: E402
+from apps.common.formats import load_file_export, write_format  # noqa: E402
 from apps.common.running import load_export, registered_app  # noqa: E402
+from apps.common.settings import FORMAT_FILES  # noqa: E402
 from apps.registry import REGISTRY, load_app_packages  # noqa: E402
 from serving_load import Run, train_quick_exports  # noqa: E402
 
@@ -100,6 +106,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--apps", default=",".join(REGISTRY.apps()))
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0: TensorFlow's default")
+    parser.add_argument("--formats", action="store_true", help="also measure LiteRT and ONNX files")
     args = parser.parse_args()
     apps = [name for name in args.apps.split(",") if name]
     unknown = sorted(set(apps) - set(REGISTRY.apps()))
@@ -123,25 +130,31 @@ def main() -> None:
             app = registered_app(name)
             export = load_export(app, folder)
             example = app.serving_example(export)
-            function = export.signature()
-            single = single_requests(function, batch_of(export, example, 1), args.seconds)
-            throughput = batch_throughput(function, batch_of(export, example, args.batch), args.batch,
-                                          args.seconds)
             decoding = decoding_of(export)
-            rows.append((name, decoding, ", ".join(example), single, throughput))
-            print(f"{name} {decoding}: p50 {single.percentile_ms(50):.1f} ms, {throughput:.0f}/s batched",
-                  flush=True)
+            measured = [("SavedModel", export)]
+            if args.formats and type(app).portable_serving is not App.portable_serving:
+                serving = app.portable_serving(export)
+                measured += [(file_format, load_file_export(write_format(serving, export.path, file_format)))
+                             for file_format in FORMAT_FILES]
+            for file_format, exported in measured:
+                function = exported.signature()
+                single = single_requests(function, batch_of(export, example, 1), args.seconds)
+                throughput = batch_throughput(function, batch_of(export, example, args.batch), args.batch,
+                                              args.seconds)
+                rows.append((name, file_format, decoding, ", ".join(example), single, throughput))
+                print(f"{name} {file_format} {decoding}: p50 {single.percentile_ms(50):.2f} ms, "
+                      f"{throughput:.0f}/s batched", flush=True)
 
     threads = args.intra_op_threads or "default"
     print(f"\nin-process `serving_default`, {args.seconds:g} s per measurement, batches of {args.batch}, "
           f"intra-op threads {threads} ({time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} CPUs, "
           f"TF {tf.__version__})\n")
-    print("| app | decoding | input | single p50 ms | single p99 ms | single calls/s "
+    print("| app | format | decoding | input | single p50 ms | single p99 ms | single calls/s "
           f"| batch of {args.batch}: instances/s |")
-    print("|---|---|---|---:|---:|---:|---:|")
-    for name, decoding, inputs, single, throughput in rows:
-        print(f"| {name} | {decoding or '-'} | {inputs} | {single.percentile_ms(50):.1f} "
-              f"| {single.percentile_ms(99):.1f} | {single.rps:.1f} | {throughput:.0f} |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
+    for name, file_format, decoding, inputs, single, throughput in rows:
+        print(f"| {name} | {file_format} | {decoding or '-'} | {inputs} | {single.percentile_ms(50):.2f} "
+              f"| {single.percentile_ms(99):.2f} | {single.rps:.1f} | {throughput:.0f} |")
     if not rows:
         sys.exit("serving_latency: nothing measured")
 

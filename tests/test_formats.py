@@ -124,6 +124,11 @@ def test_bad_requests_get_one_line(versions, tmp_path, rejected, monkeypatch):
     other.write_text("hello")
     with pytest.raises(InputError, match=r"not a LiteRT \(\.tflite\) or ONNX \(\.onnx\) file"):
         cli.run(["predict", "stock", "--model", str(other)])
+    served = load_file_export(stock_version / "model.tflite").signature()
+    with pytest.raises(InputError, match=r"input prices must be float32 with 2 dimensions, got .* shape \(3,\)"):
+        served(prices=np.ones(3, np.float32))
+    with pytest.raises(InputError, match=r"the litert runtime refused the inputs"):
+        served(prices=np.ones((1, 3), np.float32))  # shorter than the window
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as on a machine without the onnx extra
     with pytest.raises(InputError, match=r'needs onnxruntime \(pip install -e "\.\[onnx\]"\)'):
         cli.run(["predict", "stock", "--model", str(stock_version / "model.onnx")])

@@ -74,6 +74,7 @@ class FileSignature:
 
     def __init__(self, path: Path, description: dict[str, Any]):
         self.path = path
+        self.format = description["format"]
         self._inputs = {item["name"]: tf.TensorSpec(item["shape"], item["dtype"], name=item["name"])
                         for item in description["inputs"]}
         self.structured_input_signature = ((), dict(self._inputs))
@@ -94,9 +95,18 @@ class FileSignature:
         missing = sorted(set(self._inputs) - set(inputs))
         if missing:
             raise InputError(f"{self.path}: missing input {', '.join(missing)}.")
-        feeds = {name: np.asarray(tf.convert_to_tensor(inputs[name], spec.dtype))
-                 for name, spec in self._inputs.items()}
-        return {name: tf.constant(value) for name, value in self._run(**feeds).items()}
+        feeds = {}
+        for name, spec in self._inputs.items():
+            value = np.asarray(inputs[name])
+            if value.ndim != len(spec.shape) or not np.can_cast(value.dtype, spec.dtype.as_numpy_dtype, "same_kind"):
+                raise InputError(f"{self.path}: input {name} must be {spec.dtype.name} with "
+                                 f"{len(spec.shape)} dimensions, got {value.dtype} with shape {value.shape}.")
+            feeds[name] = value.astype(spec.dtype.as_numpy_dtype)
+        try:
+            outputs = self._run(**feeds)
+        except Exception as error:  # each runtime raises its own types
+            raise InputError(f"{self.path}: the {self.format} runtime refused the inputs ({first_line(error)}).") from None
+        return {name: tf.constant(value) for name, value in outputs.items()}
 
 
 def load_file_export(path: Path) -> Export:
