@@ -17,7 +17,7 @@ from apps import cli
 from apps.common.errors import InputError
 from apps.common.export import load_exported
 from apps.common.files import current_umask
-from apps.common.formats import description_path, load_file_export
+from apps.common.formats import description_path, format_file, load_file_export
 from apps.common.settings import FORMAT_FILES
 from apps.common.running import registered_app
 from apps.registry import load_app_packages
@@ -94,6 +94,21 @@ def test_each_format_answers_what_the_savedmodel_answers(versions, app, file_for
         answered = json.loads(client.stdout.strip().splitlines()[-1])
         for name, value in answered.items():
             np.testing.assert_allclose(np.asarray(value), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_dynamic_int8_files_answer_close_to_the_savedmodel(versions):
+    version = versions["speech"]
+    saved = load_exported(version).signatures["serving_default"]
+    request = _requests("speech", saved)[0]
+    expected = saved(waveform=tf.constant(request["waveform"]))["probabilities"].numpy()
+    for file_format in FORMAT_FILES:
+        cli.run(["export", "speech", "--model", str(version), "--format", file_format, "--quantize", "dynamic"])
+        path = version / format_file(file_format, quantized=True)
+        assert json.loads(description_path(path).read_text())["quantized"] == "dynamic int8"
+        assert path.stat().st_size < (version / FORMAT_FILES[file_format]).stat().st_size
+        got = load_file_export(path).signature()(**request)["probabilities"].numpy()
+        np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-4)
+        assert np.abs(got - expected).max() < 0.1, file_format
 
 
 @pytest.mark.parametrize("app", sorted(CONVERTING))

@@ -14,6 +14,7 @@ signature, so every `predict` runs on it unchanged.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +40,56 @@ def _spec(spec: tf.TensorSpec, name: str) -> dict[str, Any]:
                                                             for size in spec.shape]}
 
 
-def write_format(serving: Serving, version_dir: Path, file_format: str) -> Path:
-    """Writes `serving`'s `serving_default` as `file_format` into `version_dir`; returns the file."""
+def format_file(file_format: str, quantized: bool = False) -> str:
+    """The file a format is written to: `model.tflite`, or `model.int8.tflite` when quantized."""
+    name = Path(FORMAT_FILES[file_format])
+    return f"{name.stem}.int8{name.suffix}" if quantized else name.name
+
+
+def write_format(serving: Serving, version_dir: Path, file_format: str, quantized: bool = False) -> Path:
+    """Writes `serving`'s `serving_default` as `file_format` into `version_dir`; returns the file.
+
+    `quantized`: dynamic-range int8 (weights stored as int8, activations
+    quantized as it runs): LiteRT's `Optimize.DEFAULT` without a
+    representative data set, or ONNX Runtime's `quantize_dynamic` (its
+    matrix products; the native GRU op stays float32, as ONNX Runtime
+    quantizes no GRU).
+    """
     function = serving.endpoints["serving_default"]
     if file_format == "litert":
         from gru_core.litert import litert_from_function
 
-        content = litert_from_function(function, serving.tracked)
+        settings = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantized else {}
+        content = litert_from_function(function, serving.tracked, **settings)
     else:
         from gru_core.onnx import onnx_from_function
 
         content = onnx_from_function(function).SerializeToString()
-    path = version_dir / FORMAT_FILES[file_format]
+        if quantized:
+            content = _quantized_onnx(content)
+    path = version_dir / format_file(file_format, quantized)
     write_atomically(path, lambda partial: Path(partial).write_bytes(content), path.suffix)
     concrete = function.get_concrete_function()
     description = {
         "format": file_format,
         "file": path.name,
+        "quantized": "dynamic int8" if quantized else "none",
         "inputs": [_spec(spec, spec.name) for spec in function.input_signature],
         "outputs": [_spec(spec, name) for name, spec in sorted(concrete.structured_outputs.items())],
         "metadata": serving.metadata,
     }
     write_atomically(description_path(path), lambda partial: Path(partial).write_text(json.dumps(description, indent=2)), ".json")
     return path
+
+
+def _quantized_onnx(content: bytes) -> bytes:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="gru_suite_onnx_") as folder:
+        source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+        source.write_bytes(content)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        return target.read_bytes()
 
 
 class FileSignature:

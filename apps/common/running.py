@@ -126,7 +126,7 @@ def run_export_format(app: App, config: FormatConfig) -> Path:
     if config.model is not None and Path(config.model).is_file():
         raise InputError(f"--model {config.model}: give the SavedModel's folder to convert, not a file.")
     export = load_export(app, config.model)
-    path = write_format(app.portable_serving(export), export.path, config.format)
+    path = write_format(app.portable_serving(export), export.path, config.format, config.quantize == "dynamic")
     print(f"wrote {path} and {description_path(path).name} ({path.stat().st_size / 1e6:.2f} MB)")
     return path
 

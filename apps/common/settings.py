@@ -129,3 +129,6 @@ class FormatConfig(ExportConfig):
     format: str = setting(
         "litert", "litert: model.tflite, LiteRT's built-in ops only; onnx: model.onnx, each GRU "
         "as ONNX's native GRU op", choices=tuple(FORMAT_FILES))
+    quantize: str = setting(
+        "none", "dynamic: weights stored as int8 and activations quantized as the file runs "
+        "(model.int8.tflite or model.int8.onnx); none: float32", choices=("none", "dynamic"))
