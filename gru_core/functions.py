@@ -1,4 +1,4 @@
-"""A Keras model as a `tf.function`, for the exports that convert one (`gru_core.litert`, `gru_core.onnx`)."""
+"""`tf.function`s for the exports that convert one (`gru_core.litert`, `gru_core.onnx`)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,9 @@ def model_function(model: keras.Model, input_signature: Sequence[tf.TensorSpec] 
         return model(keras.tree.pack_sequence_as(structure, inputs), training=False)
 
     return run
+
+
+def traced_anew(function):
+    """A new `tf.function` of `function`'s Python code and input signature: traced again, under
+    whatever context the caller sets (a `tf.function` keeps its first traces)."""
+    return tf.function(function.python_function, input_signature=function.input_signature)

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gru_core.functions import model_function
+from gru_core.functions import model_function, traced_anew
 from gru_core.fused import portable_ops
 
 SIGNATURE = "serving_default"
@@ -35,7 +35,7 @@ def litert_from_function(function: Any, tracked: Sequence[Any] = (), **converter
     interpreter. Its signature is `serving_default`. `converter_settings`:
     attributes of `tf.lite.TFLiteConverter`, such as `optimizations`.
     """
-    retraced = tf.function(function.python_function, input_signature=function.input_signature)
+    retraced = traced_anew(function)
     with portable_ops(), tempfile.TemporaryDirectory(prefix="gru_core_litert_") as folder:
         archive = keras.export.ExportArchive()
         for resource in tracked:
@@ -63,4 +63,3 @@ def export_litert(model: keras.Model, filepath: str | Path, input_signature: Seq
     filepath.write_bytes(litert_from_function(model_function(model, input_signature), [model],
                                               **converter_settings))
     return filepath
-

@@ -23,12 +23,13 @@ import contextvars
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gru_core.functions import model_function
+from gru_core.functions import model_function, traced_anew
 
 # The ONNX opset written: 17 has every op used here, and ONNX Runtime 1.16+ runs it.
 OPSET = 17
@@ -95,6 +96,7 @@ def _onnx_weights(kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.nda
 
 def _replace_placeholder(ctx, node, name, args):
     """tf2onnx handler: the placeholder `PyFunc` -> a native GRU and Keras's output conventions."""
+    from onnx import TensorProto
     sequences, h0, *weights, lengths, flags = node.input
     values = []
     for weight in weights:
@@ -130,7 +132,7 @@ def _replace_placeholder(ctx, node, name, args):
         time = ctx.make_node("Range", [const("zero", np.int64(0)),
                                        ctx.make_node("Squeeze", [steps, const("axis0b", [0])]).output[0],
                                        const("one", np.int64(1))]).output[0]
-        last = ctx.make_node("Sub", [ctx.make_node("Cast", [lengths], attr={"to": 7}).output[0],
+        last = ctx.make_node("Sub", [ctx.make_node("Cast", [lengths], attr={"to": TensorProto.INT64}).output[0],
                                      const("one_b", np.int64(1))]).output[0]
         index = ctx.make_node("Min", [ctx.make_node("Unsqueeze", [time, const("axis1b", [1])]).output[0],
                                       ctx.make_node("Unsqueeze", [last, const("axis0c", [0])]).output[0]])
@@ -142,20 +144,21 @@ def _replace_placeholder(ctx, node, name, args):
     ctx.make_node("Squeeze", [gru.output[1], const("axis0d", [0])], outputs=[last_state])
 
 
-def onnx_from_function(function):
+def onnx_from_function(function) -> Any:
     """An ONNX model of `function`, a `tf.function` with an input signature, each GRU a native op.
 
     Traced with each recurrence as a placeholder, frozen (captured
     constants and variables become constants), converted by tf2onnx with the
     placeholders replaced by native `GRU` nodes, and given the signature's
     input and output names (a dict of outputs gives its keys). Checked by
-    `onnx.checker`, with IR version `IR_VERSION`. Needs the `onnx` extra.
+    `onnx.checker`, with IR version `IR_VERSION`. Returns an
+    `onnx.ModelProto`. Needs the `onnx` extra.
     """
     import onnx
     import tf2onnx
     from tf2onnx import tf_loader
 
-    retraced = tf.function(function.python_function, input_signature=function.input_signature)
+    retraced = traced_anew(function)
     with _onnx_tracing():
         concrete = retraced.get_concrete_function()
     # The signature's own inputs come first; captured constants follow and are frozen, not inputs.

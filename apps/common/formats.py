@@ -78,7 +78,8 @@ def write_format(serving: Serving, version_dir: Path, file_format: str, quantize
         "outputs": [_spec(spec, name) for name, spec in sorted(concrete.structured_outputs.items())],
         "metadata": serving.metadata,
     }
-    write_atomically(description_path(path), lambda partial: Path(partial).write_text(json.dumps(description, indent=2)), ".json")
+    text = json.dumps(description, indent=2)
+    write_atomically(description_path(path), lambda partial: Path(partial).write_text(text), ".json")
     return path
 
 
@@ -95,8 +96,8 @@ def _quantized_onnx(content: bytes) -> bytes:
 class FileSignature:
     """A LiteRT or ONNX file's `serving_default`, called like a SavedModel signature.
 
-    Takes its inputs by name (anything `tf.convert_to_tensor` takes) and
-    returns a dict of tensors; `structured_input_signature` and
+    Takes its inputs by name (arrays or tensors of the input's rank and
+    kind) and returns a dict of tensors; `structured_input_signature` and
     `structured_outputs` describe them as a concrete function does.
     """
 
