@@ -139,6 +139,11 @@ def test_bad_requests_get_one_line(versions, tmp_path, rejected, monkeypatch):
     other.write_text("hello")
     with pytest.raises(InputError, match=r"not a LiteRT \(\.tflite\) or ONNX \(\.onnx\) file"):
         cli.run(["predict", "stock", "--model", str(other)])
+    old = tmp_path / "old" / "speech" / "1"
+    shutil.copytree(versions["speech"], old)
+    shutil.rmtree(old / "extra")  # as exports made before they kept their Keras model
+    with pytest.raises(InputError, match=r"keeps no extra/model\.keras .* train it again"):
+        cli.run(["export", "speech", "--model", str(old), "--format", "onnx"])
     served = load_file_export(stock_version / "model.tflite").signature()
     with pytest.raises(InputError, match=r"input prices must be float32 with 2 dimensions, got .* shape \(3,\)"):
         served(prices=np.ones(3, np.float32))
