@@ -255,6 +255,11 @@ class App(Generic[D, E]):
         for `gru-suite export` to convert to LiteRT or ONNX (`apps.common.formats`)."""
         raise InputError(f"{self.name}: its exports do not convert to LiteRT or ONNX yet.")
 
+    def from_file(self, export: Export) -> Export:
+        """A LiteRT or ONNX file's `Export` made to answer as the SavedModel does: by default as it
+        is, where the file serves the SavedModel's own signature."""
+        return export
+
     def demo(self, export: Export) -> str:
         """A one-line account of what `export` says to a few inputs (for `reproduce`)."""
         raise NotImplementedError

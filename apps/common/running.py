@@ -39,7 +39,7 @@ def load_export(app: App, model: Path | None) -> Export:
         export = load_file_export(path)
         if export.metadata.get("app") != app.name:
             raise InputError(f"{flag}: this is a {export.metadata.get('app')} export, not a {app.name} one.")
-        return export
+        return app.from_file(export)
     folder = version_folder(path)
     loaded = load_exported(folder)
     metadata = read_metadata(folder)

@@ -197,7 +197,7 @@ def speech_features(
     speech = speech_frames(log_mel, config.speech_floor)
     if samples is not None:
         own = (tf.cast(samples, tf.int32) - config.frame_length) // config.frame_step + 1
-        speech *= tf.sequence_mask(own, tf.shape(log_mel)[1], log_mel.dtype)[:, :, tf.newaxis]
+        speech *= tf.expand_dims(tf.sequence_mask(own, tf.shape(log_mel)[1], log_mel.dtype), -1)
     top = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
     log_mel = subtract_speech_mean(tf.maximum(log_mel, top - config.dynamic_range), speech)
     if tracing_for_a_file():

@@ -22,15 +22,17 @@ from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.audio import SAMPLE_RATE, SILENCE_PEAK, load_audio
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
-from apps.common.export import DEFAULT_ROOT, read_metadata, version_folder
+from apps.common.export import DEFAULT_ROOT, load_extra_model, read_metadata, save_extra_model, version_folder
 from apps.common.running import load_export, register_app
 from apps.registry import Command, Task, register
 from apps.transcriber.data import TranscribedSplit, TranscriptionData
 from apps.transcriber.datasets import load_transcription_data
-from apps.transcriber.labels import label_set_for
+from apps.transcriber.labels import LABEL_SETS, LabelSet, label_set_for
 from apps.transcriber.model import OUTPUT_FRAME_SECONDS
 from apps.transcriber.page import transcriber_tab
-from apps.transcriber.serving import TranscriberServer, error_rates, transcribe_batches
+from apps.transcriber.serving import (
+    TranscriberServer, decoded_file_signature, error_rates, frame_log_probabilities, transcribe_batches,
+)
 from apps.transcriber.settings import (
     MAX_SECONDS,
     TranscriberEvaluate,
@@ -94,10 +96,28 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
             metadata={"data": config.data, "sample_rate": SAMPLE_RATE, "labels": labels.name, "decoding": config.decoding,
                       "beam_width": config.beam_width, "max_seconds": MAX_SECONDS,
                       "frame_seconds": OUTPUT_FRAME_SECONDS},
+            extras=lambda directory: save_extra_model(acoustic, directory),
         )
         sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
         return Trained(acoustic, serving, config.epochs, {"utterances (train/validation/test)": sizes,
                                                           "labels": labels.name, "decoding": config.decoding})
+
+    def portable_serving(self, export: Export) -> Serving:
+        """The acoustic model's per-frame log-probabilities, rebuilt from the export's Keras model:
+        what a LiteRT or ONNX file serves (`from_file` decodes them)."""
+        metadata = export.metadata
+        server = TranscriberServer(load_extra_model(export.path), _labels_of(export), metadata["decoding"],
+                                   int(metadata["beam_width"]))
+        return Serving({"serving_default": frame_log_probabilities(server)}, [server.acoustic, server], metadata)
+
+    def from_file(self, export: Export) -> Export:
+        """A file's log-probabilities decoded in this process with the SavedModel's CTC decoders, so
+        it serves `serving_default`, `greedy` and `beam` as the SavedModel does."""
+        labels, width, run = _labels_of(export), int(export.metadata["beam_width"]), export.signature()
+        signatures = {name: decoded_file_signature(run, labels, decoding, width)
+                      for name, decoding in (("serving_default", export.metadata["decoding"]),
+                                             ("greedy", "greedy"), ("beam", "beam"))}
+        return dataclasses.replace(export, signatures=signatures)
 
     def evaluate(self, export: Export, data: TranscriptionData, config: TranscriberEvaluate,
                  output_dir: Path | None) -> Evaluation:
@@ -168,3 +188,13 @@ TRANSCRIBER = register_app(TranscriberApp())
 register(Command("transcribe", None, "transcribe audio files with a transcriber export "
                  "(default saved_models/transcriber)", arguments_configurer(TranscriberPredict),
                  _run_transcribe))
+
+
+def _labels_of(export: Export) -> LabelSet:
+    """The label set an export was trained with (its metadata names it)."""
+    name = export.metadata.get("labels")
+    by_name = {labels.name: labels for labels in LABEL_SETS.values()}
+    if name not in by_name:
+        raise InputError(f"{export.path}: the export names no known label set ({name!r}; "
+                         f"known: {', '.join(sorted(by_name))}).")
+    return by_name[name]

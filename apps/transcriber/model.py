@@ -70,7 +70,8 @@ def _zero_padding(x, samples, time_stride: int, name: str):
     """`x` with the frames that lie in a row's padding set to zero, so that a
     convolution sees the same edge whether or not the utterance was padded."""
     valid = FrameMask(time_stride, name=name)([x, samples])
-    return x * keras.ops.cast(valid[..., None], x.dtype)
+    # expand_dims, not [..., None]: LiteRT has no strided slice that adds an axis.
+    return x * keras.ops.cast(keras.ops.expand_dims(valid, -1), x.dtype)
 
 
 def build_acoustic_model(num_classes: int, config: TranscriberTrain) -> keras.Model:

@@ -65,6 +65,31 @@ class TranscriberServer(tf.Module):
         return transcribe
 
 
+def frame_log_probabilities(server: TranscriberServer):
+    """The signature a LiteRT or ONNX file of the transcriber serves: `waveform` -> per-frame
+    `log_probabilities` `[batch, time, classes]` and each row's `frames`. Neither format has
+    CTC decoders or string joins, so the client decodes (`decoded_file_signature`)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+    def frames_of(waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits, frames = server.logits_and_frames(waveform)
+        return {"log_probabilities": tf.nn.log_softmax(logits), "frames": frames}
+
+    return frames_of
+
+
+def decoded_file_signature(run, labels: LabelSet, decoding: str, beam_width: int):
+    """A file's `frame_log_probabilities` signature `run`, decoded as the SavedModel's signature is."""
+
+    def transcribe(waveform) -> dict[str, tf.Tensor]:
+        outputs = run(waveform=waveform)
+        frames = outputs["frames"]
+        transcript = ctc_decode(outputs["log_probabilities"], frames, labels, decoding, beam_width)
+        return {"transcript": transcript, "frames": frames}
+
+    return transcribe
+
+
 def transcribe_batches(serve, waveforms: list[np.ndarray], batch_size: int = 32) -> list[str]:
     """What a transcriber signature says to each waveform, `batch_size` of similar length at a time."""
     order = np.argsort([len(waveform) for waveform in waveforms])
