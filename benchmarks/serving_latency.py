@@ -12,7 +12,8 @@ an export's decoding is fixed when it is trained.
 
 With `--formats`, the exports of the apps that convert (`gru-suite export`)
 are also written as LiteRT and ONNX files and each file is measured the same
-way, through the `Export` that `predict` runs it with.
+way, through the `Export` that `predict` runs it with (for the transcriber,
+with the CTC decoding its client does).
 
 Without `--models`, each app's `reproduce --quick` export (and, for the apps
 that generate text, one per decoding) is trained into a temporary folder
@@ -134,7 +135,8 @@ def main() -> None:
             measured = [("SavedModel", export)]
             if args.formats and type(app).portable_serving is not App.portable_serving:
                 serving = app.portable_serving(export)
-                measured += [(file_format, load_file_export(write_format(serving, export.path, file_format)))
+                measured += [(file_format, app.from_file(load_file_export(write_format(serving, export.path,
+                                                                                        file_format))))
                              for file_format in FORMAT_FILES]
             for file_format, exported in measured:
                 function = exported.signature()

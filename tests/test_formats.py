@@ -4,6 +4,7 @@ SavedModel that answers what the SavedModel answers, and `--model FILE` everywhe
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -125,9 +126,16 @@ def test_predict_gives_the_savedmodels_answer_from_each_file(versions, app, caps
     assert len(set(lines.values())) == 1, lines
 
 
-def test_evaluate_takes_a_file(versions):
-    evaluation = cli.run(["evaluate", "stock", "--model", str(versions["stock"] / FORMAT_FILES["onnx"])])
-    assert np.isfinite(evaluation.value)
+@pytest.mark.parametrize("app", ["stock", "transcriber"])
+def test_evaluate_scores_a_file_on_the_savedmodels_data(versions, app):
+    saved = cli.run(["evaluate", app, "--model", str(versions[app])])
+    from_file = cli.run(["evaluate", app, "--model", str(versions[app] / FORMAT_FILES["onnx"])])
+    # The same held-out data (the transcriber reads which from the export's metadata) and score.
+    def counted(summary: str) -> str:
+        return re.search(r" on (\d+ [^,;]+)", summary).group(1)
+
+    assert counted(from_file.summary) == counted(saved.summary)
+    assert from_file.value == pytest.approx(saved.value, rel=1e-4)
 
 
 def test_bad_requests_get_one_line(versions, tmp_path, rejected, monkeypatch):

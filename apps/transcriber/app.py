@@ -75,7 +75,9 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
     def evaluation_data(self, config: TranscriberEvaluate) -> TranscriptionData:
         """`config.data`, or else the data set the export was trained on (its metadata)."""
         if config.data is None:
-            model = config.model if config.model is not None else DEFAULT_ROOT / self.name
+            model = Path(config.model) if config.model is not None else DEFAULT_ROOT / self.name
+            if model.is_file():  # a LiteRT or ONNX file, in its export's version folder
+                model = model.parent
             try:
                 trained_on = read_metadata(version_folder(model)).get("data", TranscriptionSettings.data)
             except InputError:
