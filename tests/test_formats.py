@@ -4,6 +4,7 @@ SavedModel that answers what the SavedModel answers, and `--model FILE` everywhe
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import stat
@@ -20,6 +21,7 @@ from apps.common.export import load_exported
 from apps.common.files import current_umask
 from apps.common.formats import description_path, format_file, load_file_export
 from apps.common.settings import FORMAT_FILES
+from apps.common.text import reference_tokens, tokenize
 from apps.common.running import registered_app
 from apps.registry import load_app_packages
 
@@ -44,7 +46,14 @@ print(json.dumps({name: value.tolist() for name, value in outputs.items() if val
 """
 # The apps whose exports convert, and the outputs they answer (the transcriber's after the client decodes).
 CONVERTING = {"stock": ["forecast", "quantiles"], "speech": ["label", "probabilities"],
-              "transcriber": ["frames", "transcript"]}
+              "transcriber": ["frames", "transcript"], "sentiment": ["label", "probability"]}
+# Text the in-graph tokenizer and the Python one must split alike.
+HOSTILE_TEXTS = [
+    "Not bad at all.", "It's GREAT!!!", "Straße ﬁne Ǆ café naïve", "ΣΊΣΥΦΟΣ ς", "a\u00a0b\u2003c\u3000d\x0be\x85f",
+    "１２３ ＡＢＣ", "emoji 😀👍🏽 ok", "«quote» — dash…", "tab\tnew\nline\r\n", "", "   ", "'apostrophe's'",
+    "İstanbul ǰ ŉ", "x\u200by\u00adz", "n\u0303 combining", "½ ⅓ ²", "$100 #tag @user http://x.y/z?q=1",
+    "日本語のテキスト。", "ا ب ت ٣", "\ufffd",
+]
 
 
 def _converted(smoke_exports, folder, app: str):
@@ -66,6 +75,8 @@ def versions(smoke_exports, tmp_path_factory):
 def _requests(app: str, saved) -> list[dict[str, np.ndarray]]:
     """Raw inputs the app's signature takes: price windows; clips shorter and longer than a second."""
     rng = np.random.default_rng(3)
+    if app == "sentiment":
+        return [{"text": np.asarray(HOSTILE_TEXTS + ["not bad at all", "a dull, lifeless film"], object)}]
     if app == "stock":
         window = saved.structured_input_signature[1]["prices"].shape[1]
         return [{"prices": (100 * np.exp(np.cumsum(rng.normal(0, 0.02, size=(4, window)), axis=1))).astype(np.float32)}]
@@ -93,6 +104,8 @@ def test_each_format_answers_what_the_savedmodel_answers(versions, app, file_for
                 np.testing.assert_allclose(got[name].numpy(), value, rtol=1e-5, atol=1e-6)
             else:
                 np.testing.assert_array_equal(got[name].numpy(), value)
+        if [item["name"] for item in description["inputs"]] != list(request):
+            continue  # the file takes what its client makes of the request (token ids), checked above
         client = subprocess.run([sys.executable, "-c", CLIENT, str(path)], capture_output=True, text=True,
                                 input=json.dumps({k: v.tolist() for k, v in request.items()}), check=True)
         answered = json.loads(client.stdout.strip().splitlines()[-1])
@@ -168,4 +181,16 @@ def test_bad_requests_get_one_line(versions, tmp_path, rejected, monkeypatch):
 
 def test_only_apps_that_convert_have_the_export_command(rejected):
     load_app_packages()
-    assert "invalid choice" in rejected(["export", "sentiment", "--format", "onnx"])
+    assert "invalid choice" in rejected(["export", "translation", "--format", "onnx"])
+
+
+def test_the_python_tokenizer_splits_as_the_graph_does():
+    rng = random.Random(0)
+    blocks = [(0x20, 0x7f), (0xa0, 0x250), (0x300, 0x400), (0x2000, 0x2070), (0x3000, 0x3100), (0xff00, 0xff60),
+              (0x1f600, 0x1f650)]
+    texts = HOSTILE_TEXTS + ["".join(chr(rng.randrange(*rng.choice(blocks))) for _ in range(rng.randint(0, 20)))
+                             for _ in range(1000)]
+    in_graph = [[token.decode() for token in row] for row in tokenize(tf.constant(texts)).to_list()]
+    assert [reference_tokens(text) for text in texts] == in_graph
+    assert reference_tokens(b"bad \xff bytes") == [token.decode() for token in
+                                                    tokenize(tf.constant([b"bad \xff bytes"])).to_list()[0]]

@@ -12,6 +12,8 @@ training and an exported SavedModel apply the very same steps to raw strings:
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
@@ -121,3 +123,47 @@ class TokenIds(tf.Module):
         keep = before_end & (ids >= len(RESERVED_TOKENS))
         words = tf.ragged.boolean_mask(tf.gather(self.words, ids), keep)
         return tf.strings.reduce_join(words, axis=1, separator=" ")
+
+
+# Unicode's White_Space characters: what tensorflow-text's WhitespaceTokenizer splits on (ICU).
+_WHITE_SPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+# RE2's \s in `_PUNCTUATION`: ASCII whitespace only, without the vertical tab.
+_RE2_SPACE = frozenset("\t\n\x0c\r ")
+# Unicode's Default_Ignorable_Code_Point ranges, which case_fold_utf8 (ICU's NFKC_Casefold) removes.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
+def reference_tokens(text: str | bytes) -> list[str]:
+    """`tokenize` of one text in plain Python, for clients of a LiteRT or ONNX file (which takes
+    token ids): invalid UTF-8 replaced, NFKC, case folding, punctuation split off, whitespace split.
+
+    Tested against `tokenize` on hostile text (tests/test_formats.py); Python's and ICU's
+    Unicode tables may differ for characters newer than either.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    # NFKC, then ICU's NFKC_Casefold: ignorables removed, case folded, normalized again.
+    folded = unicodedata.normalize("NFKC", _IGNORABLE.sub("", unicodedata.normalize("NFKC", text)).casefold())
+    spaced = "".join(
+        character if unicodedata.category(character)[0] in "LNM" or character in _RE2_SPACE or character == "'"
+        else f" {character} "
+        for character in folded
+    )
+    tokens, current = [], []
+    for character in spaced:
+        if character in _WHITE_SPACE:
+            if current:
+                tokens.append("".join(current))
+                current = []
+        else:
+            current.append(character)
+    if current:
+        tokens.append("".join(current))
+    return tokens

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
 from apps.common.errors import InputError
@@ -17,8 +20,11 @@ from apps.sentiment.model import (
     Preprocessor,
     binary_metrics,
     build_model,
+    load_artifacts,
     make_serving_function,
+    make_token_ids_function,
     predict_texts,
+    reference_token_ids,
     save_artifacts,
     training_dataset,
 )
@@ -128,6 +134,30 @@ class SentimentApp(App[SentimentData, SentimentData]):
 
     def page(self, page) -> None:
         sentiment_tab(page)
+
+    def portable_serving(self, export: Export) -> Serving:
+        """The model on token ids, rebuilt from the export's Keras model: what a LiteRT or ONNX
+        file serves (`from_file` tokenizes for it)."""
+        artifacts = load_artifacts(export.path)
+        if artifacts.preprocessor.subword_buckets:
+            raise InputError(f"{export.path}: its subword features hash with FarmHash, which no client "
+                             "tokenizer repeats yet; train with --subword-buckets 0 to convert it.")
+        return Serving({"serving_default": make_token_ids_function(artifacts.model)}, [artifacts.model],
+                       export.metadata)
+
+    def from_file(self, export: Export) -> Export:
+        """A file's token-id signature behind the Python tokenizer, so it takes `text` as the
+        SavedModel does (the vocabulary is the export's `extra/vocabulary.txt`)."""
+        preprocessor = load_artifacts(export.path).preprocessor
+        vocabulary = {word: index for index, word in enumerate(preprocessor.token_ids.vocabulary)}
+        run = export.signature()
+
+        def serve(text) -> dict[str, Any]:
+            texts = [value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+                     for value in np.asarray(text).reshape(-1).tolist()]
+            return run(token_ids=reference_token_ids(texts, vocabulary, preprocessor.max_length))
+
+        return dataclasses.replace(export, signatures={"serving_default": serve})
 
     def demo(self, export: Export) -> str:
         probabilities = predict_texts(export.signature(), DEMO_TEXTS)

@@ -28,7 +28,7 @@ from apps.common.buckets import pad_to_boundary
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
 from apps.common.export import EXTRA_DIR, load_keras_model, save_extra_model
-from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, tokenize
+from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, reference_tokens, tokenize
 from apps.sentiment.settings import SentimentTrain
 
 LABELS = ("negative", "positive")
@@ -50,10 +50,13 @@ class MaskedMeanMaxPooling(keras.layers.Layer):
     def call(self, sequences, mask=None):
         if mask is None:
             mask = ops.ones(ops.shape(sequences)[:2], dtype="bool")
-        weights = ops.cast(mask, sequences.dtype)[:, :, None]
+        weights = ops.expand_dims(ops.cast(mask, sequences.dtype), -1)  # LiteRT: no new-axis slices
         count = ops.sum(weights, axis=1)
         mean = ops.sum(sequences * weights, axis=1) / ops.maximum(count, 1.0)
-        masked = ops.where(weights > 0, sequences, ops.full_like(sequences, float("-inf")))
+        # The dtype's lowest finite value, not -inf: tf2onnx writes this select as arithmetic,
+        # where 0 · -inf would be NaN.
+        lowest = float(tf.as_dtype(keras.backend.standardize_dtype(sequences.dtype)).min)
+        masked = ops.where(weights > 0, sequences, ops.full_like(sequences, lowest))
         maximum = ops.where(count > 0, ops.max(masked, axis=1), ops.zeros_like(mean))
         return ops.concatenate([mean, maximum], axis=-1)
 
@@ -96,7 +99,7 @@ class WordVectors(keras.layers.Layer):
         vectors = self.word_embedding(inputs["token_ids"])
         if self.subword_embedding is not None:
             ids = inputs["subword_ids"]
-            present = ops.cast(ops.not_equal(ids, 0), vectors.dtype)[..., None]
+            present = ops.expand_dims(ops.cast(ops.not_equal(ids, 0), vectors.dtype), -1)
             summed = ops.sum(self.subword_embedding(ids) * present, axis=2)
             vectors = vectors + summed / ops.maximum(ops.sum(present, axis=2), 1.0)
         return vectors
@@ -273,18 +276,43 @@ def training_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def _answer(model: keras.Model, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    probability = tf.reshape(tf.cast(model(inputs, training=False), tf.float32), [-1])
+    label = tf.gather(tf.constant(LABELS), tf.cast(probability >= 0.5, tf.int32))
+    return {"probability": probability, "label": label}
+
+
 def make_serving_function(model: keras.Model, preprocessor: Preprocessor):
     """The `serving_default` function: raw `text` -> `probability`, `label`."""
-    labels = tf.constant(LABELS)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        probability = tf.cast(model(preprocessor(text), training=False), tf.float32)
-        probability = tf.reshape(probability, [-1])
-        label = tf.gather(labels, tf.cast(probability >= 0.5, tf.int32))
-        return {"probability": probability, "label": label}
+        return _answer(model, preprocessor(text))
 
     return serve
+
+
+def make_token_ids_function(model: keras.Model):
+    """What a LiteRT or ONNX file serves: `token_ids` int64 `[batch, length]` (0 pads) ->
+    `probability`, `label`. Neither format has tensorflow-text's ops, so the client tokenizes
+    (`reference_token_ids`)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="token_ids")])
+    def serve(token_ids):
+        return _answer(model, {"token_ids": token_ids})
+
+    return serve
+
+
+def reference_token_ids(texts: list[str], vocabulary: dict[str, int], max_length: int) -> np.ndarray:
+    """What `Preprocessor` gives a batch of texts without subword features, in plain Python
+    (`apps.common.text.reference_tokens`): `[batch, longest (1 to max_length)]` int64 ids."""
+    unknown = RESERVED_TOKENS.index(UNK)
+    rows = [[vocabulary.get(token, unknown) for token in reference_tokens(text)[:max_length]] for text in texts]
+    ids = np.zeros((len(rows), max([1, *(len(row) for row in rows)])), np.int64)
+    for index, row in enumerate(rows):
+        ids[index, :len(row)] = row
+    return ids
 
 
 @dataclass
