@@ -20,9 +20,9 @@ from apps.common.errors import InputError
 from apps.common.export import load_exported
 from apps.common.files import current_umask
 from apps.common.formats import description_path, format_file, load_file_export
+from apps.common.running import registered_app
 from apps.common.settings import FORMAT_FILES
 from apps.common.text import reference_tokens, tokenize
-from apps.common.running import registered_app
 from apps.registry import load_app_packages
 
 pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
@@ -73,7 +73,7 @@ def versions(smoke_exports, tmp_path_factory):
 
 
 def _requests(app: str, saved) -> list[dict[str, np.ndarray]]:
-    """Raw inputs the app's signature takes: price windows; clips shorter and longer than a second."""
+    """Raw inputs the app's signature takes: texts; price windows; clips shorter and longer than a second."""
     rng = np.random.default_rng(3)
     if app == "sentiment":
         return [{"text": np.asarray(HOSTILE_TEXTS + ["not bad at all", "a dull, lifeless film"], object)}]
