@@ -27,6 +27,7 @@ from apps.registry import load_app_packages
 
 pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
 
 # A client's script that imports neither this project nor TensorFlow: the file's path, JSON inputs
 # on stdin -> its numeric outputs as JSON.
@@ -93,6 +94,9 @@ def test_each_format_answers_what_the_savedmodel_answers(versions, app, file_for
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
     description = json.loads(description_path(path).read_text())
     assert description["format"] == file_format and description["metadata"]["app"] == app
+    if file_format == "onnx":  # every recurrent layer as ONNX's native GRU op, none as a Loop
+        operators = [node.op_type for node in onnx.load(str(path)).graph.node]
+        assert "GRU" in operators and "Loop" not in operators
     saved = load_exported(version).signatures["serving_default"]
     served = registered_app(app).from_file(load_file_export(path)).signature()
     for request in _requests(app, saved):
