@@ -35,39 +35,11 @@ and, for ∂h_t = ∂L/∂h_t (from later steps and from the step's own output):
 from __future__ import annotations
 
 import collections
-import contextlib
-import contextvars
 
 import tensorflow as tf
 
-from gru_core.onnx import native_gru_placeholder, tracing_for_onnx
-
-# Set while a model is traced for LiteRT (`portable_ops`): the inference
-# recurrence then collects its outputs with ops LiteRT has built in.
-_PORTABLE = contextvars.ContextVar("gru_core_portable_ops", default=False)
-
-
-def tracing_portable_ops() -> bool:
-    """Whether a trace is inside `portable_ops` (preprocessing around the layer may ask too)."""
-    return _PORTABLE.get()
-
-
-@contextlib.contextmanager
-def portable_ops():
-    """Inside: the recurrences trace with LiteRT's built-in ops only.
-
-    A TensorArray of `(batch, units)` steps with a dynamic batch becomes a
-    `TensorListReserve` that LiteRT lowers only for a static element shape;
-    here each step's state is written into a preallocated `(T, batch,
-    units)` tensor instead (`tensor_scatter_nd_update`, LiteRT's
-    SCATTER_ND-based update), which TensorFlow itself runs slower, so it is
-    used only while exporting.
-    """
-    token = _PORTABLE.set(True)
-    try:
-        yield
-    finally:
-        _PORTABLE.reset(token)
+from gru_core.onnx import native_gru_placeholder
+from gru_core.tracing import tracing_for_onnx, tracing_portable_ops
 
 # What the forward loop keeps for the backward one, time-major: the states
 # h_1 … h_T, and per step [z | r], h̃ and r ⊙ g. Dense tensors, not
@@ -157,7 +129,7 @@ def _infer(x_zr, x_h, h0, gate_kernel, candidate_kernel,
     states h_1 … h_T when `return_sequences`."""
     steps = tf.shape(x_h)[0]
 
-    portable = _PORTABLE.get()
+    portable = tracing_portable_ops()
 
     def write(states, t, new_h):
         if portable:

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from gru_core.functions import model_function, traced_anew
-from gru_core.fused import portable_ops
+from gru_core.tracing import portable_ops
 
 SIGNATURE = "serving_default"
 
@@ -28,7 +28,7 @@ def litert_from_function(function: Any, tracked: Sequence[Any] = (), **converter
 
     `tracked`: the Keras models and other trackables whose variables it
     reads. The function is traced with the recurrences in
-    `gru_core.fused.portable_ops`, written as a SavedModel by Keras's
+    `gru_core.tracing.portable_ops`, written as a SavedModel by Keras's
     `ExportArchive` (converting a concrete function directly would keep the
     weights as variables), and converted with the converter held to
     `TFLITE_BUILTINS`, so an op LiteRT lacks fails here rather than in the

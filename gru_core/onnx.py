@@ -18,8 +18,6 @@ padding, as `Masking` and `Embedding(mask_zero=True)` give).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,28 +28,12 @@ import numpy as np
 import tensorflow as tf
 
 from gru_core.functions import model_function, traced_anew
+from gru_core.tracing import onnx_tracing
 
 # The ONNX opset written: 17 has every op used here, and ONNX Runtime 1.16+ runs it.
 OPSET = 17
 # The ONNX IR version written: ONNX Runtime 1.31 reads up to 10 and refused newer ones.
 IR_VERSION = 8
-
-_TRACING = contextvars.ContextVar("gru_core_onnx_tracing", default=False)
-
-
-def tracing_for_onnx() -> bool:
-    """Whether a model is being traced by `export_onnx` (the fused loop then emits a placeholder)."""
-    return _TRACING.get()
-
-
-@contextlib.contextmanager
-def _onnx_tracing():
-    token = _TRACING.set(True)
-    try:
-        yield
-    finally:
-        _TRACING.reset(token)
-
 
 def _never_run(*args):
     raise RuntimeError("gru_core's ONNX placeholder ran: it exists only to be converted by export_onnx.")
@@ -159,7 +141,7 @@ def onnx_from_function(function) -> Any:
     from tf2onnx import tf_loader
 
     retraced = traced_anew(function)
-    with _onnx_tracing():
+    with onnx_tracing():
         concrete = retraced.get_concrete_function()
     # The signature's own inputs come first; captured constants follow and are frozen, not inputs.
     inputs = [tensor.name for tensor in concrete.inputs[:len(function.input_signature)]]

@@ -38,7 +38,7 @@ from apps.common.config import Config
 from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.common.settings import JIT_COMPILE, ExportConfig, TrainConfig
-from apps.common.training import LOG_FOLDER, fit
+from apps.common.training import LOG_FOLDER, fit, set_jit_compile
 from apps.registry import Task
 
 
@@ -189,9 +189,7 @@ class Fitting:
         """Sets `model.jit_compile` from `--jit-compile` and says whether its training step is
         compiled with XLA (for "auto": Keras's choice), so that its data can pad to fixed lengths
         (`apps.common.buckets`)."""
-        if self.jit_compile != "auto":
-            model.jit_compile = self.jit_compile
-        return bool(model.jit_compile)
+        return set_jit_compile(model, self.jit_compile)
 
     def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
         """`apps.common.training.fit` with the run's verbosity, backups, logs, patience, XLA and callbacks."""

@@ -22,8 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gru_core.fused import tracing_portable_ops
-from gru_core.onnx import tracing_for_onnx
+from gru_core.tracing import tracing_for_a_file
 
 from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE
 from apps.common.config import Config, ConfigError, Number, setting
@@ -74,16 +73,6 @@ class FeatureConfig:
 FEATURES = FeatureConfig()
 
 
-def tracing_for_a_file() -> bool:
-    """Whether the features are being traced for a LiteRT or ONNX file (`gru_core`'s exports).
-
-    Neither format takes the complex tensors of TensorFlow's FFTs, so the
-    spectrum and the DCT are then matrix products with the same values
-    (to float32 rounding), and the loudest window is found in float32.
-    """
-    return tracing_portable_ops() or tracing_for_onnx()
-
-
 def _fourier_bases(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """The Hann-windowed real DFT as two `[frame_length, frame_length // 2 + 1]` matrices."""
     n = np.arange(config.frame_length)[:, None]
@@ -103,7 +92,12 @@ def _dct_matrix(size: int, kept: int) -> np.ndarray:
 
 
 def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) -> tf.Tensor:
-    """`[batch, samples]` float32 -> `[batch, frames, num_mel_bins]` natural-log mel power."""
+    """`[batch, samples]` float32 -> `[batch, frames, num_mel_bins]` natural-log mel power.
+
+    Traced for a LiteRT or ONNX file, which take none of TensorFlow's complex FFT
+    tensors, the spectrum is two matrix products with the same values (to float32
+    rounding); so is the DCT in `speech_features`.
+    """
     if tracing_for_a_file():
         frames = tf.signal.frame(waveforms, config.frame_length, config.frame_step)
         cosine, sine = _fourier_bases(config)

@@ -164,6 +164,14 @@ def publish_report(report: TrainReport, report_path: Path | None, model: keras.M
     return report
 
 
+def set_jit_compile(model: keras.Model, jit_compile: bool | str) -> bool:
+    """Overrides the compiled model's `jit_compile` unless "auto"; returns whether its training
+    step is XLA-compiled (for "auto": Keras's choice)."""
+    if jit_compile != "auto":
+        model.jit_compile = jit_compile
+    return bool(model.jit_compile)
+
+
 def fit(
     model: keras.Model,
     train_data,
@@ -199,8 +207,7 @@ def fit(
     `fit_across_workers` (same arguments, same callbacks).
     """
     strategy = model.distribute_strategy
-    if jit_compile != "auto":
-        model.jit_compile = jit_compile
+    set_jit_compile(model, jit_compile)
     resuming = False
     if backup_dir is not None:
         backup_dir = backup_folder(Path(backup_dir), strategy)

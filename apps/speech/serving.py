@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.common.speech_features import FEATURES, change_speed, fix_length, tracing_for_a_file
+from gru_core.tracing import tracing_for_a_file
+
+from apps.common.speech_features import FEATURES, change_speed, fix_length
 
 
 def speed_averaged_probabilities(
