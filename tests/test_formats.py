@@ -47,7 +47,10 @@ print(json.dumps({name: value.tolist() for name, value in outputs.items() if val
 """
 # The apps whose exports convert, and the outputs they answer (the transcriber's after the client decodes).
 CONVERTING = {"stock": ["forecast", "quantiles"], "speech": ["label", "probabilities"],
-              "transcriber": ["frames", "transcript"], "sentiment": ["label", "probability"]}
+              "transcriber": ["frames", "transcript"], "sentiment": ["label", "probability"],
+              "translation": ["translation"], "chatbot": ["reply"]}
+# The apps whose file is an encoder and a decoder step, with the decoding loop in the client.
+SEQ2SEQ = ("translation", "chatbot")
 # Text the in-graph tokenizer and the Python one must split alike.
 HOSTILE_TEXTS = [
     "Not bad at all.", "It's GREAT!!!", "Straße ﬁne Ǆ café naïve", "ΣΊΣΥΦΟΣ ς", "a\u00a0b\u2003c\u3000d\x0be\x85f",
@@ -76,8 +79,9 @@ def versions(smoke_exports, tmp_path_factory):
 def _requests(app: str, saved) -> list[dict[str, np.ndarray]]:
     """Raw inputs the app's signature takes: texts; price windows; clips shorter and longer than a second."""
     rng = np.random.default_rng(3)
-    if app == "sentiment":
-        return [{"text": np.asarray(HOSTILE_TEXTS + ["not bad at all", "a dull, lifeless film"], object)}]
+    if app in ("sentiment", *SEQ2SEQ):
+        examples = list(registered_app(app).example_inputs) + ["not bad at all", "a dull, lifeless film"]
+        return [{"text": np.asarray(HOSTILE_TEXTS + examples, object)}]
     if app == "stock":
         window = saved.structured_input_signature[1]["prices"].shape[1]
         return [{"prices": (100 * np.exp(np.cumsum(rng.normal(0, 0.02, size=(4, window)), axis=1))).astype(np.float32)}]
@@ -108,8 +112,8 @@ def test_each_format_answers_what_the_savedmodel_answers(versions, app, file_for
                 np.testing.assert_allclose(got[name].numpy(), value, rtol=1e-5, atol=1e-6)
             else:
                 np.testing.assert_array_equal(got[name].numpy(), value)
-        if [item["name"] for item in description["inputs"]] != list(request):
-            continue  # the file takes what its client makes of the request (token ids), checked above
+        if [item["name"] for item in description["signatures"].get("serving_default", {}).get("inputs", [])] != list(request):
+            continue  # the file takes what its client makes of the request (ids), checked above
         client = subprocess.run([sys.executable, "-c", CLIENT, str(path)], capture_output=True, text=True,
                                 input=json.dumps({k: v.tolist() for k, v in request.items()}), check=True)
         answered = json.loads(client.stdout.strip().splitlines()[-1])
@@ -139,11 +143,11 @@ def test_predict_gives_the_savedmodels_answer_from_each_file(versions, app, caps
     lines = {}
     for model in (version, *(version / file for file in FORMAT_FILES.values())):
         cli.run(["predict", app, "--model", str(model), *registered_app(app).example_inputs[:1]])
-        lines[model.name] = capsys.readouterr().out.strip().splitlines()[-1]
+        lines[model.name] = capsys.readouterr().out.rstrip("\n").rsplit("\n", 1)[-1]
     assert len(set(lines.values())) == 1, lines
 
 
-@pytest.mark.parametrize("app", ["stock", "transcriber"])
+@pytest.mark.parametrize("app", ["stock", "transcriber", "chatbot"])
 def test_evaluate_scores_a_file_on_the_savedmodels_data(versions, app):
     saved = cli.run(["evaluate", app, "--model", str(versions[app])])
     from_file = cli.run(["evaluate", app, "--model", str(versions[app] / FORMAT_FILES["onnx"])])
@@ -173,6 +177,14 @@ def test_bad_requests_get_one_line(versions, tmp_path, rejected, monkeypatch):
     shutil.rmtree(old / "extra")  # as exports made before they kept their Keras model
     with pytest.raises(InputError, match=r"keeps no extra/model\.keras .* train it again"):
         cli.run(["export", "speech", "--model", str(old), "--format", "onnx"])
+    stepless = tmp_path / "stepless" / "translation" / "1"
+    shutil.copytree(versions["translation"], stepless)
+    (stepless / "model.decode_step.onnx").unlink()
+    with pytest.raises(InputError, match=r"model\.decode_step\.onnx is missing beside it"):
+        cli.run(["predict", "translation", "--model", str(stepless / "model.onnx"), "hello"])
+    (stepless / "extra" / "target_vocabulary.txt").unlink()  # as exports made before they kept it
+    with pytest.raises(InputError, match=r"keeps no .*target_vocabulary\.txt .* train it again"):
+        cli.run(["predict", "translation", "--model", str(stepless / "model.tflite"), "hello"])
     served = load_file_export(stock_version / "model.tflite").signature()
     with pytest.raises(InputError, match=r"input prices must be float32 with 2 dimensions, got .* shape \(3,\)"):
         served(prices=np.ones(3, np.float32))
@@ -183,9 +195,37 @@ def test_bad_requests_get_one_line(versions, tmp_path, rejected, monkeypatch):
         cli.run(["predict", "stock", "--model", str(stock_version / "model.onnx")])
 
 
-def test_only_apps_that_convert_have_the_export_command(rejected):
-    load_app_packages()
-    assert "invalid choice" in rejected(["export", "translation", "--format", "onnx"])
+@pytest.mark.parametrize("file_format", sorted(FORMAT_FILES))
+@pytest.mark.parametrize("app", SEQ2SEQ)
+def test_seq2seq_files_serve_every_signature_of_the_savedmodel(versions, app, file_format):
+    version = versions[app]
+    path = version / FORMAT_FILES[file_format]
+    description = json.loads(description_path(path).read_text())
+    assert list(description["signatures"]) == ["encode", "decode_step"]
+    step_file = version / format_file(file_format, signature="decode_step")
+    assert description["signatures"]["decode_step"]["file"] == step_file.name
+    assert stat.S_IMODE(step_file.stat().st_mode) == 0o666 & ~current_umask()
+    if file_format == "onnx":  # the step is the GRU cell's own ops, no loop
+        assert "Loop" not in [node.op_type for node in onnx.load(str(step_file)).graph.node]
+    saved = load_exported(version).signatures
+    served = registered_app(app).from_file(load_file_export(path))
+    assert sorted(served.signatures) == sorted(saved)
+    texts = tf.constant(HOSTILE_TEXTS + ["the tall cat sleeps.", "is the cat in the house? the cat!"])
+    requests = {"serving_default": [{"text": texts}], "attention": [{"text": texts}],
+                "score": [{"text": texts, "context": texts[::-1], "reply": tf.roll(texts, 1, axis=0)}],
+                # Sampling draws differently in each process; the deterministic decodings must agree.
+                "converse": [{"text": texts, "context": texts[::-1], "decoding": tf.constant(decoding),
+                              "temperature": tf.constant(1.0), "top_k": tf.constant(0), "top_p": tf.constant(1.0)}
+                             for decoding in ("greedy", "beam")]}
+    for name in saved:
+        for request in requests[name]:
+            expected, got = saved[name](**request), served.signature(name)(**request)
+            assert sorted(got) == sorted(expected)
+            for output, value in expected.items():
+                if value.dtype.is_floating:  # teacher forcing by cell steps, not by the sequence kernel
+                    np.testing.assert_allclose(got[output].numpy(), value.numpy(), rtol=1e-4, atol=1e-5)
+                else:
+                    np.testing.assert_array_equal(got[output].numpy(), value.numpy())
 
 
 def test_the_python_tokenizer_splits_as_the_graph_does():

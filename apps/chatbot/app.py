@@ -48,6 +48,7 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
     Train = ChatbotTrain
     Evaluate = ChatbotEvaluate
     Predict = ChatbotPredict
+    signatures = staticmethod(make_signatures)
     run_texts = staticmethod(generate_replies)
     smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8",
                   "--decoding", "greedy")

@@ -1,14 +1,16 @@
-"""An export's serving signature as a LiteRT or ONNX file beside its SavedModel, and loading one back.
+"""An export's signatures as LiteRT or ONNX files beside its SavedModel, and loading them back.
 
-`write_format` converts an app's `serving_default` (with its preprocessing,
-raw inputs in) with `gru_core.litert.litert_from_function` or
-`gru_core.onnx.onnx_from_function` and writes `model.tflite` or
-`model.onnx` into the export's version folder, with `model.tflite.json` or
-`model.onnx.json` beside it:
-the input and output specs and the export's metadata, what a client needs.
-`load_file_export` opens such a file as an `Export` whose `signature()`
-runs it in ai-edge-litert or ONNX Runtime and answers like a SavedModel's
-signature, so every `predict` runs on it unchanged.
+`write_format` converts each endpoint of an app's portable `Serving` (its
+`serving_default` with the preprocessing, raw inputs in; or, for translation
+and chatbot, the encoder and one decoder step) with
+`gru_core.litert.litert_from_function` or `gru_core.onnx.onnx_from_function`.
+The first endpoint goes to `model.tflite` or `model.onnx` in the export's
+version folder, any other to `model.NAME.tflite` or `model.NAME.onnx`, and
+`model.tflite.json` or `model.onnx.json` beside the first describes them all:
+each signature's file and input and output specs, and the export's metadata,
+what a client needs. `load_file_export` opens them as an `Export` whose
+signatures run in ai-edge-litert or ONNX Runtime and answer like a
+SavedModel's, so every `predict` runs on them unchanged.
 """
 
 from __future__ import annotations
@@ -40,14 +42,16 @@ def _spec(spec: tf.TensorSpec, name: str) -> dict[str, Any]:
                                                             for size in spec.shape]}
 
 
-def format_file(file_format: str, quantized: bool = False) -> str:
-    """The file a format is written to: `model.tflite`, or `model.int8.tflite` when quantized."""
+def format_file(file_format: str, quantized: bool = False, signature: str | None = None) -> str:
+    """The file a format is written to: `model.tflite`, `model.int8.tflite` when quantized, and
+    `model.NAME.tflite` (`model.NAME.int8.tflite`) for a further `signature`."""
     name = Path(FORMAT_FILES[file_format])
-    return f"{name.stem}.int8{name.suffix}" if quantized else name.name
+    parts = [name.stem] + ([signature] if signature else []) + (["int8"] if quantized else [])
+    return ".".join(parts) + name.suffix
 
 
 def write_format(serving: Serving, version_dir: Path, file_format: str, quantized: bool = False) -> Path:
-    """Writes `serving`'s `serving_default` as `file_format` into `version_dir`; returns the file.
+    """Writes each of `serving`'s endpoints as `file_format` into `version_dir`; returns the first's file.
 
     `quantized`: dynamic-range int8 (weights stored as int8, activations
     quantized as it runs): LiteRT's `Optimize.DEFAULT` without a
@@ -55,32 +59,39 @@ def write_format(serving: Serving, version_dir: Path, file_format: str, quantize
     matrix products; the native GRU op stays float32, as ONNX Runtime
     quantizes no GRU).
     """
-    function = serving.endpoints["serving_default"]
+    signatures = {}
+    for index, (name, function) in enumerate(serving.endpoints.items()):
+        path = version_dir / format_file(file_format, quantized, name if index else None)
+        content = _converted(function, serving.tracked, file_format, quantized)
+        write_atomically(path, lambda partial: Path(partial).write_bytes(content), path.suffix)
+        concrete = function.get_concrete_function()
+        signatures[name] = {
+            "file": path.name,
+            "inputs": [_spec(spec, spec.name) for spec in function.input_signature],
+            "outputs": [_spec(spec, output) for output, spec in sorted(concrete.structured_outputs.items())],
+        }
+    main = version_dir / format_file(file_format, quantized)
+    description = {
+        "format": file_format,
+        "quantized": "dynamic int8" if quantized else "none",
+        "signatures": signatures,
+        "metadata": serving.metadata,
+    }
+    text = json.dumps(description, indent=2)
+    write_atomically(description_path(main), lambda partial: Path(partial).write_text(text), ".json")
+    return main
+
+
+def _converted(function: Any, tracked: list, file_format: str, quantized: bool) -> bytes:
     if file_format == "litert":
         from gru_core.litert import litert_from_function
 
         settings = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantized else {}
-        content = litert_from_function(function, serving.tracked, **settings)
-    else:
-        from gru_core.onnx import onnx_from_function
+        return litert_from_function(function, tracked, **settings)
+    from gru_core.onnx import onnx_from_function
 
-        content = onnx_from_function(function).SerializeToString()
-        if quantized:
-            content = _quantized_onnx(content)
-    path = version_dir / format_file(file_format, quantized)
-    write_atomically(path, lambda partial: Path(partial).write_bytes(content), path.suffix)
-    concrete = function.get_concrete_function()
-    description = {
-        "format": file_format,
-        "file": path.name,
-        "quantized": "dynamic int8" if quantized else "none",
-        "inputs": [_spec(spec, spec.name) for spec in function.input_signature],
-        "outputs": [_spec(spec, name) for name, spec in sorted(concrete.structured_outputs.items())],
-        "metadata": serving.metadata,
-    }
-    text = json.dumps(description, indent=2)
-    write_atomically(description_path(path), lambda partial: Path(partial).write_text(text), ".json")
-    return path
+    content = onnx_from_function(function).SerializeToString()
+    return _quantized_onnx(content) if quantized else content
 
 
 def _quantized_onnx(content: bytes) -> bytes:
@@ -94,22 +105,23 @@ def _quantized_onnx(content: bytes) -> bytes:
 
 
 class FileSignature:
-    """A LiteRT or ONNX file's `serving_default`, called like a SavedModel signature.
+    """One signature of a LiteRT or ONNX file, called like a SavedModel signature.
 
     Takes its inputs by name (arrays or tensors of the input's rank and
-    kind) and returns a dict of tensors; `structured_input_signature` and
-    `structured_outputs` describe them as a concrete function does.
+    kind) and returns a dict of tensors (`numpy` returns arrays);
+    `structured_input_signature` and `structured_outputs` describe them as
+    a concrete function does.
     """
 
-    def __init__(self, path: Path, description: dict[str, Any]):
+    def __init__(self, path: Path, file_format: str, signature: dict[str, Any]):
         self.path = path
-        self.format = description["format"]
+        self.format = file_format
         self._inputs = {item["name"]: tf.TensorSpec(item["shape"], item["dtype"], name=item["name"])
-                        for item in description["inputs"]}
+                        for item in signature["inputs"]}
         self.structured_input_signature = ((), dict(self._inputs))
         self.structured_outputs = {item["name"]: tf.TensorSpec(item["shape"], item["dtype"], name=item["name"])
-                                   for item in description["outputs"]}
-        if description["format"] == "litert":
+                                   for item in signature["outputs"]}
+        if file_format == "litert":
             from ai_edge_litert.interpreter import Interpreter
 
             self._run = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
@@ -120,7 +132,8 @@ class FileSignature:
             self._run = lambda **feeds: dict(zip([o.name for o in session.get_outputs()],
                                                  session.run(None, feeds)))
 
-    def __call__(self, **inputs: Any) -> dict[str, tf.Tensor]:
+    def numpy(self, **inputs: Any) -> dict[str, np.ndarray]:
+        """The signature's outputs as arrays."""
         missing = sorted(set(self._inputs) - set(inputs))
         if missing:
             raise InputError(f"{self.path}: missing input {', '.join(missing)}.")
@@ -132,26 +145,34 @@ class FileSignature:
                                  f"{len(spec.shape)} dimensions, got {value.dtype} with shape {value.shape}.")
             feeds[name] = value.astype(spec.dtype.as_numpy_dtype)
         try:
-            outputs = self._run(**feeds)
+            return self._run(**feeds)
         except Exception as error:  # each runtime raises its own types
             raise InputError(f"{self.path}: the {self.format} runtime refused the inputs ({first_line(error)}).") from None
-        return {name: tf.constant(value) for name, value in outputs.items()}
+
+    def __call__(self, **inputs: Any) -> dict[str, tf.Tensor]:
+        return {name: tf.constant(value) for name, value in self.numpy(**inputs).items()}
 
 
 def load_file_export(path: Path) -> Export:
-    """A `model.tflite` or `model.onnx` written by `write_format`, as an `Export` (one signature)."""
+    """A `model.tflite` or `model.onnx` written by `write_format`, as an `Export` of its signatures."""
     file_format = next((name for name, file in FORMAT_FILES.items() if Path(file).suffix == path.suffix), None)
     if file_format is None:
         raise InputError(f"--model {path}: not a LiteRT (.tflite) or ONNX (.onnx) file.")
     try:
         description = json.loads(description_path(path).read_text())
-    except (OSError, ValueError) as error:
+        signatures = dict(description["signatures"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(f"--model {path}: no readable {description_path(path).name} beside it "
                          f"({first_line(error)}); "
                          "write both with `gru-suite export APP --format ...`.") from None
+    missing = [signature["file"] for signature in signatures.values() if not path.with_name(signature["file"]).is_file()]
+    if missing:
+        raise InputError(f"--model {path}: {', '.join(missing)} is missing beside it; "
+                         "write them again with `gru-suite export APP --format ...`.")
     try:
-        signature = FileSignature(path, description)
+        loaded = {name: FileSignature(path.with_name(signature["file"]), file_format, signature)
+                  for name, signature in signatures.items()}
     except ImportError:
         raise InputError(f"--model {path}: running a {file_format} file needs {RUNTIMES[file_format]} "
                          f"(pip install -e \".[{file_format}]\").") from None
-    return Export({"serving_default": signature}, dict(description["metadata"]), path.parent)
+    return Export(loaded, dict(description["metadata"]), path.parent)

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -123,6 +124,16 @@ class TokenIds(tf.Module):
         keep = before_end & (ids >= len(RESERVED_TOKENS))
         words = tf.ragged.boolean_mask(tf.gather(self.words, ids), keep)
         return tf.strings.reduce_join(words, axis=1, separator=" ")
+
+
+def write_vocabulary(path: Path, vocabulary: list[str]) -> None:
+    """Writes one token per line (tokens hold no whitespace; `read_vocabulary` reads it back)."""
+    path.write_text("".join(token + "\n" for token in vocabulary), encoding="utf-8")
+
+
+def read_vocabulary(path: Path) -> list[str]:
+    """The tokens `write_vocabulary` wrote, split on "\n" only (not on what `str.splitlines` splits)."""
+    return path.read_text(encoding="utf-8").split("\n")[:-1]
 
 
 # Unicode's White_Space characters: what tensorflow-text's WhitespaceTokenizer splits on (ICU).

@@ -28,7 +28,15 @@ from apps.common.buckets import pad_to_boundary
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
 from apps.common.export import EXTRA_DIR, load_keras_model, save_extra_model
-from apps.common.text import RESERVED_TOKENS, UNK, TokenIds, reference_tokens, tokenize
+from apps.common.text import (
+    RESERVED_TOKENS,
+    UNK,
+    TokenIds,
+    read_vocabulary,
+    reference_tokens,
+    tokenize,
+    write_vocabulary,
+)
 from apps.sentiment.settings import SentimentTrain
 
 LABELS = ("negative", "positive")
@@ -329,7 +337,7 @@ def save_artifacts(version_dir: Path, model: keras.Model, preprocessor: Preproce
     save_extra_model(model, version_dir)
     extra = Path(version_dir) / EXTRA_DIR
     vocabulary = preprocessor.token_ids.vocabulary
-    (extra / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    write_vocabulary(extra / "vocabulary.txt", vocabulary)
     settings = {
         "max_length": preprocessor.max_length,
         "subword_buckets": preprocessor.subword_buckets,
@@ -349,7 +357,7 @@ def load_artifacts(version_dir: Path) -> Artifacts:
             f"{version_dir}: not a sentiment export with its Keras model (missing {', '.join(missing)})."
         )
     settings = json.loads(needed[2].read_text())
-    vocabulary = needed[1].read_text(encoding="utf-8").split("\n")[:-1]
+    vocabulary = read_vocabulary(needed[1])
     preprocessor = Preprocessor(
         TokenIds(vocabulary), int(settings["max_length"]), int(settings["subword_buckets"])
     )

@@ -41,6 +41,7 @@ class TranslationApp(Seq2SeqApp[TrainingPairs]):
     Evaluate = TranslationEvaluate
     Predict = TranslationPredict
     Explain = TranslationExplain
+    signatures = staticmethod(make_signatures)
     run_texts = staticmethod(translate_batches)
     smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8",
                   "--beam-width", "2")

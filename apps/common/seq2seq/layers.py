@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras import ops
 
 from apps.common.cells import recurrent_layer
+from gru_core.tracing import tracing_for_a_file
 
 ATTENTION_KINDS = ("bahdanau", "luong")
 # Added to masked scores: exp() of it underflows to exactly 0 in float32, and
@@ -276,6 +277,9 @@ def copy_distribution(weights, copy_ids, vocabulary_size: int):
     """
     weights = weights * ops.cast(ops.expand_dims(ops.not_equal(copy_ids, 0), 1), weights.dtype)
     weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
+    if tracing_for_a_file():
+        # LiteRT's and ONNX's scatters need not sum repeated ids (a word twice in the source).
+        return ops.matmul(weights, ops.one_hot(copy_ids, vocabulary_size, dtype=weights.dtype))
     shape = ops.shape(weights)
     rows = ops.broadcast_to(ops.reshape(ops.arange(shape[0]), (-1, 1, 1)), shape)
     queries = ops.broadcast_to(ops.reshape(ops.arange(shape[1]), (1, -1, 1)), shape)

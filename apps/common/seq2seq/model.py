@@ -31,6 +31,7 @@ from apps.common.seq2seq.layers import Decoder, Encoder
 from apps.common.seq2seq.settings import Seq2SeqTrain
 from apps.common.text import RESERVED_TOKENS
 
+
 @keras.saving.register_keras_serializable(package="gru_suite")
 class Seq2Seq(keras.Model):
     """The attentional encoder-decoder, trained with teacher forcing.
@@ -84,6 +85,14 @@ class Seq2Seq(keras.Model):
             target_vocabulary_size, embedding_dim, units, cell, attention, dropout,
             copy_from=source_vocabulary_size if copy else 0,
         )
+
+    def build(self, input_shape=None):
+        """Builds every layer on token ids (Keras's default build would call the model on floats,
+        which the embeddings refuse, and a `.keras` file then reloads into unbuilt layers)."""
+        ids = ops.ones((1, 2), "int32")
+        encoder_outputs, states = self.encoder(ids)
+        self.decoder(ids, encoder_outputs, ids, states)
+        self.built = True
 
     def call(self, inputs, training=False):
         source_ids, target_ids = inputs
@@ -153,6 +162,7 @@ def reply_log_likelihood(target_ids, logits):
     return -ops.sum(losses * ops.cast(ops.not_equal(target_ids, 0), losses.dtype), axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="gru_suite")
 def masked_cross_entropy(target_ids, logits):
     """Mean next-token cross-entropy over the non-padding targets (nats per token)."""
     losses = keras.losses.sparse_categorical_crossentropy(target_ids, logits, from_logits=True)
@@ -160,6 +170,7 @@ def masked_cross_entropy(target_ids, logits):
     return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
+@keras.saving.register_keras_serializable(package="gru_suite")
 def masked_accuracy(target_ids, logits):
     """Share of non-padding targets predicted exactly (teacher forcing)."""
     predicted = ops.cast(ops.argmax(logits, axis=-1), target_ids.dtype)

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import tensorflow as tf
 
 from apps.common.app import Serving
+from apps.common.errors import InputError
+from apps.common.export import EXTRA_DIR, save_extra_model
 from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, sample_decode
 from apps.common.seq2seq.model import Seq2Seq
 from apps.common.seq2seq.pairs import encode_sources
 from apps.common.seq2seq.settings import STRATEGIES, DecodingOptions
-from apps.common.text import END, START, TokenIds, tokenize
+from apps.common.text import END, START, TokenIds, read_vocabulary, tokenize, write_vocabulary
+
+# The vocabularies an export keeps in extra/, one token per line.
+SOURCE_VOCABULARY, TARGET_VOCABULARY = "source_vocabulary.txt", "target_vocabulary.txt"
+
 
 def join_tokens(texts: tf.Tensor) -> tf.Tensor:
     """Space-joined tokens -> text: no space before closing or after opening punctuation."""
@@ -158,7 +165,15 @@ class TextSeq2Seq(tf.Module):
 
 
 def seq2seq_serving(server: TextSeq2Seq, signatures: dict[str, Callable]) -> Serving:
-    """The export of `server`: `signatures` (one named "serving_default") and its vocabularies."""
+    """The export of `server`: `signatures` (one named "serving_default") and its vocabularies,
+    with the Keras model and both vocabularies in `extra/` for the LiteRT and ONNX files."""
+
+    def write_extras(version_dir: Path) -> None:
+        save_extra_model(server.model, version_dir)
+        extra = version_dir / EXTRA_DIR
+        write_vocabulary(extra / SOURCE_VOCABULARY, server.source_vocabulary.vocabulary)
+        write_vocabulary(extra / TARGET_VOCABULARY, server.target_vocabulary.vocabulary)
+
     return Serving(
         dict(signatures),
         [server.model, server.source_vocabulary, server.target_vocabulary],
@@ -167,7 +182,23 @@ def seq2seq_serving(server: TextSeq2Seq, signatures: dict[str, Callable]) -> Ser
             "max_source_length": server.max_source_length,
             "max_target_length": server.max_target_length,
         },
+        extras=write_extras,
     )
+
+
+def exported_server(version_dir: Path, metadata: dict[str, Any], model: Any) -> TextSeq2Seq:
+    """A `TextSeq2Seq` of `model` (the export's own, or a file's `FileSeq2Seq`) with the export's
+    vocabularies from `extra/` and its lengths and decoding from `metadata`."""
+    extra = Path(version_dir) / EXTRA_DIR
+    paths = [extra / SOURCE_VOCABULARY, extra / TARGET_VOCABULARY]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise InputError(f"{version_dir}: the export keeps no {', '.join(missing)} (it was made before "
+                         "exports kept their vocabularies; train it again).")
+    source, target = (TokenIds(read_vocabulary(path)) for path in paths)
+    return TextSeq2Seq(model, source, target, max_source_length=int(metadata["max_source_length"]),
+                       max_target_length=int(metadata["max_target_length"]),
+                       decoding=DecodingOptions(**metadata["decoding"]))
 
 
 def run_on_texts(function: Callable, texts: list[str], output: str, batch_size: int = 64) -> list[str]:
