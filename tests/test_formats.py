@@ -21,6 +21,7 @@ from apps.common.export import load_exported
 from apps.common.files import current_umask
 from apps.common.formats import description_path, format_file, load_file_export
 from apps.common.running import registered_app
+from apps.common.seq2seq.serving import exported_server
 from apps.common.settings import FORMAT_FILES
 from apps.common.text import reference_tokens, tokenize
 from apps.registry import load_app_packages
@@ -44,6 +45,44 @@ else:
     session = onnxruntime.InferenceSession(path)
     outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs)))
 print(json.dumps({name: value.tolist() for name, value in outputs.items() if value.dtype.kind in "fiu"}))
+"""
+# Greedy decoding over a seq2seq app's two files, importing neither this project nor TensorFlow:
+# the main file's path, JSON source ids on stdin -> the generated target ids.
+GREEDY_CLIENT = """
+import json, sys
+import numpy as np
+path = sys.argv[1]
+signatures = json.load(open(path + ".json"))["signatures"]
+folder = path.rsplit("/", 1)[0]
+if path.endswith(".tflite"):
+    from ai_edge_litert.interpreter import Interpreter
+    def runner(file):
+        return Interpreter(model_path=folder + "/" + file).get_signature_runner("serving_default")
+else:
+    import onnxruntime
+    def runner(file):
+        session = onnxruntime.InferenceSession(folder + "/" + file)
+        names = [o.name for o in session.get_outputs()]
+        return lambda **feeds: dict(zip(names, session.run(None, feeds)))
+encode, step = runner(signatures["encode"]["file"]), runner(signatures["decode_step"]["file"])
+PAD, START, END = 0, 2, 3
+source_ids = np.asarray(json.loads(sys.stdin.read()), np.int64)
+encoded = encode(source_ids=source_ids)
+states = {name: value for name, value in encoded.items() if name.startswith("state_")}
+tokens = np.full(len(source_ids), START, np.int64)
+finished = np.zeros(len(source_ids), bool)
+generated = []
+for _ in range(int(sys.argv[2])):
+    out = step(token_ids=tokens, encoder_outputs=encoded["encoder_outputs"], source_ids=source_ids, **states)
+    logits = out["logits"]
+    logits[:, [PAD, START]] = -1e9  # never targets in training
+    tokens = np.where(finished, END, logits.argmax(-1)).astype(np.int64)
+    finished |= tokens == END
+    generated.append(tokens.tolist())
+    states = {name: out["next_" + name] for name in states}
+    if finished.all():
+        break
+print(json.dumps(np.asarray(generated).T.tolist()))
 """
 # The apps whose exports convert, and the outputs they answer (the transcriber's after the client decodes).
 CONVERTING = {"stock": ["forecast", "quantiles"], "speech": ["label", "probabilities"],
@@ -226,6 +265,22 @@ def test_seq2seq_files_serve_every_signature_of_the_savedmodel(versions, app, fi
                     np.testing.assert_allclose(got[output].numpy(), value.numpy(), rtol=1e-4, atol=1e-5)
                 else:
                     np.testing.assert_array_equal(got[output].numpy(), value.numpy())
+
+
+@pytest.mark.parametrize("file_format", sorted(FORMAT_FILES))
+def test_a_client_without_tensorflow_decodes_as_the_savedmodel(versions, file_format):
+    version = versions["chatbot"]  # trained with greedy decoding
+    export = load_file_export(version / FORMAT_FILES[file_format])
+    server = exported_server(version, export.metadata, None)
+    assert server.decoding.strategy == "greedy" and not server.decoding.no_repeat_ngram
+    texts = tf.constant(["hello", "is the cat in the house? the cat!", "what did you do today?"])
+    client = subprocess.run([sys.executable, "-c", GREEDY_CLIENT, str(version / FORMAT_FILES[file_format]),
+                             str(server.max_target_length)], capture_output=True, text=True, check=True,
+                            input=json.dumps(server.source_ids(texts).numpy().tolist()))
+    target_ids = json.loads(client.stdout.strip().splitlines()[-1])
+    expected = load_exported(version).signatures["serving_default"](text=texts)["reply"]
+    np.testing.assert_array_equal(server.reply_texts(texts, tf.constant(target_ids, tf.int64)).numpy(),
+                                  expected.numpy())
 
 
 def test_the_python_tokenizer_splits_as_the_graph_does():
