@@ -152,6 +152,32 @@ def torch_steps(module_name: str):
     return build
 
 
+def torch_onnx_forward(units: int, problem: Problem) -> dict[str, Callable[[], object]]:
+    """PyTorch's nn.GRU and head exported by `torch.onnx.export` (its own native GRU node) in ONNX Runtime."""
+    import onnx
+
+    from gru_core.onnx import IR_VERSION, OPSET
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.recurrent = torch.nn.GRU(problem.features, units, batch_first=True)
+            self.head = torch.nn.Linear(units, 1)
+
+        def forward(self, x):
+            return self.head(self.recurrent(x)[0][:, -1])
+
+    path = Path(tempfile.mkdtemp(prefix="layer_speed_")) / "torch.onnx"
+    # The TorchScript exporter: it writes nn.GRU as one GRU node at opset 17 (the torch.export one
+    # starts at opset 18).
+    torch.onnx.export(Model().eval(), (torch.from_numpy(problem.x),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {0: "batch", 1: "steps"}}, opset_version=OPSET, dynamo=False)
+    exported = onnx.load(str(path))
+    exported.ir_version = min(exported.ir_version, IR_VERSION)  # what ONNX Runtime reads
+    session = onnxruntime.InferenceSession(exported.SerializeToString(), providers=["CPUExecutionProvider"])
+    return {"forward": lambda: session.run(None, {"x": problem.x})[0]}
+
+
 def exported_forward(file_format: str):
     """gru_core.GRU's model written by `gru_core.export_onnx` (ONNX Runtime, the native GRU op) or
     `gru_core.export_litert` (ai-edge-litert), its forward pass only."""
@@ -198,6 +224,8 @@ if torch is not None:
 if onnxruntime is not None:
     CANDIDATES.append(Candidate(f"gru_core.GRU in ONNX Runtime {onnxruntime.__version__} (native GRU op)", 3,
                                 exported_forward("onnx")))
+    if torch is not None:
+        CANDIDATES.append(Candidate(f"PyTorch nn.GRU in ONNX Runtime {onnxruntime.__version__}", 3, torch_onnx_forward))
 if Interpreter is not None:
     CANDIDATES.append(Candidate("gru_core.GRU in LiteRT (ai-edge-litert)", 3, exported_forward("litert")))
 SWEPT = [c for c in CANDIDATES if c.name in ("gru_core.GRU", "keras GRU(reset_after=False)", "keras LSTM")]

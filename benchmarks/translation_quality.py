@@ -6,7 +6,9 @@ Trains `gru-suite train translation` on multi30k/train.de,train.en (10% of it
 held out for early figures) within a --minutes budget, exports, then scores
 the export, loaded afresh, on multi30k/val.de,val.en with `gru-suite evaluate`.
 BLEU and chrF are computed by sacrebleu on case-folded text with punctuation
-split off (the model's own normalization).
+split off (the model's own normalization). With `--formats`, the export is
+also written as LiteRT and ONNX files (`gru-suite export translation`), float
+and dynamic int8, and each file is scored the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from apps.common.running import evaluate_app, train_app
+from apps.common.formats import write_format
+from apps.common.running import evaluate_app, load_export, registered_app, train_app
+from apps.common.settings import FORMAT_FILES
 
 
 def main() -> None:
@@ -30,6 +34,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="default 64")
     parser.add_argument("--cell", default="gru", choices=("gru", "lstm", "rnn"))
     parser.add_argument("--decoding", default="beam", choices=("greedy", "beam"))
+    parser.add_argument("--formats", action="store_true",
+                        help="also score the export's LiteRT and ONNX files, float and dynamic int8")
     parser.add_argument("--export-dir", type=Path, default=None,
                         help="where to export (default: a temporary folder)")
     args = parser.parse_args()
@@ -54,6 +60,17 @@ def main() -> None:
         f"chrF {scores.details['held-out chrF']:.2f}; {report.epochs} epoch(s), {report.train_seconds / 60:.1f} min "
         f"of training, {time.perf_counter() - start:.0f} s wall in all (export {report.export_path})"
     )
+    if args.formats:
+        app = registered_app("translation")
+        export = load_export(app, Path(report.export_path))
+        serving = app.portable_serving(export)
+        for file_format in FORMAT_FILES:
+            for quantized in (False, True):
+                path = write_format(serving, export.path, file_format, quantized)
+                started = time.perf_counter()
+                scored = evaluate_app("translation", ["--model", str(path), "--data", val])
+                print(f"{path.name}: BLEU {scored.value:.2f}, chrF {scored.details['held-out chrF']:.2f} "
+                      f"({time.perf_counter() - started:.0f} s to score)")
 
 
 if __name__ == "__main__":

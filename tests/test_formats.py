@@ -1,5 +1,5 @@
-"""`gru-suite export APP --format litert|onnx`: an export's serving signature as a file beside its
-SavedModel that answers what the SavedModel answers, and `--model FILE` everywhere an export is read."""
+"""`gru-suite export APP --format litert|onnx`: an export as files beside its SavedModel that
+answer what the SavedModel answers, and `--model FILE` everywhere an export is read."""
 
 from __future__ import annotations
 

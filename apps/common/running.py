@@ -118,11 +118,11 @@ def run_evaluate(app: App, config: ExportConfig) -> Evaluation:
 
 
 # `gru-suite export APP`'s help line, the same for every app.
-FORMAT_HELP = "write the export's serving signature as a LiteRT or ONNX file beside its SavedModel"
+FORMAT_HELP = "write the export as a LiteRT or ONNX file beside its SavedModel"
 
 
 def run_export_format(app: App, config: FormatConfig) -> Path:
-    """Writes the export's serving signature as `config.format` into its version folder."""
+    """Writes the export's portable signatures as `config.format` into its version folder."""
     if config.model is not None and Path(config.model).is_file():
         raise InputError(f"--model {config.model}: give the SavedModel's folder to convert, not a file.")
     export = load_export(app, config.model)

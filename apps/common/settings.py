@@ -124,11 +124,12 @@ FORMAT_FILES = {"litert": "model.tflite", "onnx": "model.onnx"}
 
 @dataclasses.dataclass(frozen=True)
 class FormatConfig(ExportConfig):
-    """`gru-suite export APP`: an export's serving signature in another format, beside it."""
+    """`gru-suite export APP`: an export in another format, beside it."""
 
     format: str = setting(
         "litert", "litert: model.tflite, LiteRT's built-in ops only; onnx: model.onnx, each GRU "
-        "as ONNX's native GRU op", choices=tuple(FORMAT_FILES))
+        "as ONNX's native GRU op (translation and chatbot: the encoder, and the decoder step in "
+        "model.decode_step.tflite or .onnx)", choices=tuple(FORMAT_FILES))
     quantize: str = setting(
         "none", "dynamic: weights stored as int8 and activations quantized as the file runs "
         "(model.int8.tflite or model.int8.onnx); none: float32", choices=("none", "dynamic"))
