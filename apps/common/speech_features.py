@@ -82,7 +82,7 @@ def _fourier_bases(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     return (window * np.cos(angle)).astype(np.float32), (window * np.sin(angle)).astype(np.float32)
 
 
-def _dct_matrix(size: int, kept: int) -> np.ndarray:
+def dct_matrix(size: int, kept: int) -> np.ndarray:
     """Orthonormal DCT-II, `[size, kept]`: `x @ matrix` is `tf.signal.dct(x, 2, norm="ortho")[..., :kept]`."""
     n = np.arange(size)[:, None]
     k = np.arange(kept)[None, :]
@@ -96,21 +96,28 @@ def log_mel_spectrogram(waveforms: tf.Tensor, config: FeatureConfig = FEATURES) 
 
     Traced for a LiteRT or ONNX file, which take none of TensorFlow's complex FFT
     tensors, the spectrum is two matrix products with the same values (to float32
-    rounding); so is the DCT in `speech_features`.
+    rounding; `log_mel_of_frames`); so is the DCT in `speech_features`.
     """
     if tracing_for_a_file():
-        frames = tf.signal.frame(waveforms, config.frame_length, config.frame_step)
-        cosine, sine = _fourier_bases(config)
-        power = tf.square(tf.tensordot(frames, cosine, 1)) + tf.square(tf.tensordot(frames, sine, 1))
-    else:
-        stft = tf.signal.stft(
-            waveforms,
-            frame_length=config.frame_length,
-            frame_step=config.frame_step,
-            fft_length=config.frame_length,
-            window_fn=tf.signal.hann_window,  # periodic, as librosa's "hann"
-        )
-        power = tf.square(tf.abs(stft))
+        return log_mel_of_frames(tf.signal.frame(waveforms, config.frame_length, config.frame_step), config)
+    stft = tf.signal.stft(
+        waveforms,
+        frame_length=config.frame_length,
+        frame_step=config.frame_step,
+        fft_length=config.frame_length,
+        window_fn=tf.signal.hann_window,  # periodic, as librosa's "hann"
+    )
+    return _log_mel(tf.square(tf.abs(stft)), config)
+
+
+def log_mel_of_frames(frames: tf.Tensor, config: FeatureConfig = FEATURES) -> tf.Tensor:
+    """`[..., frame_length]` samples -> `[..., num_mel_bins]` natural-log mel power, the spectrum
+    as matrix products with the Hann-windowed DFT (ops every runtime has)."""
+    cosine, sine = _fourier_bases(config)
+    return _log_mel(tf.square(tf.tensordot(frames, cosine, 1)) + tf.square(tf.tensordot(frames, sine, 1)), config)
+
+
+def _log_mel(power: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
         num_mel_bins=config.num_mel_bins,
         num_spectrogram_bins=config.frame_length // 2 + 1,
@@ -195,7 +202,7 @@ def speech_features(
     top = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
     log_mel = subtract_speech_mean(tf.maximum(log_mel, top - config.dynamic_range), speech)
     if tracing_for_a_file():
-        return tf.tensordot(log_mel, _dct_matrix(config.num_mel_bins, config.num_cepstra), 1)
+        return tf.tensordot(log_mel, dct_matrix(config.num_mel_bins, config.num_cepstra), 1)
     return tf.signal.dct(log_mel, type=2, norm="ortho")[..., : config.num_cepstra]
 
 

@@ -26,18 +26,15 @@ from __future__ import annotations
 import tensorflow as tf
 
 from apps.common.formats import FileSignature
+from apps.common.seq2seq.layers import state_count
 from apps.common.seq2seq.model import Seq2Seq
 
 ENCODE, DECODE_STEP = "encode", "decode_step"
 
 
-def _state_names(model: Seq2Seq) -> list[str]:
-    return [f"state_{index}" for index in range(2 if model.cell == "lstm" else 1)]
-
-
 def step_functions(model: Seq2Seq) -> dict[str, tf.types.experimental.GenericFunction]:
     """`encode` and `decode_step` of `model` (see the module docstring), in that order."""
-    names = _state_names(model)
+    names = [f"state_{index}" for index in range(state_count(model.cell))]
     source_spec = tf.TensorSpec([None, None], tf.int64, name="source_ids")
     encoded_spec = tf.TensorSpec([None, None, 2 * model.units], tf.float32, name="encoder_outputs")
     state_specs = [tf.TensorSpec([None, model.units], tf.float32, name=name) for name in names]

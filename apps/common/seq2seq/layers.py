@@ -46,7 +46,8 @@ _MASKED_SCORE = -1e9
 _SMALLEST_PROBABILITY = 1e-30
 
 
-def _state_count(cell: str) -> int:
+def state_count(cell: str) -> int:
+    """How many states the recurrent layer of `cell` carries: an LSTM's h and c, else one."""
     return 2 if cell == "lstm" else 1
 
 
@@ -85,7 +86,7 @@ class Encoder(keras.layers.Layer):
         )
         self.bridges = [
             keras.layers.Dense(units, activation="tanh", name=f"bridge_{index}")
-            for index in range(_state_count(cell))
+            for index in range(state_count(cell))
         ]
 
     def call(self, source_ids, training=False):

@@ -1,0 +1,112 @@
+"""Streaming speech: the causal front end and the streaming word model answer chunk by chunk what
+they answer on the whole clip, an empty chunk changes nothing, and streams in one batch do not mix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.common.speech_features import FEATURES
+from apps.common.streaming_features import HOP, StreamingFeatures, initial_feature_state, stream_features
+from apps.speech.settings import SpeechTrain
+from apps.speech.streaming import build_streaming_model, initial_stream_state, stream_step
+
+CHUNKS = {"20 ms": 2 * HOP, "100 ms": 10 * HOP}
+
+
+def _clips(batch: int = 2, samples: int = FEATURES.clip_samples, seed: int = 0) -> np.ndarray:
+    """Noise with a louder tone burst in the middle, so the running floor and mean move."""
+    rng = np.random.default_rng(seed)
+    clips = rng.normal(0, 0.01, size=(batch, samples)).astype(np.float32)
+    time = np.arange(samples) / FEATURES.sample_rate
+    for row in range(batch):
+        start, end = samples // 4, samples // 4 + samples // 3
+        clips[row, start:end] += (0.5 + 0.2 * row) * np.sin(2 * np.pi * (300 + 150 * row) * time[start:end])
+    return clips
+
+
+def _in_chunks(step, clips: np.ndarray, chunk: int, state):
+    """Runs `step(chunk, state) -> (outputs, state)` over `clips` cut into `chunk` samples."""
+    outputs = []
+    for start in range(0, clips.shape[1], chunk):
+        output, state = step(tf.constant(clips[:, start:start + chunk]), state)
+        outputs.append(output)
+    return outputs, state
+
+
+@pytest.mark.parametrize("chunk", sorted(CHUNKS.values()))
+def test_features_in_chunks_equal_the_whole_clip(chunk):
+    clips = _clips()
+    whole, whole_state = stream_features(clips, initial_feature_state(2))
+    assert whole.shape == (2, clips.shape[1] // HOP, FEATURES.num_cepstra)
+    parts, state = _in_chunks(stream_features, clips, chunk, initial_feature_state(2))
+    np.testing.assert_allclose(tf.concat(parts, axis=1).numpy(), whole.numpy(), rtol=1e-4, atol=1e-4)
+    for name, value in whole_state.items():
+        np.testing.assert_allclose(state[name].numpy(), value.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_features_ignore_the_recording_level_and_look_only_back():
+    clips = _clips()
+    features, _ = stream_features(clips, initial_feature_state(2))
+    louder, _ = stream_features(8 * clips, initial_feature_state(2))
+    np.testing.assert_allclose(louder.numpy(), features.numpy(), atol=2e-3)
+    changed = clips.copy()
+    changed[:, 8000:] = 0.3
+    later, _ = stream_features(changed, initial_feature_state(2))
+    frames_before = 8000 // HOP  # frame t ends with sample 160·(t + 1)
+    np.testing.assert_array_equal(later.numpy()[:, :frames_before], features.numpy()[:, :frames_before])
+    assert not np.allclose(later.numpy()[:, frames_before:], features.numpy()[:, frames_before:])
+
+
+def test_the_layer_pads_a_clip_to_whole_hops():
+    layer = StreamingFeatures()
+    clip = _clips(1, 1000)
+    padded = np.pad(clip, [[0, 0], [0, 7 * HOP - 1000]])
+    np.testing.assert_array_equal(layer(clip).numpy(), stream_features(padded, initial_feature_state(1))[0].numpy())
+    assert layer.compute_output_shape((None, 1000)) == (None, 7, FEATURES.num_cepstra)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_streaming_model(4, SpeechTrain(units=8))
+
+
+@pytest.mark.parametrize("chunk", sorted(CHUNKS.values()))
+def test_the_model_in_chunks_answers_what_it_answers_on_the_clip(model, chunk):
+    clips = _clips()
+    whole = model(clips, training=False).numpy()
+    once, _ = stream_step(model, tf.constant(clips), initial_stream_state(model, 2))
+    np.testing.assert_allclose(once.numpy(), whole, rtol=1e-5, atol=1e-6)
+    answers, _ = _in_chunks(lambda c, s: stream_step(model, c, s), clips, chunk, initial_stream_state(model, 2))
+    np.testing.assert_allclose(answers[-1].numpy(), whole, rtol=1e-4, atol=1e-5)
+    # After each chunk, the answer for the clip so far.
+    half = clips.shape[1] // 2
+    np.testing.assert_allclose(answers[half // chunk - 1].numpy(), model.get_layer("probabilities")(
+        _last_state(model, clips[:, :half])).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _last_state(model, clips):
+    _, state = stream_step(model, tf.constant(clips), initial_stream_state(model, len(clips)))
+    return state[[layer.name for layer in model.layers if layer.name.startswith("gru")][-1]]
+
+
+def test_an_empty_chunk_changes_nothing_and_a_fresh_state_resets(model):
+    clips = _clips()
+    answer, state = stream_step(model, tf.constant(clips[:, :3200]), initial_stream_state(model, 2))
+    again, unchanged = stream_step(model, tf.zeros([2, 0]), state)
+    np.testing.assert_array_equal(again.numpy(), answer.numpy())
+    for name, value in state.items():
+        np.testing.assert_array_equal(unchanged[name].numpy(), value.numpy(), err_msg=name)
+    fresh, _ = stream_step(model, tf.constant(clips[:, :3200]), initial_stream_state(model, 2))
+    np.testing.assert_array_equal(fresh.numpy(), answer.numpy())
+
+
+def test_streams_in_one_batch_do_not_mix(model):
+    clips = _clips(2)
+    together, _ = _in_chunks(lambda c, s: stream_step(model, c, s), clips, CHUNKS["100 ms"],
+                             initial_stream_state(model, 2))
+    for row in range(2):
+        alone, _ = _in_chunks(lambda c, s: stream_step(model, c, s), clips[row:row + 1], CHUNKS["100 ms"],
+                              initial_stream_state(model, 1))
+        np.testing.assert_allclose(together[-1].numpy()[row], alone[-1].numpy()[0], rtol=1e-5, atol=1e-6)
