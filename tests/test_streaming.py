@@ -3,12 +3,21 @@ they answer on the whole clip, an empty chunk changes nothing, and streams in on
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from apps.common.speech_features import FEATURES
 from apps.common.streaming_features import HOP, StreamingFeatures, initial_feature_state, stream_features
+from apps import cli
+from apps.common.errors import InputError
+from apps.common.running import load_export, registered_app, train_app
 from apps.speech.settings import SpeechTrain
 from apps.speech.streaming import build_streaming_model, initial_stream_state, stream_step
 
@@ -110,3 +119,65 @@ def test_streams_in_one_batch_do_not_mix(model):
         alone, _ = _in_chunks(lambda c, s: stream_step(model, c, s), clips[row:row + 1], CHUNKS["100 ms"],
                               initial_stream_state(model, 1))
         np.testing.assert_allclose(together[-1].numpy()[row], alone[-1].numpy()[0], rtol=1e-5, atol=1e-6)
+
+
+# A client of the export that imports only TensorFlow: the version folder and a chunk length in argv,
+# clips as JSON on stdin -> the label probabilities after each chunk, then those of one whole-clip call.
+STREAM_CLIENT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+stream, initial_state = loaded.signatures["stream"], loaded.signatures["initial_state"]
+clips = np.asarray(json.loads(sys.stdin.read()), np.float32)
+chunk = int(sys.argv[2])
+state = initial_state(batch_size=tf.constant(len(clips)))
+answers = []
+for start in range(0, clips.shape[1], chunk):
+    outputs = stream(waveform_chunk=tf.constant(clips[:, start:start + chunk]), **state)
+    state = {name: value for name, value in outputs.items() if name.startswith("state_")}
+    answers.append(outputs["probabilities"].numpy().tolist())
+whole = stream(waveform_chunk=tf.constant(clips), **initial_state(batch_size=tf.constant(len(clips))))
+print(json.dumps({"answers": answers, "whole": whole["probabilities"].numpy().tolist()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def streaming_export(tmp_path_factory):
+    folder, cwd = tmp_path_factory.mktemp("streaming"), Path.cwd()
+    os.chdir(folder)  # the run folder goes there too
+    try:
+        report = train_app("speech", ["--streaming", "--epochs", "1", "--limit", "60", "--units", "8",
+                                      "--verbose", "0", "--export-dir", str(folder / "models"), "--no-log"])
+    finally:
+        os.chdir(cwd)
+    return Path(report.export_path)
+
+
+@pytest.mark.parametrize("chunk", sorted(CHUNKS.values()))
+def test_the_export_streams_in_a_process_that_imports_only_tensorflow(streaming_export, chunk):
+    clips = _clips()
+    client = subprocess.run([sys.executable, "-c", STREAM_CLIENT, str(streaming_export), str(chunk)],
+                            input=json.dumps(clips.tolist()), capture_output=True, text=True, check=True)
+    answered = json.loads(client.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(answered["answers"][-1], answered["whole"], rtol=1e-4, atol=1e-5)
+    assert len(answered["answers"]) == clips.shape[1] // chunk
+    assert json.loads((streaming_export / "assets.extra" / "gru_suite.json").read_text())["streaming"] is True
+
+
+def test_the_export_keeps_whole_clips_and_refuses_a_partial_hop(streaming_export):
+    export = load_export(registered_app("speech"), streaming_export)
+    clips = _clips()
+    served = export.signature()(waveform=tf.constant(clips))["probabilities"].numpy()
+    state = export.signature("initial_state")(batch_size=tf.constant(2))
+    streamed = export.signature("stream")(waveform_chunk=tf.constant(clips), **state)["probabilities"].numpy()
+    np.testing.assert_allclose(served, streamed, rtol=1e-4, atol=1e-5)  # a 1 s clip: nothing to cut or pad
+    with pytest.raises(tf.errors.InvalidArgumentError, match="waveform_chunk: a chunk holds a whole number"):
+        export.signature("stream")(waveform_chunk=tf.constant(clips[:, :100]), **state)
+
+
+def test_streaming_refuses_what_it_cannot_stream():
+    with pytest.raises(InputError, match="--cell: a --streaming model is built on gru_core.GRU"):
+        cli.run(["train", "speech", "--streaming", "--cell", "lstm"])
+    with pytest.raises(InputError, match="--test-speeds: a --streaming model answers"):
+        cli.run(["train", "speech", "--streaming", "--test-speeds", "0.9,1,1.1"])

@@ -17,7 +17,7 @@ from apps.common.running import register_app
 from apps.registry import Task
 from apps.speech.data import SAMPLE_DIR, SpeechData, load_data
 from apps.speech.page import speech_tab
-from apps.speech.serving import SpeechServer, served_probabilities
+from apps.speech.serving import SpeechServer, StreamingSpeechServer, served_probabilities
 from apps.speech.settings import DataSettings, SpeechEvaluate, SpeechPredict, SpeechTrain
 from apps.speech.training import train_speech_model
 
@@ -50,10 +50,15 @@ class SpeechApp(App[SpeechData, SpeechData]):
 
     def train(self, config: SpeechTrain, speech: SpeechData, fitting: Fitting) -> Trained:
         model = train_speech_model(speech, config, fitting)
-        server = SpeechServer(model, speech.labels, config.test_speeds)
-        serving = Serving({"serving_default": server.serve}, [model, server],
+        endpoints = {}
+        if config.streaming:
+            server = StreamingSpeechServer(model, speech.labels)
+            endpoints = {"stream": server.stream, "initial_state": server.initial_state}
+        else:
+            server = SpeechServer(model, speech.labels, config.test_speeds)
+        serving = Serving({"serving_default": server.serve, **endpoints}, [model, server],
                           metadata={"labels": list(speech.labels), "sample_rate": SAMPLE_RATE,
-                                    "test_speeds": list(config.test_speeds)},
+                                    "test_speeds": list(config.test_speeds), "streaming": config.streaming},
                           extras=lambda directory: save_extra_model(model, directory))
         sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
         return Trained(model, serving, config.epochs, {

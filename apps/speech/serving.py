@@ -9,6 +9,10 @@ import tensorflow as tf
 from gru_core.tracing import tracing_for_a_file
 
 from apps.common.speech_features import FEATURES, change_speed, fix_length
+from apps.speech.streaming import check_chunk, initial_stream_state, stream_step
+
+# The names of a streaming export's state tensors begin with it, in `stream`'s inputs and outputs.
+STATE_PREFIX = "state_"
 
 
 def speed_averaged_probabilities(
@@ -28,8 +32,6 @@ def speed_averaged_probabilities(
         for speed in speeds
     ]
     return tf.nn.softmax(tf.add_n(log_probabilities) / len(speeds))
-
-
 
 
 class SpeechServer(tf.Module):
@@ -63,6 +65,37 @@ class SpeechServer(tf.Module):
             )
         label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
         return {"label": label, "probabilities": probabilities}
+
+
+class StreamingSpeechServer(SpeechServer):
+    """A streaming model's export: `serving_default` on whole clips, and `stream` and `initial_state`.
+
+    External state, as kws_streaming's external-state mode: `initial_state`
+    (`batch_size`, int32 scalar) gives every state tensor, named `state_…`;
+    `stream` takes `waveform_chunk` (float32 `[batch, samples]`, 16 kHz, a
+    whole number of 10 ms hops) and those tensors, and returns `label` and
+    `probabilities` for the audio so far and the new state under the same
+    names, to send with the next chunk.
+    """
+
+    def __init__(self, model: keras.Model, labels: list[str]):
+        super().__init__(model, labels)
+        names = sorted(initial_stream_state(model, 1))
+        specs = {name: tf.TensorSpec([None, *value.shape[1:]], tf.float32, name=STATE_PREFIX + name)
+                 for name, value in initial_stream_state(model, 1).items()}
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+        def initial_state(batch_size):
+            return {STATE_PREFIX + name: value for name, value in initial_stream_state(model, batch_size).items()}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"),
+                                      *(specs[name] for name in names)])
+        def stream(waveform_chunk, *states):
+            probabilities, state = stream_step(model, check_chunk(waveform_chunk), dict(zip(names, states)))
+            return {"probabilities": probabilities, "label": tf.gather(self.labels, tf.argmax(probabilities, -1)),
+                    **{STATE_PREFIX + name: value for name, value in state.items()}}
+
+        self.initial_state, self.stream = initial_state, stream
 
 
 def served_probabilities(serve, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -40,11 +40,18 @@ class SpeechTrain(TrainConfig, DataSettings, MelBandSettings):
         (1.0,), "run the model on each clip played at these speeds and average (test accuracy and "
         "the export), e.g. 0.85,0.9,1,1.1,1.15", check=SPEEDS,
         metavar="S1,S2,...", group="model")
+    streaming: bool = setting(
+        False, "a streaming model (causal features and convolutions, unidirectional gru_core.GRU "
+        "layers) whose export adds the `stream` and `initial_state` signatures", group="model")
 
     def check(self) -> None:
         super().check()
         if self.limit is not None and self.limit < 2:
             raise ConfigError(["limit"], f"must be at least 2 clips, got {self.limit}")
+        if self.streaming and self.cell != "gru":
+            raise ConfigError(["cell"], f"a --streaming model is built on gru_core.GRU, got --cell {self.cell}")
+        if self.streaming and self.test_speeds != (1.0,):
+            raise ConfigError(["test_speeds"], "a --streaming model answers the audio as it arrives, at one speed")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from apps.common.training import set_seed
 from apps.speech.data import AudioSplit, SpeechData
 from apps.speech.model import build_model
 from apps.speech.settings import SpeechTrain
+from apps.speech.streaming import build_streaming_model
 
 
 def augment_waveform(
@@ -73,7 +74,7 @@ def train_speech_model(data: SpeechData, config: SpeechTrain, fitting: Fitting |
     set_seed(config.seed)
     steps = config.epochs * int(np.ceil(len(data.train) / config.batch_size))
     with fitting.scope():
-        model = build_model(len(data.labels), config)
+        model = (build_streaming_model if config.streaming else build_model)(len(data.labels), config)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=max(steps, 1), alpha=0.02
         )
