@@ -24,13 +24,15 @@ import pytest
 import tensorflow as tf
 
 from apps.common.app import Export, signature_inputs
-from apps.common.running import load_export, registered_app
+from apps.common.running import load_export, registered_app, train_app
 from apps.registry import REGISTRY, load_app_packages
 
 load_app_packages()
 APPS = REGISTRY.apps()
 # The tests below change this model's versions; the others stay at version 1.
 VERSIONED = "stock_versions"
+# A streaming word recogniser, for `stream` over REST.
+STREAMING = "speech_streaming"
 MAX_BODY_MB = 1
 # Debian's chromium, where it is installed and executable (None elsewhere).
 CHROMIUM = shutil.which("chromium")
@@ -49,6 +51,14 @@ def models(tmp_path_factory, smoke_exports) -> Path:
     for name in APPS:
         shutil.copytree(smoke_exports[name].path.parent, root / name)
     shutil.copytree(root / "stock", root / VERSIONED)
+    cwd = Path.cwd()
+    os.chdir(root.parent)  # its run folder goes there
+    try:
+        report = train_app("speech", ["--streaming", *registered_app("speech").smoke_args, "--verbose", "0",
+                                      "--export-dir", str(root.parent / "streaming"), "--no-log"])
+    finally:
+        os.chdir(cwd)
+    shutil.copytree(Path(report.export_path).parent, root / STREAMING)
     return root
 
 
@@ -91,7 +101,7 @@ def server(models, tmp_path_factory):
         while True:
             assert process.poll() is None, f"the server stopped:\n{log.read_text()[-3000:]}"
             try:
-                if all(running.version(name) == "1" for name in [*APPS, VERSIONED]):
+                if all(running.version(name) == "1" for name in [*APPS, VERSIONED, STREAMING]):
                     break
             except httpx.TransportError:
                 pass
@@ -236,6 +246,31 @@ def test_named_signatures_with_several_inputs(server, exports):
         {key: value[0] if isinstance(value, list) else value for key, value in converse.items()}]})
     assert refused.status_code == 400
     assert "scalars" in refused.json()["error"] and "temperature" in refused.json()["error"]
+
+
+def test_stream_over_rest_carries_the_state_in_the_request_and_the_response(server, models):
+    export = load_export(registered_app("speech"), models / STREAMING)
+    rng = np.random.default_rng(5)
+    clip = rng.normal(0, 0.05, size=(1, 8000)).astype(np.float32)
+    clip[0, 2000:5000] += np.sin(np.arange(3000) / 5).astype(np.float32)
+    path = f"/v1/models/{STREAMING}:predict"
+    answer = server.post(path, {"signature_name": "initial_state", "inputs": {"batch_size": 1}})
+    assert answer.status_code == 200, answer.text
+    state = answer.json()["outputs"]
+    for start in range(0, clip.shape[1], 1600):  # 100 ms chunks
+        answer = server.post(path, {"signature_name": "stream",
+                                    "inputs": {"waveform_chunk": clip[:, start:start + 1600].tolist(), **state}})
+        assert answer.status_code == 200, answer.text
+        outputs = answer.json()["outputs"]
+        state = {name: value for name, value in outputs.items() if name.startswith("state_")}
+    expected = export.signature("stream")(waveform_chunk=tf.constant(clip),
+                                          **export.signature("initial_state")(batch_size=tf.constant(1)))
+    np.testing.assert_allclose(outputs["probabilities"], expected["probabilities"].numpy(), rtol=1e-4, atol=1e-5)
+    assert outputs["label"] == [value.decode() for value in expected["label"].numpy()]
+    partial = server.post(path, {"signature_name": "stream", "inputs": {"waveform_chunk": clip[:, :100].tolist(),
+                                                                         **state}})
+    assert partial.status_code == 400
+    assert "waveform_chunk: a chunk holds a whole number of 160-sample (10 ms) hops" in partial.json()["error"]
 
 
 def _stock_rows(server: Server, path: str = f"/v1/models/{VERSIONED}:predict") -> httpx.Response:
