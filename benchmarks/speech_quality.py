@@ -10,7 +10,7 @@ Two measurements on `<data-dir>/fsdd/recordings` (8 kHz WAV,
     python benchmarks/speech_quality.py --data-dir ../shared/datasets [--cell gru]
         [--test-speeds 0.85,0.9,1,1.1,1.15] [--synthetic-speakers [DIR]]
         [--synthetic-rate 8000] [--min-frequency 100] [--max-frequency 4000]
-        [--ensemble K]
+        [--ensemble K] [--streaming]
 
 `--test-speeds` averages each model over its input played at several speeds
 (what `train speech --test-speeds` exports); `--synthetic-speakers [DIR]` adds
@@ -18,7 +18,10 @@ synthetic espeak-ng digits to every training set (more voices, none of them a
 real speaker's): the app's sample, or a larger set that `make_sample` writes;
 `--synthetic-rate 8000` narrows those clips to FSDD's own bandwidth;
 `--max-frequency 4000` ends the features' mel filters at that bandwidth too, and
-`--min-frequency 100` starts them above the hum and lowest pitch.
+`--min-frequency 100` starts them above the hum and lowest pitch. `--streaming`
+trains `train speech --streaming`'s model (causal features and convolutions,
+unidirectional GRUs); its accuracy on whole clips is its streamed answer at
+each clip's end.
 
 Targets: >= 0.98 on the index split, >= 0.90 averaged over unseen speakers.
 """
@@ -39,7 +42,7 @@ from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.common.speech_features import FEATURES  # noqa: E402
 from apps.speech.data import AudioSplit, load_data, load_flat_folder, SpeechData  # noqa: E402
-from apps.speech.serving import SpeechServer, served_probabilities  # noqa: E402
+from apps.speech.serving import SpeechServer, StreamingSpeechServer, served_probabilities  # noqa: E402
 from apps.speech.settings import SPEEDS, SpeechTrain  # noqa: E402
 from apps.speech.synthesis import DIGITS  # noqa: E402
 from apps.speech.training import train_speech_model  # noqa: E402
@@ -101,9 +104,11 @@ def accuracy(
             cell=args.cell, units=args.units, epochs=epochs, batch_size=args.batch_size,
             learning_rate=args.learning_rate, min_frequency=args.min_frequency,
             max_frequency=args.max_frequency, seed=args.seed + member, verbose=args.verbose,
+            streaming=args.streaming,
         )
         model = train_speech_model(data, config)
-        server = SpeechServer(model, data.labels, args.test_speeds)
+        server = StreamingSpeechServer(model, data.labels) if args.streaming else SpeechServer(
+            model, data.labels, args.test_speeds)
         log_probabilities += np.log(served_probabilities(server.serve, data.test.waveforms) + 1e-7)
     predicted = np.argmax(log_probabilities, axis=-1)
     return float(np.mean(predicted == data.test.labels)), time.perf_counter() - start
@@ -146,6 +151,7 @@ def main() -> None:
                         f"default {FEATURES.upper_hertz:g}")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="models per measurement (seeds seed, seed+1, ...), averaged; default 1")
+    parser.add_argument("--streaming", action="store_true", help="the streaming model (train speech --streaming)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     args = parser.parse_args()
 
@@ -159,7 +165,8 @@ def main() -> None:
         extra = synthetic_digits(data.labels, args.synthetic_speakers, args.synthetic_rate)
     print(
         f"decoded {len(data.train) + len(data.test)} recordings in "
-        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units}; mel filters "
+        f"{time.perf_counter() - start:.0f} s; cell={args.cell} units={args.units} "
+        f"{'streaming' if args.streaming else 'bidirectional'}; mel filters "
         f"{args.min_frequency:g}-{args.max_frequency:g} Hz; test speeds {args.test_speeds}; "
         f"synthetic speakers: {args.synthetic_speakers} "
         f"(through {args.synthetic_rate or SAMPLE_RATE} Hz)",

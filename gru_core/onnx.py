@@ -34,6 +34,8 @@ from gru_core.tracing import onnx_tracing
 OPSET = 17
 # The ONNX IR version written: ONNX Runtime 1.31 reads up to 10 and refused newer ones.
 IR_VERSION = 8
+# Added to the name of an output that a function's input also has (ONNX names each value once).
+OUTPUT_SUFFIX = "_out"
 
 def _never_run(*args):
     raise RuntimeError("gru_core's ONNX placeholder ran: it exists only to be converted by export_onnx.")
@@ -132,7 +134,9 @@ def onnx_from_function(function) -> Any:
     Traced with each recurrence as a placeholder, frozen (captured
     constants and variables become constants), converted by tf2onnx with the
     placeholders replaced by native `GRU` nodes, and given the signature's
-    input and output names (a dict of outputs gives its keys). Checked by
+    input and output names (a dict of outputs gives its keys; ONNX names each
+    value once, so an output named as an input, a state passed back, is
+    named with `OUTPUT_SUFFIX` added). Checked by
     `onnx.checker`, with IR version `IR_VERSION`. Returns an
     `onnx.ModelProto`. Needs the `onnx` extra.
     """
@@ -164,6 +168,7 @@ def onnx_from_function(function) -> Any:
     output_names = sorted(structured) if isinstance(structured, dict) else [
         f"output_{index}" for index in range(len(outputs))]
     input_names = [spec.name or f"input_{index}" for index, spec in enumerate(function.input_signature)]
+    output_names = [name + OUTPUT_SUFFIX if name in input_names else name for name in output_names]
     _rename(proto, dict(zip(inputs, input_names)) | dict(zip(outputs, output_names)))
     proto.ir_version = IR_VERSION
     onnx.checker.check_model(proto)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from apps.common.streaming_features import HOP, StreamingFeatures, initial_featu
 from apps import cli
 from apps.common.errors import InputError
 from apps.common.running import load_export, registered_app, train_app
+from apps.common.settings import FORMAT_FILES
 from apps.speech.settings import SpeechTrain
 from apps.speech.streaming import build_streaming_model, initial_stream_state, stream_step
 
@@ -181,3 +183,26 @@ def test_streaming_refuses_what_it_cannot_stream():
         cli.run(["train", "speech", "--streaming", "--cell", "lstm"])
     with pytest.raises(InputError, match="--test-speeds: a --streaming model answers"):
         cli.run(["train", "speech", "--streaming", "--test-speeds", "0.9,1,1.1"])
+
+
+@pytest.mark.parametrize("file_format", sorted(FORMAT_FILES))
+def test_stream_in_a_litert_or_onnx_file(streaming_export, tmp_path, file_format):
+    pytest.importorskip({"litert": "ai_edge_litert", "onnx": "onnxruntime"}[file_format])
+    version = tmp_path / "speech" / "1"
+    shutil.copytree(streaming_export, version)
+    cli.run(["export", "speech", "--model", str(version), "--format", file_format])
+    app = registered_app("speech")
+    saved, served = load_export(app, version), load_export(app, version / FORMAT_FILES[file_format])
+    assert sorted(served.signatures) == ["initial_state", "serving_default", "stream"]
+    clips = _clips()
+
+    def streamed(export):
+        state = export.signature("initial_state")(batch_size=tf.constant(2))
+        answers = []
+        for start in range(0, clips.shape[1], CHUNKS["100 ms"]):
+            outputs = export.signature("stream")(waveform_chunk=clips[:, start:start + CHUNKS["100 ms"]], **state)
+            state = {name: value for name, value in outputs.items() if name.startswith("state_")}
+            answers.append(outputs["probabilities"].numpy())
+        return np.stack(answers)
+
+    np.testing.assert_allclose(streamed(served), streamed(saved), rtol=1e-4, atol=1e-5)

@@ -128,9 +128,12 @@ class FileSignature:
         else:
             import onnxruntime
 
+            from gru_core.onnx import OUTPUT_SUFFIX
+
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            self._run = lambda **feeds: dict(zip([o.name for o in session.get_outputs()],
-                                                 session.run(None, feeds)))
+            names = [output.name.removesuffix(OUTPUT_SUFFIX) if output.name.removesuffix(OUTPUT_SUFFIX) in self._inputs
+                     else output.name for output in session.get_outputs()]
+            self._run = lambda **feeds: dict(zip(names, session.run(None, feeds)))
 
     def numpy(self, **inputs: Any) -> dict[str, np.ndarray]:
         """The signature's outputs as arrays."""

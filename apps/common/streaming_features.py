@@ -64,22 +64,25 @@ def stream_features(
 
     # Step 2: the loudest frame up to and including each frame.
     loudness = tf.reduce_max(log_mel, axis=2)  # [batch, frames]
-    earlier = tf.linalg.band_part(tf.ones([count, count], tf.bool), -1, 0)  # [t, k]: k <= t
+    positions = tf.range(count)
+    # LiteRT has no strided slice that adds an axis, so every new axis here is `expand_dims`.
+    earlier = tf.expand_dims(positions, 0) <= tf.expand_dims(positions, 1)  # [t, k]: k <= t
     loudest_so_far = tf.maximum(
         state["loudest"],
-        tf.reduce_max(tf.where(earlier[tf.newaxis], loudness[:, tf.newaxis, :], _NO_FRAME_YET), axis=2),
+        tf.reduce_max(tf.where(tf.expand_dims(earlier, 0), tf.expand_dims(loudness, 1), _NO_FRAME_YET), axis=2),
     )
-    floored = tf.maximum(log_mel, loudest_so_far[..., tf.newaxis] - config.dynamic_range)
+    floored = tf.maximum(log_mel, tf.expand_dims(loudest_so_far, -1) - config.dynamic_range)
 
     # Step 3: m_t = β·m_{t-1} + α·x_t, so m_t = β^(t+1)·m_{-1} + Σ_{k<=t} α·β^(t-k)·x_k.
     keep = 1.0 - MEAN_RATE
     steps = tf.range(1, count + 1, dtype=tf.float32)
-    lags = steps[:, tf.newaxis] - steps[tf.newaxis, :]
+    lags = tf.expand_dims(steps, 1) - tf.expand_dims(steps, 0)
     weights = tf.where(earlier, MEAN_RATE * tf.pow(keep, tf.maximum(lags, 0.0)), 0.0)
     decay = tf.pow(keep, steps)  # β^(t+1) for the chunk's frames t = 0 … count - 1
-    mean_sums = tf.einsum("tk,bkf->btf", weights, floored) + decay[tf.newaxis, :, tf.newaxis] * state["mean_sum"][:, tf.newaxis]
-    mean_decays = state["mean_decay"] * decay[tf.newaxis]  # [batch, frames]: what of the sum is start
-    means = mean_sums / (1.0 - mean_decays)[..., tf.newaxis]
+    mean_sums = (tf.einsum("tk,bkf->btf", weights, floored)
+                 + tf.reshape(decay, [1, -1, 1]) * tf.expand_dims(state["mean_sum"], 1))
+    mean_decays = state["mean_decay"] * tf.expand_dims(decay, 0)  # [batch, frames]: what of the sum is start
+    means = mean_sums / tf.expand_dims(1.0 - mean_decays, -1)
     features = tf.tensordot(floored - means, dct_matrix(config.num_mel_bins, config.num_cepstra), 1)
 
     # The state after the chunk's last frame (the state itself after no frame).

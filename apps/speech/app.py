@@ -70,7 +70,12 @@ class SpeechApp(App[SpeechData, SpeechData]):
     def portable_serving(self, export: Export) -> Serving:
         """The export's `serving_default` rebuilt from its Keras model and metadata (the same graph)."""
         model = load_extra_model(export.path)
-        server = SpeechServer(model, list(export.metadata["labels"]), tuple(export.metadata["test_speeds"]))
+        labels = list(export.metadata["labels"])
+        if export.metadata.get("streaming"):
+            server = StreamingSpeechServer(model, labels)
+            return Serving({"serving_default": server.serve, "stream": server.stream,
+                            "initial_state": server.initial_state}, [model, server], export.metadata)
+        server = SpeechServer(model, labels, tuple(export.metadata["test_speeds"]))
         return Serving({"serving_default": server.serve}, [model, server], export.metadata)
 
     def evaluate(self, export: Export, data: SpeechData, config: SpeechEvaluate,

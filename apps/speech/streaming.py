@@ -15,6 +15,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from gru_core.tracing import tracing_for_a_file
+
 from apps.common.cells import recurrent_layer
 from apps.common.speech_features import FEATURES, SpecAugment
 from apps.common.streaming_features import HOP, StreamingFeatures
@@ -77,8 +79,11 @@ def stream_step(model: keras.Model, chunk: tf.Tensor, state: dict[str, tf.Tensor
     The layers of a `build_streaming_model` model in inference mode, on the
     chunk's frames only: each convolution sees its kept frames before them and
     drops the outputs that its causal padding made, each GRU starts from its state.
-    An empty chunk keeps the state and answers from it.
+    An empty chunk keeps the state and answers from it (not in a LiteRT or ONNX
+    file: tf2onnx converts no GRU inside a branch, so a file takes whole hops only).
     """
+    if tracing_for_a_file():
+        return _step(model, chunk, state)
     last_gru = _gru_layers(model)[-1].name
     return tf.cond(
         tf.shape(chunk)[1] > 0,
@@ -110,6 +115,8 @@ def _step(model: keras.Model, chunk: tf.Tensor, state: dict[str, tf.Tensor]) -> 
 
 def check_chunk(chunk: tf.Tensor) -> tf.Tensor:
     """`chunk`, after checking that it holds a whole number of 10 ms hops (a one-line error otherwise)."""
+    if tracing_for_a_file():  # neither format has an assertion op: the client checks
+        return chunk
     samples = tf.shape(chunk)[1]
     check = tf.debugging.assert_equal(
         samples % HOP, 0, message=f"waveform_chunk: a chunk holds a whole number of {HOP}-sample (10 ms) hops")
