@@ -270,7 +270,7 @@ def test_stream_over_rest_carries_the_state_in_the_request_and_the_response(serv
     partial = server.post(path, {"signature_name": "stream", "inputs": {"waveform_chunk": clip[:, :100].tolist(),
                                                                          **state}})
     assert partial.status_code == 400
-    assert "waveform_chunk: a chunk holds a whole number of 160-sample (10 ms) hops" in partial.json()["error"]
+    assert "waveform_chunk: a chunk holds a whole number of 160-sample (10 ms) steps" in partial.json()["error"]
 
 
 def _stock_rows(server: Server, path: str = f"/v1/models/{VERSIONED}:predict") -> httpx.Response:
@@ -385,14 +385,14 @@ def test_the_page_in_a_real_browser(server, exports):
                 else outside.append(request.url))
         page.goto(server.url + "/", wait_until="load")
 
-        page.get_by_role("tab", name="sentiment").click()
+        page.get_by_role("tab", name="sentiment", exact=True).click()
         panel = page.get_by_role("tabpanel")
         panel.get_by_label("A movie review").fill(review)
         panel.get_by_role("button", name="Classify").click()
         expect(panel.get_by_test_id("label-output-value")).to_have_text(sentiment, timeout=60_000)
         expect(panel.locator("img").first).to_be_visible(timeout=60_000)
 
-        page.get_by_role("tab", name="speech").click()
+        page.get_by_role("tab", name="speech", exact=True).click()
         panel = page.get_by_role("tabpanel")
         panel.locator("input[type=file]").first.set_input_files(clip)
         panel.get_by_role("button", name="Recognize").click()

@@ -21,7 +21,8 @@ from apps.common.errors import InputError
 from apps.common.running import load_export, registered_app, train_app
 from apps.common.settings import FORMAT_FILES
 from apps.speech.settings import SpeechTrain
-from apps.speech.streaming import build_streaming_model, initial_stream_state, stream_step
+from apps.common.streaming import initial_stream_state
+from apps.speech.streaming import build_streaming_model, stream_step
 
 CHUNKS = {"20 ms": 2 * HOP, "100 ms": 10 * HOP}
 
@@ -174,7 +175,7 @@ def test_the_export_keeps_whole_clips_and_refuses_a_partial_hop(streaming_export
     state = export.signature("initial_state")(batch_size=tf.constant(2))
     streamed = export.signature("stream")(waveform_chunk=tf.constant(clips), **state)["probabilities"].numpy()
     np.testing.assert_allclose(served, streamed, rtol=1e-4, atol=1e-5)  # a 1 s clip: nothing to cut or pad
-    with pytest.raises(tf.errors.InvalidArgumentError, match="waveform_chunk: a chunk holds a whole number"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="waveform_chunk: a chunk holds a whole number of 160-sample"):
         export.signature("stream")(waveform_chunk=tf.constant(clips[:, :100]), **state)
 
 

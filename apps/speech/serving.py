@@ -9,7 +9,8 @@ import tensorflow as tf
 from gru_core.tracing import tracing_for_a_file
 
 from apps.common.speech_features import FEATURES, change_speed, fix_length
-from apps.speech.streaming import check_chunk, initial_stream_state, stream_step
+from apps.common.streaming import check_chunk, chunk_hops, initial_stream_state
+from apps.speech.streaming import stream_step
 
 # The names of a streaming export's state tensors begin with it, in `stream`'s inputs and outputs.
 STATE_PREFIX = "state_"
@@ -91,7 +92,7 @@ class StreamingSpeechServer(SpeechServer):
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"),
                                       *(specs[name] for name in names)])
         def stream(waveform_chunk, *states):
-            probabilities, state = stream_step(model, check_chunk(waveform_chunk), dict(zip(names, states)))
+            probabilities, state = stream_step(model, check_chunk(waveform_chunk, chunk_hops(model)), dict(zip(names, states)))
             return {"probabilities": probabilities, "label": tf.gather(self.labels, tf.argmax(probabilities, -1)),
                     **{STATE_PREFIX + name: value for name, value in state.items()}}
 
