@@ -1,5 +1,5 @@
-"""Streaming speech: the causal front end and the streaming word model answer chunk by chunk what
-they answer on the whole clip, an empty chunk changes nothing, and streams in one batch do not mix."""
+"""Streaming speech: the causal front end and both streaming models answer chunk by chunk what they
+answer on the whole clip, an empty chunk changes nothing, and streams in one batch do not mix."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from apps.common.speech_features import FEATURES
 from apps.common.streaming_features import HOP, StreamingFeatures, initial_feature_state, stream_features
 from apps import cli
 from apps.common.errors import InputError
+from apps.common.audio import load_audio
 from apps.common.running import load_export, registered_app, train_app
 from apps.common.settings import FORMAT_FILES
 from apps.speech.settings import SpeechTrain
 from apps.common.streaming import initial_stream_state
 from apps.speech.streaming import build_streaming_model, stream_step
+from apps.transcriber.app import EXAMPLE as TRANSCRIBER_EXAMPLE
 
 CHUNKS = {"20 ms": 2 * HOP, "100 ms": 10 * HOP}
 
@@ -207,3 +209,55 @@ def test_stream_in_a_litert_or_onnx_file(streaming_export, tmp_path, file_format
         return np.stack(answers)
 
     np.testing.assert_allclose(streamed(served), streamed(saved), rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def streaming_transcriber(tmp_path_factory):
+    folder, cwd = tmp_path_factory.mktemp("streaming_transcriber"), Path.cwd()
+    os.chdir(folder)
+    try:
+        report = train_app("transcriber", ["--streaming", "--epochs", "1", "--limit", "60", "--units", "8",
+                                           "--conv-filters", "8", "--layers", "2", "--verbose", "0",
+                                           "--export-dir", str(folder / "models"), "--no-log"])
+    finally:
+        os.chdir(cwd)
+    return load_export(registered_app("transcriber"), Path(report.export_path))
+
+
+def _streamed_transcripts(export, waveforms: np.ndarray, chunk: int) -> tuple[list[list[str]], dict]:
+    state = export.signature("initial_state")(batch_size=tf.constant(len(waveforms)))
+    transcripts = []
+    for start in range(0, waveforms.shape[1], chunk):
+        outputs = export.signature("stream")(waveform_chunk=tf.constant(waveforms[:, start:start + chunk]), **state)
+        state = {name: value for name, value in outputs.items() if name.startswith("state_")}
+        transcripts.append([text.decode() for text in outputs["transcript"].numpy()])
+    return transcripts, state
+
+
+def test_the_transcriber_streams_to_its_whole_clip_greedy_transcript(streaming_transcriber, capsys):
+    example = load_audio(TRANSCRIBER_EXAMPLE)
+    cli.run(["transcribe", "--stream", "--model", str(streaming_transcriber.path), str(TRANSCRIBER_EXAMPLE)])
+    lines = capsys.readouterr().out.rstrip("\n").split("\n")
+    greedy = streaming_transcriber.signature("greedy")(waveform=tf.constant(example[np.newaxis]))["transcript"]
+    assert lines[-1] == greedy.numpy()[0].decode()
+    assert len(lines) == len(set(lines))  # a line each time the transcript changes
+    # Two utterances in one batch, in chunks of 20 ms, of 100 ms and whole: the same transcripts,
+    # each what it gets alone, and an empty chunk changes nothing.
+    clips = _clips(2, 32000)
+    finals = []
+    for chunk in (*sorted(CHUNKS.values()), clips.shape[1]):
+        transcripts, state = _streamed_transcripts(streaming_transcriber, clips, chunk)
+        finals.append(transcripts[-1])
+    assert finals[0] == finals[1] == finals[2]
+    assert finals[0] == [_streamed_transcripts(streaming_transcriber, clips[row:row + 1], 3200)[0][-1][0]
+                         for row in range(2)]
+    unchanged = streaming_transcriber.signature("stream")(waveform_chunk=tf.zeros([2, 0]), **state)
+    for name, value in state.items():
+        np.testing.assert_array_equal(unchanged[name].numpy(), value.numpy(), err_msg=name)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a whole number of 320-sample \\(20 ms\\) steps"):
+        streaming_transcriber.signature("stream")(waveform_chunk=tf.zeros([2, 160]), **state)
+
+
+def test_transcribe_stream_needs_a_streaming_export(smoke_exports):
+    with pytest.raises(InputError, match="--stream: .* has no stream signature"):
+        cli.run(["transcribe", "--stream", "--model", str(smoke_exports["transcriber"].path), str(TRANSCRIBER_EXAMPLE)])

@@ -25,6 +25,8 @@ from apps.common.cells import recurrent_layer
 from apps.common.streaming_features import HOP
 
 CONV_WIDTH = 5
+# The names of a streaming export's state tensors begin with it, in `stream`'s inputs and outputs.
+STATE_PREFIX = "state_"
 
 
 def causal_blocks(x, filters: int, strides: tuple[int, ...]):

@@ -9,11 +9,8 @@ import tensorflow as tf
 from gru_core.tracing import tracing_for_a_file
 
 from apps.common.speech_features import FEATURES, change_speed, fix_length
-from apps.common.streaming import check_chunk, chunk_hops, initial_stream_state
+from apps.common.streaming import STATE_PREFIX, check_chunk, chunk_hops, initial_stream_state
 from apps.speech.streaming import stream_step
-
-# The names of a streaming export's state tensors begin with it, in `stream`'s inputs and outputs.
-STATE_PREFIX = "state_"
 
 
 def speed_averaged_probabilities(

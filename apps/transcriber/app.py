@@ -31,7 +31,13 @@ from apps.transcriber.labels import LABEL_SETS, LabelSet, label_set_for
 from apps.transcriber.model import OUTPUT_FRAME_SECONDS
 from apps.transcriber.page import transcriber_tab
 from apps.transcriber.serving import (
-    TranscriberServer, decoded_file_signature, error_rates, frame_log_probabilities, transcribe_batches,
+    StreamingTranscriberServer,
+    TranscriberServer,
+    decoded_file_signature,
+    error_rates,
+    frame_log_probabilities,
+    stream_files,
+    transcribe_batches,
 )
 from apps.transcriber.settings import (
     MAX_SECONDS,
@@ -91,13 +97,18 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
         except ValueError as error:
             raise InputError(f"--labels {config.labels}: {error} (use --labels characters).") from None
         acoustic = train_transcriber(speech, labels, config, fitting)
-        server = TranscriberServer(acoustic, labels, config.decoding, config.beam_width)
+        endpoints = {}
+        if config.streaming:
+            server = StreamingTranscriberServer(acoustic, labels, config.decoding, config.beam_width)
+            endpoints = {"stream": server.stream, "initial_state": server.initial_state}
+        else:
+            server = TranscriberServer(acoustic, labels, config.decoding, config.beam_width)
         serving = Serving(
-            {"serving_default": server.serve, "greedy": server.greedy, "beam": server.beam},
+            {"serving_default": server.serve, "greedy": server.greedy, "beam": server.beam, **endpoints},
             [acoustic, server],
             metadata={"data": config.data, "sample_rate": SAMPLE_RATE, "labels": labels.name, "decoding": config.decoding,
                       "beam_width": config.beam_width, "max_seconds": MAX_SECONDS,
-                      "frame_seconds": OUTPUT_FRAME_SECONDS},
+                      "frame_seconds": OUTPUT_FRAME_SECONDS, "streaming": config.streaming},
             extras=lambda directory: save_extra_model(acoustic, directory),
         )
         sizes = f"{len(speech.train)}/{len(speech.validation)}/{len(speech.test)}"
@@ -142,8 +153,10 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
 
         Bad files (unreadable, empty, longer than `MAX_SECONDS`) are reported
         and skipped, the rest transcribed together; the command fails only if
-        every file is bad.
+        every file is bad. With `--stream`: `stream_files`.
         """
+        if config.stream:
+            return stream_files(export, config.files)
         results: list[dict] = []
         readable: dict[int, np.ndarray] = {}
         for index, path in enumerate(config.files):

@@ -20,6 +20,8 @@ import tensorflow as tf
 from apps.common.audio import SAMPLE_RATE
 from apps.common.cells import recurrent_layer
 from apps.common.speech_features import FEATURES, SpecAugment, SpeechFeatures
+from apps.common.streaming import causal_blocks, causal_grus
+from apps.common.streaming_features import StreamingFeatures
 from apps.transcriber.labels import DECODINGS, LabelSet
 from apps.transcriber.settings import TranscriberTrain
 
@@ -27,15 +29,23 @@ TIME_STRIDE = 2  # feature frames per output frame
 OUTPUT_FRAME_SECONDS = TIME_STRIDE * FEATURES.frame_step / SAMPLE_RATE
 
 
-def feature_frames(samples: tf.Tensor) -> tf.Tensor:
-    """Feature frames of waveforms `samples` long (`speech_features`: no centring, so none below one window)."""
+def feature_frames(samples: tf.Tensor, streaming: bool = False) -> tf.Tensor:
+    """Feature frames of waveforms `samples` long: `speech_features` has no centring, so none below one
+    window; the streaming front end (`StreamingFeatures`) has one per 10 ms hop begun."""
     samples = tf.convert_to_tensor(samples, tf.int32)
+    if streaming:
+        return (samples + FEATURES.frame_step - 1) // FEATURES.frame_step
     return tf.maximum(0, (samples - FEATURES.frame_length) // FEATURES.frame_step + 1)
 
 
-def output_frames(samples: tf.Tensor) -> tf.Tensor:
+def output_frames(samples: tf.Tensor, streaming: bool = False) -> tf.Tensor:
     """Frames of label logits for waveforms `samples` long: at most this many characters."""
-    return (feature_frames(samples) + TIME_STRIDE - 1) // TIME_STRIDE
+    return (feature_frames(samples, streaming) + TIME_STRIDE - 1) // TIME_STRIDE
+
+
+def is_streaming(acoustic: keras.Model) -> bool:
+    """Whether `acoustic` is `build_streaming_acoustic_model`'s, with the causal front end."""
+    return isinstance(acoustic.get_layer("features"), StreamingFeatures)
 
 
 @keras.saving.register_keras_serializable(package="speech")
@@ -121,6 +131,33 @@ def build_acoustic_model(num_classes: int, config: TranscriberTrain) -> keras.Mo
     return keras.Model({"waveform": waveform, "samples": samples}, logits, name=f"transcriber_{cell}")
 
 
+def build_streaming_acoustic_model(num_classes: int, config: TranscriberTrain) -> keras.Model:
+    """`build_acoustic_model`'s inputs and outputs, causally: `gru-suite train transcriber --streaming`.
+
+    The streaming front end (`StreamingFeatures`), batch normalization,
+    SpecAugment (training only), two causal Conv1D blocks (the first of
+    stride `TIME_STRIDE`), `config.layers` unidirectional `gru_core.GRU`
+    layers with dropout between them, and the logits. Nothing looks ahead, so
+    a row's zero padding changes none of its own frames and `samples` is
+    needed only to count them (`output_frames(samples, streaming=True)`).
+    `apps.common.streaming.stream_layers` runs it chunk by chunk.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2 (a label and the blank), got {num_classes}.")
+    if config.units < 1 or config.layers < 1 or config.conv_filters < 1:
+        raise ValueError("units, layers and conv_filters must be positive.")
+    waveform = keras.Input((None,), name="waveform")
+    samples = keras.Input((), dtype="int32", name="samples")
+    x = StreamingFeatures(config.min_frequency, config.max_frequency, name="features")(waveform)
+    x = keras.layers.BatchNormalization(name="feature_norm")(x)
+    x = SpecAugment(max_time=8, seed=config.seed, name="spec_augment")(x)
+    x = causal_blocks(x, config.conv_filters, strides=(TIME_STRIDE, 1))
+    x = causal_grus(x, config.units, config.layers, last_sequences=True, between=lambda x, layer: keras.layers.Dropout(
+        config.dropout, seed=config.seed, name=f"dropout{layer}")(x))
+    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model({"waveform": waveform, "samples": samples}, logits, name="transcriber_streaming_gru")
+
+
 class CTCModel(keras.Model):
     """An acoustic model trained with CTC: `fit` takes `(inputs, labels)`.
 
@@ -134,6 +171,7 @@ class CTCModel(keras.Model):
     def __init__(self, acoustic: keras.Model, **kwargs):
         super().__init__(**kwargs)
         self.acoustic = acoustic
+        self.streaming = is_streaming(acoustic)
         # Built now, as fit's backups require: one window of silence.
         self({"waveform": tf.zeros([1, FEATURES.frame_length]), "samples": tf.constant([FEATURES.frame_length])})
 
@@ -144,7 +182,7 @@ class CTCModel(keras.Model):
         label_length = tf.reduce_sum(tf.cast(y >= 0, tf.int32), axis=1)
         losses = tf.nn.ctc_loss(
             labels=tf.maximum(y, 0), logits=tf.cast(y_pred, tf.float32), label_length=label_length,
-            logit_length=output_frames(x["samples"]), logits_time_major=False, blank_index=-1,
+            logit_length=output_frames(x["samples"], self.streaming), logits_time_major=False, blank_index=-1,
         )
         return tf.reduce_mean(losses)
 

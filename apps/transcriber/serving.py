@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.common.app import Export
+from apps.common.audio import SAMPLE_RATE, load_audio
+from apps.common.errors import InputError
 from apps.common.speech_features import FEATURES
 from apps.transcriber.labels import DECODINGS, LabelSet
-from apps.transcriber.model import ctc_decode, output_frames
+from apps.common.streaming import STATE_PREFIX, check_chunk, chunk_hops, initial_stream_state, stream_layers
+from apps.transcriber.model import TIME_STRIDE, ctc_decode, is_streaming, output_frames
 
 
 def utterance_samples(waveform: tf.Tensor) -> tf.Tensor:
@@ -45,7 +52,8 @@ class TranscriberServer(tf.Module):
         waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, FEATURES.frame_length - tf.shape(waveform)[1])]])
         samples = tf.maximum(utterance_samples(waveform), FEATURES.frame_length)
         logits = self.acoustic({"waveform": waveform, "samples": samples}, training=False)
-        return tf.cast(logits, tf.float32), tf.minimum(output_frames(samples), tf.shape(logits)[1])
+        frames = output_frames(samples, is_streaming(self.acoustic))
+        return tf.cast(logits, tf.float32), tf.minimum(frames, tf.shape(logits)[1])
 
     def _endpoint(self, decoding: str):
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
@@ -63,6 +71,68 @@ class TranscriberServer(tf.Module):
             return {"transcript": transcript, "frames": frames}
 
         return transcribe
+
+
+class StreamingTranscriberServer(TranscriberServer):
+    """A streaming transcriber's export: `TranscriberServer`'s signatures, and `stream` and `initial_state`.
+
+    External state, as in the word recogniser's (`apps.speech.serving`):
+    `initial_state` (`batch_size`) gives every state tensor, named `state_…`;
+    `stream` takes `waveform_chunk` (float32 `[batch, samples]`, a whole
+    number of 20 ms steps: the first convolution's stride) and the state,
+    and returns `chunk_labels` (the greedy CTC labels the chunk added),
+    `transcript` (greedy, all the audio so far) and the new state, which
+    carries the decoder's last label (`state_last_label`, so a label
+    repeated across two chunks is merged as in one) and the labels so far
+    (`state_labels`). Streamed to its end, the transcript is the `greedy`
+    signature's for the whole clip.
+    """
+
+    def __init__(self, acoustic: keras.Model, labels: LabelSet, decoding: str = "beam", beam_width: int = 16):
+        super().__init__(acoustic, labels, decoding, beam_width)
+        model_state = initial_stream_state(acoustic, 1)
+        blank = labels.num_classes - 1
+        tokens = tf.constant(list(labels.tokens) + [""])
+        specs = [tf.TensorSpec([None, *value.shape[1:]], tf.float32, name=STATE_PREFIX + name)
+                 for name, value in model_state.items()]
+        specs += [tf.TensorSpec([None], tf.int32, name=STATE_PREFIX + "last_label"),
+                  tf.TensorSpec([None], tf.string, name=STATE_PREFIX + "labels")]
+        names = [spec.name[len(STATE_PREFIX):] for spec in specs]
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+        def initial_state(batch_size):
+            state = {**initial_stream_state(acoustic, batch_size), "last_label": tf.fill([batch_size], blank),
+                     "labels": tf.fill([batch_size], "")}
+            return {STATE_PREFIX + name: value for name, value in state.items()}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"), *specs])
+        def stream(waveform_chunk, *values):
+            state = dict(zip(names, values))
+            chunk = check_chunk(waveform_chunk, chunk_hops(acoustic))
+            carried = {name: state[name] for name in model_state}
+
+            def step():
+                outputs, new_state = stream_layers(acoustic, chunk, carried)
+                return acoustic.get_layer("logits")(outputs), new_state
+
+            logits, new_state = tf.cond(
+                tf.shape(chunk)[1] > 0, step,
+                lambda: (tf.zeros([tf.shape(chunk)[0], 0, labels.num_classes]), dict(carried)))
+            # Greedy CTC over the chunk, continuing from the label before it.
+            ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            history = tf.concat([tf.expand_dims(state["last_label"], 1), ids], axis=1)
+            new_labels = (ids != blank) & (ids != history[:, :-1])
+            added = tf.strings.reduce_join(tf.ragged.boolean_mask(tf.gather(tokens, ids), new_labels), axis=1,
+                                           separator=labels.separator)
+            previous = state["labels"]
+            joined = tf.where((previous != "") & (added != ""),
+                              tf.strings.join([previous, added], separator=labels.separator), previous + added)
+            return {"chunk_labels": added,
+                    "transcript": tf.strings.strip(tf.strings.regex_replace(joined, " +", " ")),
+                    **{STATE_PREFIX + name: value for name, value in new_state.items()},
+                    STATE_PREFIX + "last_label": history[:, -1], STATE_PREFIX + "labels": joined}
+
+        self.initial_state, self.stream = initial_state, stream
 
 
 def frame_log_probabilities(server: TranscriberServer):
@@ -103,6 +173,52 @@ def transcribe_batches(serve, waveforms: list[np.ndarray], batch_size: int = 32)
         for index, text in zip(rows, outputs):
             transcripts[index] = text.decode("utf-8")
     return transcripts
+
+
+# `gru-suite transcribe --stream` reads its files in chunks this long.
+STREAM_CHUNK_SECONDS = 0.1
+
+
+def stream_files(export: Export, files: tuple[Path, ...]) -> list[dict]:
+    """`gru-suite transcribe --stream`: each file through the export's `stream` signature in
+    `STREAM_CHUNK_SECONDS` chunks, printing the transcript each time it changes (with the file's
+    name before it when there are several). The last line of each is its whole-clip greedy transcript.
+
+    A file's end is padded with zeros to a whole 20 ms step, which adds no output frame. A bad file
+    is reported and skipped; the command fails only if every file is bad.
+    """
+    if "stream" not in export.signatures:
+        raise InputError(f"--stream: {export.path} has no stream signature "
+                         "(train it with `gru-suite train transcriber --streaming`).")
+    stream, initial_state = export.signature("stream"), export.signature("initial_state")
+    step = TIME_STRIDE * FEATURES.frame_step
+    chunk = int(round(STREAM_CHUNK_SECONDS * SAMPLE_RATE / step)) * step
+    results: list[dict] = []
+    for path in files:
+        try:
+            waveform = load_audio(path)
+        except InputError as error:
+            print(f"skipped: {error}", file=sys.stderr)
+            results.append({"file": str(path), "error": str(error)})
+            continue
+        if len(files) > 1:
+            print(f"{path}:")
+        padded = np.pad(waveform, (0, -len(waveform) % step)).astype(np.float32)
+        state = initial_state(batch_size=tf.constant(1))
+        shown = None
+        for start in range(0, len(padded), chunk):
+            outputs = stream(waveform_chunk=tf.constant(padded[np.newaxis, start:start + chunk]), **state)
+            state = {name: value for name, value in outputs.items() if name.startswith(STATE_PREFIX)}
+            transcript = outputs["transcript"].numpy()[0].decode("utf-8")
+            if transcript != (shown or ""):
+                print(transcript, flush=True)
+                shown = transcript
+        if shown is None:  # nothing was heard: the one line is the empty transcript
+            print("", flush=True)
+        results.append({"file": str(path), "transcript": shown or ""})
+    if all("error" in result for result in results):
+        raise InputError("no file could be transcribed: " + "; ".join(r["error"] for r in results))
+    return results
 
 
 def error_rates(references: list[str], hypotheses: list[str]) -> tuple[float, float]:

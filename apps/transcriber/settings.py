@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from apps.common.config import Config, DataSource, at_least, setting
+from apps.common.config import Config, ConfigError, DataSource, at_least, setting
 from apps.common.settings import (
     ExportConfig,
     TrainConfig,
@@ -55,6 +55,16 @@ class TranscriberTrain(TrainConfig, TranscriptionSettings, MelBandSettings):
                               group="decoding")
 
 
+    streaming: bool = setting(
+        False, "a streaming model (causal features and convolutions, unidirectional gru_core.GRU "
+        "layers) whose export adds the `stream` and `initial_state` signatures", group="model")
+
+    def check(self) -> None:
+        super().check()
+        if self.streaming and self.cell != "gru":
+            raise ConfigError(["cell"], f"a --streaming model is built on gru_core.GRU, got --cell {self.cell}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TranscriberEvaluate(ExportConfig, TranscriptionSettings):
     data: str | None = setting(None, DATA_HELP + "; default: the data the export was trained on",
@@ -67,3 +77,5 @@ class TranscriberEvaluate(ExportConfig, TranscriptionSettings):
 class TranscriberPredict(ExportConfig):
     files: tuple[Path, ...] = setting((), "audio files, any rate and channel count, up to "
                                       f"{MAX_SECONDS:g} s each", positional=True, nargs="+", metavar="FILE")
+    stream: bool = setting(False, "read each file in 100 ms chunks through the export's `stream` signature "
+                           "and print the transcript each time it grows (a --streaming export)")

@@ -16,7 +16,13 @@ from apps.common.errors import InputError
 from apps.common.speech_features import mix_noise
 from apps.transcriber.data import TranscribedSplit, TranscriptionData
 from apps.transcriber.labels import LabelSet
-from apps.transcriber.model import OUTPUT_FRAME_SECONDS, CTCModel, build_acoustic_model, output_frames
+from apps.transcriber.model import (
+    OUTPUT_FRAME_SECONDS,
+    CTCModel,
+    build_acoustic_model,
+    build_streaming_acoustic_model,
+    output_frames,
+)
 from apps.transcriber.settings import TranscriberTrain
 
 AUGMENTATION_SPEEDS = (0.9, 1.1)  # the speed perturbation of training utterances
@@ -89,14 +95,16 @@ def frames_needed(ids: list[int]) -> int:
     return len(ids) + sum(first == second for first, second in zip(ids, ids[1:]))
 
 
-def fitting_utterances(split: TranscribedSplit, labels: LabelSet, speed_up: float = 1.0) -> TranscribedSplit:
-    """The utterances of `split` long enough for their transcripts, even sped up by `speed_up`.
+def fitting_utterances(split: TranscribedSplit, labels: LabelSet, speed_up: float = 1.0,
+                       streaming: bool = False) -> TranscribedSplit:
+    """The utterances of `split` long enough for their transcripts, even sped up by `speed_up`
+    (`streaming`: for the streaming model's frames).
 
     A transcript that needs more output frames than its audio gives has
     zero CTC probability: its loss is infinite and one such utterance turns
     the whole batch's gradients into NaN.
     """
-    frames = output_frames([int(len(waveform) / speed_up) for waveform in split.waveforms]).numpy()
+    frames = output_frames([int(len(waveform) / speed_up) for waveform in split.waveforms], streaming).numpy()
     needed = [frames_needed(ids) for ids in labels.encode(split.transcripts)]
     return split.subset(index for index in range(len(split)) if needed[index] <= frames[index])
 
@@ -115,7 +123,7 @@ def train_transcriber(
     kept = {}
     for name, split, speed_up in (("training", data.train, AUGMENTATION_SPEEDS[1]),
                                   ("validation", data.validation, 1.0)):
-        kept[name] = fitting_utterances(split, labels, speed_up)
+        kept[name] = fitting_utterances(split, labels, speed_up, config.streaming)
         if len(kept[name]) < len(split):
             print(f"{data.name}: left out {len(split) - len(kept[name])} of the {len(split)} {name} "
                   f"utterances, too short for their transcripts (CTC needs {frame_ms:g} ms of audio "
@@ -126,7 +134,8 @@ def train_transcriber(
     batch_size = config.batch_size
     steps = config.epochs * int(np.ceil(len(kept["training"]) / batch_size))
     with fitting.scope():
-        acoustic = build_acoustic_model(labels.num_classes, config)
+        build = build_streaming_acoustic_model if config.streaming else build_acoustic_model
+        acoustic = build(labels.num_classes, config)
         model = CTCModel(acoustic, name="ctc")
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(steps, 1), alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0))
