@@ -19,7 +19,7 @@ measurements:
     python benchmarks/transcription_quality.py --data-dir ../shared/datasets [--minutes 20]
         [--fold-minutes M] [--epochs 60] [--measure index|speakers|both] [--cell gru]
         [--synthetic 2000] [--train-strings 3000] [--test-strings 500]
-        [--speakers george,jackson] [--word-model saved_models/speech/N]
+        [--speakers george,jackson] [--word-model saved_models/speech/N] [--streaming]
 
 Each training is `train_transcriber` (the app's own, through its `Fitting`)
 on the FSDD strings plus `--synthetic N` strings of the app's `digits-espeak`
@@ -29,6 +29,8 @@ cosine learning rate decays over `--epochs`, so set it to about what fits).
 Test WER and CER are printed for both the greedy and the beam signature of
 `TranscriberServer`; `--word-model DIR` also scores a speech export (the word
 recogniser) on the single recordings in the index split's test strings.
+`--streaming` trains `train transcriber --streaming`'s causal model; its greedy
+whole-clip transcript is what its `stream` signature ends at.
 
 Targets (judged on beam decoding, the export's default): WER <= 3% on the
 index split and <= 10% averaged over unseen speakers, each training within
@@ -68,7 +70,7 @@ from apps.transcriber.digit_strings import (  # noqa: E402
 )
 from apps.transcriber.labels import LABEL_SETS, label_set_for  # noqa: E402
 from apps.transcriber.serving import (  # noqa: E402
-    TranscriberServer, error_rates, transcribe_batches,
+    StreamingTranscriberServer, TranscriberServer, error_rates, transcribe_batches,
 )
 from apps.transcriber.settings import MAX_SECONDS, TranscriberTrain  # noqa: E402
 from apps.transcriber.training import train_transcriber  # noqa: E402
@@ -154,13 +156,14 @@ def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSp
             epochs=args.epochs, batch_size=args.batch_size, units=args.units, cell=args.cell, seed=args.seed,
             verbose=args.verbose, run_dir=Path(run_dir), fresh=True, layers=args.layers,
             conv_filters=args.conv_filters, dropout=args.dropout, min_frequency=args.min_frequency,
-            max_frequency=args.max_frequency, learning_rate=args.learning_rate,
+            max_frequency=args.max_frequency, learning_rate=args.learning_rate, streaming=args.streaming,
         )
         budget = TimeBudget(minutes)
         fitting = Fitting(config, Path(run_dir), callbacks=[budget])
         with Stopwatch() as watch:
             acoustic = train_transcriber(data, labels, config, fitting)
-    server = TranscriberServer(acoustic, labels, "beam", args.beam_width)
+    server = (StreamingTranscriberServer if args.streaming else TranscriberServer)(
+        acoustic, labels, "beam", args.beam_width)
     said = {decoding: transcribe_batches(serve, test.waveforms, args.batch_size)
             for decoding, serve in (("greedy", server.greedy), ("beam", server.beam))}
     rates = {decoding: error_rates(test.transcripts, hypotheses) for decoding, hypotheses in said.items()}
@@ -236,6 +239,8 @@ def main() -> None:
     parser.add_argument("--word-model", type=Path, default=None, metavar="DIR",
                         help="a speech export (saved_models/speech/N) to score on the index split's "
                              "test recordings")
+    parser.add_argument("--streaming", action="store_true",
+                        help="train transcriber --streaming's causal model (unidirectional GRUs)")
     parser.add_argument("--cell", choices=sorted(CELLS), default=TranscriberTrain.cell)
     parser.add_argument("--units", type=int, default=TranscriberTrain.units, help=f"default {TranscriberTrain.units}")
     parser.add_argument("--layers", type=int, default=TranscriberTrain.layers,
