@@ -212,7 +212,7 @@ def test_transcribe_skips_bad_files_and_transcribes_the_others(smoke_exports, tm
     assert f"at most {MAX_SECONDS:g} s" in results[3]["error"]
     assert "not a readable audio file" in results[4]["error"] and "no samples" in results[5]["error"]
     assert "(silent input)" in captured.out and captured.err.count("skipped:") == 3
-    with pytest.raises(InputError, match="no file could be transcribed"):
+    with pytest.raises(InputError, match="no file could be read"):
         cli.run(["transcribe", "--model", export, str(broken)])
 
 

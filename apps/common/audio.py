@@ -6,8 +6,11 @@ clip is one second (`CLIP_SAMPLES`).
 
 from __future__ import annotations
 
+import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +49,32 @@ def load_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if not np.all(np.isfinite(audio)):
         raise InputError(f"{path}: the audio holds NaN or infinite samples.")
     return audio.astype(np.float32, copy=False)
+
+def read_audio_files(
+    paths: Sequence[Path], check: Callable[[Path, np.ndarray], None] | None = None
+) -> tuple[list[dict[str, Any]], dict[int, np.ndarray]]:
+    """Each of `paths` read with `load_audio`, then `check(path, waveform)` (which may raise
+    `InputError`): a result per path, `{"file": ...}`, or `{"file": ..., "error": ...}` for a
+    bad one, which is also reported on stderr; and the waveforms read, by index. A `predict`
+    skips bad files and fails (an `InputError`) only when every one is bad.
+    """
+    results: list[dict[str, Any]] = []
+    readable: dict[int, np.ndarray] = {}
+    for index, path in enumerate(paths):
+        try:
+            waveform = load_audio(path)
+            if check is not None:
+                check(path, waveform)
+        except InputError as error:
+            print(f"skipped: {error}", file=sys.stderr)
+            results.append({"file": str(path), "error": str(error)})
+            continue
+        readable[index] = waveform
+        results.append({"file": str(path)})
+    if not readable:
+        raise InputError("no file could be read: " + "; ".join(result["error"] for result in results))
+    return results, readable
+
 
 def fix_length(audio: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
     """Pads or trims a 1-D waveform to `length` samples.

@@ -76,6 +76,17 @@ def initial_stream_state(model: keras.Model, batch_size: tf.Tensor | int) -> dic
     return state
 
 
+def state_specs(model: keras.Model) -> list[tf.TensorSpec]:
+    """A spec per tensor of `initial_stream_state`, in its order, named with `STATE_PREFIX`, any batch."""
+    return [tf.TensorSpec([None, *value.shape[1:]], tf.float32, name=STATE_PREFIX + name)
+            for name, value in initial_stream_state(model, 1).items()]
+
+
+def prefixed(state: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """`state` under its exported names (`STATE_PREFIX` first)."""
+    return {STATE_PREFIX + name: value for name, value in state.items()}
+
+
 def stream_layers(model: keras.Model, chunk: tf.Tensor, state: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict]:
     """`[batch, samples]` (a non-empty whole number of `chunk_hops`) after `state` -> (the last GRU's
     output for the chunk, as the layer returns it, and the new state), in inference mode.

@@ -17,13 +17,12 @@ streaming front end replaces each with what the frames so far tell:
 4. the first `num_cepstra` coefficients of the orthonormal DCT-II.
 
 Framing is causal too: frame t covers the 512 samples that end with sample
-160·(t + 1), the stream starting after `HISTORY` samples of silence, so each
-10 ms of audio completes exactly one frame. A chunk therefore holds a whole
-number of 10 ms hops (`HOP` samples). The state carried from chunk to chunk
-(`initial_feature_state`) is the last `HISTORY` samples, the running
-maximum, the running mean's sum and its decay so far; `stream_features`
-on a clip cut into chunks gives the values it gives on the whole clip, to
-float32 rounding.
+160·(t + 1), the stream starting after 352 samples of silence, so each 10 ms
+hop (`HOP` samples) completes exactly one frame, and a chunk holds a whole
+number of hops. The state carried from chunk to chunk
+(`initial_feature_state`) is the last 352 samples, the running maximum, the
+running mean's sum and its decay so far; `stream_features` on a clip cut
+into chunks gives the values it gives on the whole clip, to float32 rounding.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import tensorflow as tf
 from apps.common.speech_features import FEATURES, FeatureConfig, SpeechFeatures, dct_matrix, log_mel_of_frames
 
 HOP = FEATURES.frame_step
-HISTORY = FEATURES.frame_length - FEATURES.frame_step
 # Weight of each new frame in the running mean: a time constant of 50 frames (0.5 s).
 MEAN_RATE = 0.02
 # The running maximum before any frame: below any log-mel value.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
-from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio
+from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio, read_audio_files
 from apps.common.errors import InputError
 from apps.common.export import load_extra_model, save_extra_model
 from apps.common.figures import confusion_matrix, save_confusion_matrix
@@ -114,14 +113,8 @@ class SpeechApp(App[SpeechData, SpeechData]):
         A bad file is reported and skipped; the command fails only if every file is bad.
         """
         serve = export.signature()
-        results = []
-        for path in config.files:
-            try:
-                waveform = load_audio(path)
-            except InputError as error:
-                print(f"skipped: {error}", file=sys.stderr)
-                results.append({"file": str(path), "error": str(error)})
-                continue
+        results, readable = read_audio_files(config.files)
+        for index, waveform in readable.items():
             outputs = serve(waveform=tf.constant(waveform[np.newaxis, :]))
             probabilities = outputs["probabilities"].numpy()[0]
             label = outputs["label"].numpy()[0].decode("utf-8")
@@ -131,17 +124,8 @@ class SpeechApp(App[SpeechData, SpeechData]):
             if waveform.size > CLIP_SAMPLES:
                 notes.append(f"{waveform.size / SAMPLE_RATE:.1f} s long: used its loudest second")
             note = f" ({'; '.join(notes)})" if notes else ""
-            print(f"{path}: {label} (p={probabilities.max():.3f}){note}")
-            results.append(
-                {
-                    "file": str(path),
-                    "label": label,
-                    "probability": float(probabilities.max()),
-                    "probabilities": probabilities,
-                }
-            )
-        if all("error" in result for result in results):
-            raise InputError("no file could be read: " + "; ".join(r["error"] for r in results))
+            print(f"{config.files[index]}: {label} (p={probabilities.max():.3f}){note}")
+            results[index].update(label=label, probability=float(probabilities.max()), probabilities=probabilities)
         return results
 
     def serving_example(self, export: Export) -> dict[str, list[float]]:

@@ -9,7 +9,7 @@ import tensorflow as tf
 from gru_core.tracing import tracing_for_a_file
 
 from apps.common.speech_features import FEATURES, change_speed, fix_length
-from apps.common.streaming import STATE_PREFIX, check_chunk, chunk_hops, initial_stream_state
+from apps.common.streaming import STATE_PREFIX, check_chunk, chunk_hops, initial_stream_state, prefixed, state_specs
 from apps.speech.streaming import stream_step
 
 
@@ -78,20 +78,19 @@ class StreamingSpeechServer(SpeechServer):
 
     def __init__(self, model: keras.Model, labels: list[str]):
         super().__init__(model, labels)
-        names = sorted(initial_stream_state(model, 1))
-        specs = {name: tf.TensorSpec([None, *value.shape[1:]], tf.float32, name=STATE_PREFIX + name)
-                 for name, value in initial_stream_state(model, 1).items()}
+        specs = state_specs(model)
+        names = [spec.name[len(STATE_PREFIX):] for spec in specs]
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
         def initial_state(batch_size):
-            return {STATE_PREFIX + name: value for name, value in initial_stream_state(model, batch_size).items()}
+            return prefixed(initial_stream_state(model, batch_size))
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"),
-                                      *(specs[name] for name in names)])
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"), *specs])
         def stream(waveform_chunk, *states):
-            probabilities, state = stream_step(model, check_chunk(waveform_chunk, chunk_hops(model)), dict(zip(names, states)))
+            chunk = check_chunk(waveform_chunk, chunk_hops(model))
+            probabilities, state = stream_step(model, chunk, dict(zip(names, states)))
             return {"probabilities": probabilities, "label": tf.gather(self.labels, tf.argmax(probabilities, -1)),
-                    **{STATE_PREFIX + name: value for name, value in state.items()}}
+                    **prefixed(state)}
 
         self.initial_state, self.stream = initial_state, stream
 

@@ -13,13 +13,12 @@ one way or the other.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from apps.common.app import App, Evaluation, Export, Fitting, Serving, Trained
-from apps.common.audio import SAMPLE_RATE, SILENCE_PEAK, load_audio
+from apps.common.audio import SAMPLE_RATE, SILENCE_PEAK, load_audio, read_audio_files
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, load_extra_model, read_metadata, save_extra_model, version_folder
@@ -157,24 +156,15 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
         """
         if config.stream:
             return stream_files(export, config.files)
-        results: list[dict] = []
-        readable: dict[int, np.ndarray] = {}
-        for index, path in enumerate(config.files):
-            try:
-                waveform = load_audio(path)
-                seconds = waveform.size / SAMPLE_RATE
-                limit = float(export.metadata.get("max_seconds", MAX_SECONDS))
-                if seconds > limit:
-                    raise InputError(f"{path}: {seconds:.1f} s long; this transcriber takes files of at "
-                                     f"most {limit:g} s (split it at its pauses first).")
-            except InputError as error:
-                print(f"skipped: {error}", file=sys.stderr)
-                results.append({"file": str(path), "error": str(error)})
-                continue
-            readable[index] = waveform
-            results.append({"file": str(path)})
-        if not readable:
-            raise InputError("no file could be transcribed: " + "; ".join(r["error"] for r in results))
+        limit = float(export.metadata.get("max_seconds", MAX_SECONDS))
+
+        def check_length(path: Path, waveform: np.ndarray) -> None:
+            seconds = waveform.size / SAMPLE_RATE
+            if seconds > limit:
+                raise InputError(f"{path}: {seconds:.1f} s long; this transcriber takes files of at "
+                                 f"most {limit:g} s (split it at its pauses first).")
+
+        results, readable = read_audio_files(config.files, check_length)
         transcripts = transcribe_batches(export.signature(), list(readable.values()))
         for (index, waveform), transcript in zip(readable.items(), transcripts):
             results[index]["transcript"] = transcript

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import keras
@@ -10,11 +9,19 @@ import numpy as np
 import tensorflow as tf
 
 from apps.common.app import Export
-from apps.common.audio import SAMPLE_RATE, load_audio
+from apps.common.audio import SAMPLE_RATE, read_audio_files
 from apps.common.errors import InputError
 from apps.common.speech_features import FEATURES
 from apps.transcriber.labels import DECODINGS, LabelSet
-from apps.common.streaming import STATE_PREFIX, check_chunk, chunk_hops, initial_stream_state, stream_layers
+from apps.common.streaming import (
+    STATE_PREFIX,
+    check_chunk,
+    chunk_hops,
+    initial_stream_state,
+    prefixed,
+    state_specs,
+    stream_layers,
+)
 from apps.transcriber.model import TIME_STRIDE, ctc_decode, is_streaming, output_frames
 
 
@@ -90,20 +97,18 @@ class StreamingTranscriberServer(TranscriberServer):
 
     def __init__(self, acoustic: keras.Model, labels: LabelSet, decoding: str = "beam", beam_width: int = 16):
         super().__init__(acoustic, labels, decoding, beam_width)
-        model_state = initial_stream_state(acoustic, 1)
+        model_specs = state_specs(acoustic)
+        model_state = [spec.name[len(STATE_PREFIX):] for spec in model_specs]
         blank = labels.num_classes - 1
         tokens = tf.constant(list(labels.tokens) + [""])
-        specs = [tf.TensorSpec([None, *value.shape[1:]], tf.float32, name=STATE_PREFIX + name)
-                 for name, value in model_state.items()]
-        specs += [tf.TensorSpec([None], tf.int32, name=STATE_PREFIX + "last_label"),
-                  tf.TensorSpec([None], tf.string, name=STATE_PREFIX + "labels")]
+        specs = model_specs + [tf.TensorSpec([None], tf.int32, name=STATE_PREFIX + "last_label"),
+                               tf.TensorSpec([None], tf.string, name=STATE_PREFIX + "labels")]
         names = [spec.name[len(STATE_PREFIX):] for spec in specs]
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
         def initial_state(batch_size):
-            state = {**initial_stream_state(acoustic, batch_size), "last_label": tf.fill([batch_size], blank),
-                     "labels": tf.fill([batch_size], "")}
-            return {STATE_PREFIX + name: value for name, value in state.items()}
+            return prefixed({**initial_stream_state(acoustic, batch_size), "last_label": tf.fill([batch_size], blank),
+                             "labels": tf.fill([batch_size], "")})
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"), *specs])
         def stream(waveform_chunk, *values):
@@ -129,8 +134,7 @@ class StreamingTranscriberServer(TranscriberServer):
                               tf.strings.join([previous, added], separator=labels.separator), previous + added)
             return {"chunk_labels": added,
                     "transcript": tf.strings.strip(tf.strings.regex_replace(joined, " +", " ")),
-                    **{STATE_PREFIX + name: value for name, value in new_state.items()},
-                    STATE_PREFIX + "last_label": history[:, -1], STATE_PREFIX + "labels": joined}
+                    **prefixed({**new_state, "last_label": history[:, -1], "labels": joined})}
 
         self.initial_state, self.stream = initial_state, stream
 
@@ -193,16 +197,10 @@ def stream_files(export: Export, files: tuple[Path, ...]) -> list[dict]:
     stream, initial_state = export.signature("stream"), export.signature("initial_state")
     step = TIME_STRIDE * FEATURES.frame_step
     chunk = int(round(STREAM_CHUNK_SECONDS * SAMPLE_RATE / step)) * step
-    results: list[dict] = []
-    for path in files:
-        try:
-            waveform = load_audio(path)
-        except InputError as error:
-            print(f"skipped: {error}", file=sys.stderr)
-            results.append({"file": str(path), "error": str(error)})
-            continue
+    results, readable = read_audio_files(files)
+    for index, waveform in readable.items():
         if len(files) > 1:
-            print(f"{path}:")
+            print(f"{files[index]}:")
         padded = np.pad(waveform, (0, -len(waveform) % step)).astype(np.float32)
         state = initial_state(batch_size=tf.constant(1))
         shown = None
@@ -215,9 +213,7 @@ def stream_files(export: Export, files: tuple[Path, ...]) -> list[dict]:
                 shown = transcript
         if shown is None:  # nothing was heard: the one line is the empty transcript
             print("", flush=True)
-        results.append({"file": str(path), "transcript": shown or ""})
-    if all("error" in result for result in results):
-        raise InputError("no file could be transcribed: " + "; ".join(r["error"] for r in results))
+        results[index]["transcript"] = shown or ""
     return results
 
 
