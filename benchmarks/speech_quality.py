@@ -42,7 +42,7 @@ from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE  # noqa: E402
 from apps.common.cells import CELLS  # noqa: E402
 from apps.common.speech_features import FEATURES  # noqa: E402
 from apps.speech.data import AudioSplit, load_data, load_flat_folder, SpeechData  # noqa: E402
-from apps.speech.serving import SpeechServer, StreamingSpeechServer, served_probabilities  # noqa: E402
+from apps.speech.serving import served_probabilities, speech_server  # noqa: E402
 from apps.speech.settings import SPEEDS, SpeechTrain  # noqa: E402
 from apps.speech.synthesis import DIGITS  # noqa: E402
 from apps.speech.training import train_speech_model  # noqa: E402
@@ -107,8 +107,7 @@ def accuracy(
             streaming=args.streaming,
         )
         model = train_speech_model(data, config)
-        server = StreamingSpeechServer(model, data.labels) if args.streaming else SpeechServer(
-            model, data.labels, args.test_speeds)
+        server = speech_server(model, data.labels, args.test_speeds, args.streaming)
         log_probabilities += np.log(served_probabilities(server.serve, data.test.waveforms) + 1e-7)
     predicted = np.argmax(log_probabilities, axis=-1)
     return float(np.mean(predicted == data.test.labels)), time.perf_counter() - start

@@ -54,8 +54,7 @@ def main() -> None:
 
     server = StreamingSpeechServer(build_streaming_model(len(LABELS), SpeechTrain(units=args.units)), LABELS)
     folder = tempfile.mkdtemp(prefix="streaming_speed_")
-    tf.saved_model.save(server, folder, signatures={"serving_default": server.serve, "stream": server.stream,
-                                                    "initial_state": server.initial_state})
+    tf.saved_model.save(server, folder, signatures=server.endpoints())
     loaded = tf.saved_model.load(folder)
     stream, serve = loaded.signatures["stream"], loaded.signatures["serving_default"]
     clip = tf.constant(np.random.default_rng(0).normal(0, 0.1, (1, FEATURES.clip_samples)).astype(np.float32))

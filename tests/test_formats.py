@@ -161,6 +161,21 @@ def test_each_format_answers_what_the_savedmodel_answers(versions, app, file_for
             np.testing.assert_allclose(np.asarray(answered[name]), expected[name], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("app", sorted(CONVERTING))
+def test_an_empty_batch_gets_empty_answers_from_each_file(versions, app):
+    saved = load_exported(versions[app]).signatures["serving_default"]
+    request = {name: np.zeros([0, *[size or 16000 for size in spec.shape.as_list()[1:]]], spec.dtype.as_numpy_dtype)
+               if spec.dtype != tf.string else np.zeros([0], object)
+               for name, spec in saved.structured_input_signature[1].items()}
+    expected = saved(**{name: tf.constant(value, saved.structured_input_signature[1][name].dtype)
+                        for name, value in request.items()})
+    for file_format in FORMAT_FILES:
+        served = registered_app(app).from_file(load_file_export(versions[app] / FORMAT_FILES[file_format]))
+        got = served.signature()(**request)
+        assert sorted(got) == sorted(expected)
+        assert all(got[name].shape[0] == 0 for name in got), (file_format, {k: v.shape for k, v in got.items()})
+
+
 def test_dynamic_int8_files_answer_close_to_the_savedmodel(versions):
     version = versions["speech"]
     saved = load_exported(version).signatures["serving_default"]

@@ -179,6 +179,9 @@ def test_the_export_keeps_whole_clips_and_refuses_a_partial_hop(streaming_export
     np.testing.assert_allclose(served, streamed, rtol=1e-4, atol=1e-5)  # a 1 s clip: nothing to cut or pad
     with pytest.raises(tf.errors.InvalidArgumentError, match="waveform_chunk: a chunk holds a whole number of 160-sample"):
         export.signature("stream")(waveform_chunk=tf.constant(clips[:, :100]), **state)
+    nobody = export.signature("stream")(waveform_chunk=tf.zeros([0, 1600]),
+                                        **export.signature("initial_state")(batch_size=tf.constant(0)))
+    assert nobody["probabilities"].shape == (0, served.shape[1]) and nobody["label"].shape == (0,)
 
 
 def test_streaming_refuses_what_it_cannot_stream():
@@ -256,6 +259,9 @@ def test_the_transcriber_streams_to_its_whole_clip_greedy_transcript(streaming_t
         np.testing.assert_array_equal(unchanged[name].numpy(), value.numpy(), err_msg=name)
     with pytest.raises(tf.errors.InvalidArgumentError, match="a whole number of 320-sample \\(20 ms\\) steps"):
         streaming_transcriber.signature("stream")(waveform_chunk=tf.zeros([2, 160]), **state)
+    nobody = streaming_transcriber.signature("stream")(
+        waveform_chunk=tf.zeros([0, 1600]), **streaming_transcriber.signature("initial_state")(batch_size=tf.constant(0)))
+    assert nobody["transcript"].shape == (0,) and nobody["chunk_labels"].shape == (0,)
 
 
 def test_transcribe_stream_needs_a_streaming_export(smoke_exports):

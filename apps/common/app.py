@@ -249,8 +249,8 @@ class App(Generic[D, E]):
         raise NotImplementedError
 
     def portable_serving(self, export: Export) -> Serving:
-        """`export`'s `serving_default` rebuilt in this process from its Keras model and metadata,
-        for `gru-suite export` to convert to LiteRT or ONNX (`apps.common.formats`)."""
+        """The signatures a LiteRT or ONNX file of `export` holds, rebuilt in this process from its
+        Keras model and metadata, for `gru-suite export` to convert (`apps.common.formats`)."""
         raise InputError(f"{self.name}: its exports do not convert to LiteRT or ONNX yet.")
 
     def from_file(self, export: Export) -> Export:

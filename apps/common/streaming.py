@@ -110,6 +110,13 @@ def stream_layers(model: keras.Model, chunk: tf.Tensor, state: dict[str, tf.Tens
     return x, new_state
 
 
+def has_audio(chunk: tf.Tensor) -> tf.Tensor:
+    """Whether `chunk` has rows and samples, so the model runs on it: no frame changes no state, and
+    Keras's convolutions mis-shape an empty batch."""
+    shape = tf.shape(chunk)
+    return tf.logical_and(shape[0] > 0, shape[1] > 0)
+
+
 def check_chunk(chunk: tf.Tensor, hops: int) -> tf.Tensor:
     """`chunk`, after checking that it holds a whole number of `hops` 10 ms hops (a one-line error)."""
     if tracing_for_a_file():  # neither format has an assertion op: the client checks

@@ -16,7 +16,7 @@ from apps.common.running import register_app
 from apps.registry import Task
 from apps.speech.data import SAMPLE_DIR, SpeechData, load_data
 from apps.speech.page import speech_tab
-from apps.speech.serving import SpeechServer, StreamingSpeechServer, served_probabilities
+from apps.speech.serving import served_probabilities, speech_server
 from apps.speech.settings import DataSettings, SpeechEvaluate, SpeechPredict, SpeechTrain
 from apps.speech.training import train_speech_model
 
@@ -49,13 +49,8 @@ class SpeechApp(App[SpeechData, SpeechData]):
 
     def train(self, config: SpeechTrain, speech: SpeechData, fitting: Fitting) -> Trained:
         model = train_speech_model(speech, config, fitting)
-        endpoints = {}
-        if config.streaming:
-            server = StreamingSpeechServer(model, speech.labels)
-            endpoints = {"stream": server.stream, "initial_state": server.initial_state}
-        else:
-            server = SpeechServer(model, speech.labels, config.test_speeds)
-        serving = Serving({"serving_default": server.serve, **endpoints}, [model, server],
+        server = speech_server(model, speech.labels, config.test_speeds, config.streaming)
+        serving = Serving(server.endpoints(), [model, server],
                           metadata={"labels": list(speech.labels), "sample_rate": SAMPLE_RATE,
                                     "test_speeds": list(config.test_speeds), "streaming": config.streaming},
                           extras=lambda directory: save_extra_model(model, directory))
@@ -67,15 +62,12 @@ class SpeechApp(App[SpeechData, SpeechData]):
         })
 
     def portable_serving(self, export: Export) -> Serving:
-        """The export's `serving_default` rebuilt from its Keras model and metadata (the same graph)."""
+        """The export's signatures rebuilt from its Keras model and metadata (the same graphs)."""
         model = load_extra_model(export.path)
-        labels = list(export.metadata["labels"])
-        if export.metadata.get("streaming"):
-            server = StreamingSpeechServer(model, labels)
-            return Serving({"serving_default": server.serve, "stream": server.stream,
-                            "initial_state": server.initial_state}, [model, server], export.metadata)
-        server = SpeechServer(model, labels, tuple(export.metadata["test_speeds"]))
-        return Serving({"serving_default": server.serve}, [model, server], export.metadata)
+        metadata = export.metadata
+        server = speech_server(model, list(metadata["labels"]), tuple(metadata["test_speeds"]),
+                               bool(metadata.get("streaming")))
+        return Serving(server.endpoints(), [model, server], metadata)
 
     def evaluate(self, export: Export, data: SpeechData, config: SpeechEvaluate,
                  output_dir: Path | None) -> Evaluation:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -64,6 +66,10 @@ class SpeechServer(tf.Module):
         label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
         return {"label": label, "probabilities": probabilities}
 
+    def endpoints(self) -> dict[str, Callable]:
+        """The export's signatures, by name."""
+        return {"serving_default": self.serve}
+
 
 class StreamingSpeechServer(SpeechServer):
     """A streaming model's export: `serving_default` on whole clips, and `stream` and `initial_state`.
@@ -93,6 +99,15 @@ class StreamingSpeechServer(SpeechServer):
                     **prefixed(state)}
 
         self.initial_state, self.stream = initial_state, stream
+
+    def endpoints(self) -> dict[str, Callable]:
+        return {**super().endpoints(), "stream": self.stream, "initial_state": self.initial_state}
+
+
+def speech_server(model: keras.Model, labels: list[str], test_speeds: tuple[float, ...] = (1.0,),
+                  streaming: bool = False) -> SpeechServer:
+    """The server of a model trained with `--streaming` or without."""
+    return StreamingSpeechServer(model, labels) if streaming else SpeechServer(model, labels, test_speeds)
 
 
 def served_probabilities(serve, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -16,7 +16,7 @@ import tensorflow as tf
 from gru_core.tracing import tracing_for_a_file
 
 from apps.common.speech_features import FEATURES, SpecAugment
-from apps.common.streaming import causal_blocks, causal_grus, gru_layers, stream_layers
+from apps.common.streaming import causal_blocks, causal_grus, gru_layers, has_audio, stream_layers
 from apps.common.streaming_features import StreamingFeatures
 from apps.speech.settings import SpeechTrain
 
@@ -48,9 +48,9 @@ def build_streaming_model(num_labels: int, config: SpeechTrain, *, recurrent_lay
 def stream_step(model: keras.Model, chunk: tf.Tensor, state: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict]:
     """`[batch, samples]` (whole 10 ms hops) after `state` -> (label probabilities, the new state).
 
-    An empty chunk keeps the state and answers from it (not in a LiteRT or
-    ONNX file: tf2onnx converts no GRU inside a branch, so a file takes
-    non-empty chunks only).
+    An empty chunk or batch keeps the state and answers from it (not in a
+    LiteRT or ONNX file: tf2onnx converts no GRU inside a branch, so a file
+    takes non-empty chunks only).
     """
     def step():
         last_output, new_state = stream_layers(model, chunk, state)
@@ -59,5 +59,5 @@ def stream_step(model: keras.Model, chunk: tf.Tensor, state: dict[str, tf.Tensor
     if tracing_for_a_file():
         return step()
     last_gru = gru_layers(model)[-1].name
-    return tf.cond(tf.shape(chunk)[1] > 0, step,
+    return tf.cond(has_audio(chunk), step,
                    lambda: (model.get_layer("probabilities")(state[last_gru]), dict(state)))

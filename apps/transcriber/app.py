@@ -96,14 +96,10 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
         except ValueError as error:
             raise InputError(f"--labels {config.labels}: {error} (use --labels characters).") from None
         acoustic = train_transcriber(speech, labels, config, fitting)
-        endpoints = {}
-        if config.streaming:
-            server = StreamingTranscriberServer(acoustic, labels, config.decoding, config.beam_width)
-            endpoints = {"stream": server.stream, "initial_state": server.initial_state}
-        else:
-            server = TranscriberServer(acoustic, labels, config.decoding, config.beam_width)
+        server_class = StreamingTranscriberServer if config.streaming else TranscriberServer
+        server = server_class(acoustic, labels, config.decoding, config.beam_width)
         serving = Serving(
-            {"serving_default": server.serve, "greedy": server.greedy, "beam": server.beam, **endpoints},
+            server.endpoints(),
             [acoustic, server],
             metadata={"data": config.data, "sample_rate": SAMPLE_RATE, "labels": labels.name, "decoding": config.decoding,
                       "beam_width": config.beam_width, "max_seconds": MAX_SECONDS,

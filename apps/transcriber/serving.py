@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -17,6 +18,7 @@ from apps.common.streaming import (
     STATE_PREFIX,
     check_chunk,
     chunk_hops,
+    has_audio,
     initial_stream_state,
     prefixed,
     state_specs,
@@ -51,6 +53,10 @@ class TranscriberServer(tf.Module):
         self.serve = self._endpoint(decoding)
         self.greedy = self._endpoint("greedy")
         self.beam = self._endpoint("beam")
+
+    def endpoints(self) -> dict[str, Callable]:
+        """The export's signatures, by name."""
+        return {"serving_default": self.serve, "greedy": self.greedy, "beam": self.beam}
 
     def logits_and_frames(self, waveform: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """`[batch, samples]` float32 (zero-padded; non-finite samples count as 0) -> logits, frames."""
@@ -121,7 +127,7 @@ class StreamingTranscriberServer(TranscriberServer):
                 return acoustic.get_layer("logits")(outputs), new_state
 
             logits, new_state = tf.cond(
-                tf.shape(chunk)[1] > 0, step,
+                has_audio(chunk), step,
                 lambda: (tf.zeros([tf.shape(chunk)[0], 0, labels.num_classes]), dict(carried)))
             # Greedy CTC over the chunk, continuing from the label before it.
             ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -137,6 +143,9 @@ class StreamingTranscriberServer(TranscriberServer):
                     **prefixed({**new_state, "last_label": history[:, -1], "labels": joined})}
 
         self.initial_state, self.stream = initial_state, stream
+
+    def endpoints(self) -> dict[str, Callable]:
+        return {**super().endpoints(), "stream": self.stream, "initial_state": self.initial_state}
 
 
 def frame_log_probabilities(server: TranscriberServer):
@@ -158,6 +167,8 @@ def decoded_file_signature(run, labels: LabelSet, decoding: str, beam_width: int
     def transcribe(waveform) -> dict[str, tf.Tensor]:
         outputs = run(waveform=waveform)
         frames = outputs["frames"]
+        if not len(frames):  # the CTC decoders refuse an empty batch, as in the SavedModel's signature
+            return {"transcript": tf.zeros([0], tf.string), "frames": frames}
         transcript = ctc_decode(outputs["log_probabilities"], frames, labels, decoding, beam_width)
         return {"transcript": transcript, "frames": frames}
 
