@@ -24,6 +24,7 @@ import pytest
 import tensorflow as tf
 
 from apps.common.app import Export, signature_inputs
+from apps.common.audio import SAMPLE_RATE, load_audio
 from apps.common.running import load_export, registered_app, train_app
 from apps.registry import REGISTRY, load_app_packages
 
@@ -33,6 +34,10 @@ APPS = REGISTRY.apps()
 VERSIONED = "stock_versions"
 # A streaming word recogniser, for `stream` over REST.
 STREAMING = "speech_streaming"
+# A streaming transcriber, for the page's live microphone: `reproduce --quick`'s training (about
+# 45 s), which hears the example's words, so that text can appear while the audio plays.
+LIVE = "transcriber_streaming"
+LIVE_TRAINING = ("--streaming", *registered_app("transcriber").quick_args, "--decoding", "greedy")
 MAX_BODY_MB = 1
 # Debian's chromium, where it is installed and executable (None elsewhere).
 CHROMIUM = shutil.which("chromium")
@@ -52,13 +57,15 @@ def models(tmp_path_factory, smoke_exports) -> Path:
         shutil.copytree(smoke_exports[name].path.parent, root / name)
     shutil.copytree(root / "stock", root / VERSIONED)
     cwd = Path.cwd()
-    os.chdir(root.parent)  # its run folder goes there
+    os.chdir(root.parent)  # the run folders go there
     try:
-        report = train_app("speech", ["--streaming", *registered_app("speech").smoke_args, "--verbose", "0",
-                                      "--export-dir", str(root.parent / "streaming"), "--no-log"])
+        for app, name, arguments in [("speech", STREAMING, ["--streaming", *registered_app("speech").smoke_args]),
+                                     ("transcriber", LIVE, list(LIVE_TRAINING))]:
+            report = train_app(app, [*arguments, "--verbose", "0", "--export-dir", str(root.parent / name),
+                                     "--no-log"])
+            shutil.copytree(Path(report.export_path).parent, root / name)
     finally:
         os.chdir(cwd)
-    shutil.copytree(Path(report.export_path).parent, root / STREAMING)
     return root
 
 
@@ -101,7 +108,7 @@ def server(models, tmp_path_factory):
         while True:
             assert process.poll() is None, f"the server stopped:\n{log.read_text()[-3000:]}"
             try:
-                if all(running.version(name) == "1" for name in [*APPS, VERSIONED, STREAMING]):
+                if all(running.version(name) == "1" for name in [*APPS, VERSIONED, STREAMING, LIVE]):
                     break
             except httpx.TransportError:
                 pass
@@ -399,3 +406,45 @@ def test_the_page_in_a_real_browser(server, exports):
         expect(panel.get_by_test_id("label-output-value")).to_have_text(word, timeout=60_000)
         browser.close()
     assert not outside, f"the page fetched from outside 127.0.0.1: {outside[:5]}"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_the_live_microphone_transcribes_while_the_audio_plays(server, tmp_path):
+    """Chromium's fake microphone plays a WAV file once into the transcriber tab's live microphone: text
+    appears before the file ends, and the last transcript is the REST API's for the same audio."""
+    import soundfile
+    from playwright.sync_api import expect, sync_playwright
+
+    from apps.transcriber.app import EXAMPLE
+
+    speech = load_audio(EXAMPLE)
+    silence = np.zeros(SAMPLE_RATE // 4, np.float32)
+    wav = tmp_path / "microphone.wav"
+    soundfile.write(wav, np.concatenate([silence, speech, silence, silence]), SAMPLE_RATE, subtype="PCM_16")
+    played, _ = soundfile.read(wav, dtype="float32")
+    answer = server.post(f"/v1/models/{LIVE}:predict", {"instances": [played.tolist()]})
+    assert answer.status_code == 200, answer.text
+    expected = answer.json()["predictions"][0]["transcript"]
+    assert expected, "the REST answer is empty: the test model hears nothing in the example"
+    file_seconds = len(played) / SAMPLE_RATE
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server.url + "/", wait_until="load")
+        page.get_by_role("tab", name=LIVE, exact=True).click()
+        panel = page.get_by_role("tabpanel")
+        live = panel.get_by_label("Live transcript")
+        panel.get_by_role("button", name="Record").last.click()  # the live microphone's
+        started = time.monotonic()
+        first_text_after = None
+        while time.monotonic() - started < file_seconds + 1.5:
+            if first_text_after is None and live.input_value():
+                first_text_after = time.monotonic() - started
+            time.sleep(0.05)
+        panel.get_by_role("button", name="Stop").last.click()
+        expect(live).to_have_value(expected, timeout=30_000)
+        browser.close()
+    assert first_text_after is not None and first_text_after < file_seconds, (
+        f"no text before the {file_seconds:.2f} s file ended (first after {first_text_after} s)")

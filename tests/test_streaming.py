@@ -264,6 +264,50 @@ def test_the_transcriber_streams_to_its_whole_clip_greedy_transcript(streaming_t
     assert nobody["transcript"].shape == (0,) and nobody["chunk_labels"].shape == (0,)
 
 
+def _assert_same_state(state: dict, expected: dict, atol: float) -> None:
+    assert state.keys() == expected.keys()
+    for name, value in expected.items():
+        if value.dtype == tf.string:
+            np.testing.assert_array_equal(state[name].numpy(), value.numpy(), err_msg=name)
+        else:
+            np.testing.assert_allclose(state[name].numpy(), value.numpy(), rtol=1e-4, atol=atol, err_msg=name)
+
+
+def test_a_stream_client_takes_audio_in_any_pieces_and_at_any_rate(streaming_transcriber):
+    """What the page's live microphone feeds: uneven pieces, at 48 kHz, as 16-bit stereo PCM."""
+    import soxr
+
+    from apps.common.stream_client import StreamClient, mono_float
+    from apps.transcriber.serving import STREAM_STEP
+
+    clip = _clips(1, 24000)[0]
+    whole = StreamClient(streaming_transcriber, STREAM_STEP)
+    whole.feed(clip, last=True)
+    pieces = StreamClient(streaming_transcriber, STREAM_STEP)
+    for start, end in [(0, 7), (7, 4000), (4000, 4001), (4001, 24000)]:
+        pieces.feed(clip[start:end])
+    assert pieces.samples_heard == 24000 - 24000 % STREAM_STEP
+    pieces.finish()
+    assert pieces.samples_heard == whole.samples_heard == 24000 + -24000 % STREAM_STEP
+    _assert_same_state(pieces.state, whole.state, atol=1e-5)
+    with pytest.raises(InputError, match="this stream has ended"):
+        pieces.feed(clip[:320])
+
+    # 48 kHz in pieces is resampled as one stream: as the whole clip resampled at once.
+    fast = soxr.resample(clip, 16000, 48000).astype(np.float32)
+    pcm = np.round(np.stack([fast, fast], axis=1) * 32767).astype(np.int16)
+    live = StreamClient(streaming_transcriber, STREAM_STEP, rate=48000)
+    for start in range(0, len(pcm), 4801):
+        live.feed(mono_float(pcm[start:start + 4801]))
+    live.finish()
+    at_once = StreamClient(streaming_transcriber, STREAM_STEP, rate=48000)
+    at_once.feed(mono_float(pcm), last=True)
+    assert live.samples_heard == at_once.samples_heard
+    _assert_same_state(live.state, at_once.state, atol=1e-4)
+    with pytest.raises(InputError, match="expected \\[samples\\] or \\[samples, channels\\]"):
+        mono_float(np.zeros((2, 2, 2)))
+
+
 def test_transcribe_stream_needs_a_streaming_export(smoke_exports):
     with pytest.raises(InputError, match="--stream: .* has no stream signature"):
         cli.run(["transcribe", "--stream", "--model", str(smoke_exports["transcriber"].path), str(TRANSCRIBER_EXAMPLE)])

@@ -13,6 +13,7 @@ from apps.common.app import Export
 from apps.common.audio import SAMPLE_RATE, read_audio_files
 from apps.common.errors import InputError
 from apps.common.speech_features import FEATURES
+from apps.common.stream_client import StreamClient
 from apps.transcriber.labels import DECODINGS, LabelSet
 from apps.common.streaming import (
     STATE_PREFIX,
@@ -192,6 +193,8 @@ def transcribe_batches(serve, waveforms: list[np.ndarray], batch_size: int = 32)
 
 # `gru-suite transcribe --stream` reads its files in chunks this long.
 STREAM_CHUNK_SECONDS = 0.1
+# A chunk of `stream` holds a whole number of these samples: one output frame (20 ms).
+STREAM_STEP = TIME_STRIDE * FEATURES.frame_step
 
 
 def stream_files(export: Export, files: tuple[Path, ...]) -> list[dict]:
@@ -205,20 +208,18 @@ def stream_files(export: Export, files: tuple[Path, ...]) -> list[dict]:
     if "stream" not in export.signatures:
         raise InputError(f"--stream: {export.path} has no stream signature "
                          "(train it with `gru-suite train transcriber --streaming`).")
-    stream, initial_state = export.signature("stream"), export.signature("initial_state")
-    step = TIME_STRIDE * FEATURES.frame_step
-    chunk = int(round(STREAM_CHUNK_SECONDS * SAMPLE_RATE / step)) * step
+    chunk = int(round(STREAM_CHUNK_SECONDS * SAMPLE_RATE / STREAM_STEP)) * STREAM_STEP
     results, readable = read_audio_files(files)
     for index, waveform in readable.items():
         if len(files) > 1:
             print(f"{files[index]}:")
-        padded = np.pad(waveform, (0, -len(waveform) % step)).astype(np.float32)
-        state = initial_state(batch_size=tf.constant(1))
+        client = StreamClient(export, STREAM_STEP)
         shown = None
-        for start in range(0, len(padded), chunk):
-            outputs = stream(waveform_chunk=tf.constant(padded[np.newaxis, start:start + chunk]), **state)
-            state = {name: value for name, value in outputs.items() if name.startswith(STATE_PREFIX)}
-            transcript = outputs["transcript"].numpy()[0].decode("utf-8")
+        for start in range(0, len(waveform), chunk):
+            outputs = client.feed(waveform[start:start + chunk], last=start + chunk >= len(waveform))
+            if outputs is None:
+                continue
+            transcript = outputs["transcript"][0].decode("utf-8")
             if transcript != (shown or ""):
                 print(transcript, flush=True)
                 shown = transcript
