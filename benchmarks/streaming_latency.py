@@ -1,6 +1,6 @@
 """Latency of the streaming word recogniser: from the end of a spoken digit to its label.
 
-    python benchmarks/streaming_latency.py --data-dir ../shared/datasets [--epochs 25] [--units 64]
+    python benchmarks/streaming_latency.py --data-dir ../shared/datasets [--epochs 25] [--units 64] [--plot PNG]
 
 Trains `train speech --streaming`'s model on FSDD's index split (recordings
 5-49), then streams each test clip (recordings 0-4, one second, the digit
@@ -12,7 +12,7 @@ hop within 30 dB of its loudest. The latency is the audio between the two
 (negative: recognised before the word ended), plus the compute of the call
 that delivered it (`streaming_speed.py` measures that per chunk). Clips whose
 final answer is wrong have no latency and are counted apart. Medians and 90th
-percentiles in ms.
+percentiles in ms; `--plot` draws each chunk size's latencies as a cumulative distribution.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from apps.common.audio import SAMPLE_RATE  # noqa: E402
+from apps.common.figures import new_figure, save_figure  # noqa: E402
 from apps.common.streaming import initial_stream_state  # noqa: E402
 from apps.common.streaming_features import HOP  # noqa: E402
 from apps.speech.data import load_flat_folder  # noqa: E402
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--units", type=int, default=SpeechTrain.units)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", type=Path, help="write the latencies' cumulative distributions to this PNG")
     args = parser.parse_args()
     recordings = args.data_dir / "fsdd" / "recordings"
     if not recordings.is_dir():
@@ -84,6 +86,7 @@ def main() -> None:
     ends = word_ends(test.waveforms)
     print(f"\n| chunk | recognised at the end | latency p50 (ms) | p90 (ms) | compute per call, batch {len(test)} (ms) |")
     print("|---|---:|---:|---:|---:|")
+    latencies = {}
     for chunk_ms in (20, 100):
         chunk = chunk_ms * SAMPLE_RATE // 1000
         answers, call_seconds = answers_after_each_chunk(model, test.waveforms, chunk)
@@ -96,6 +99,20 @@ def main() -> None:
         latency_ms = (heard - ends)[final] * 1000 / SAMPLE_RATE + call_seconds * 1000
         print(f"| {chunk_ms} ms | {final.sum()}/{len(final)} | {np.median(latency_ms):.0f} "
               f"| {np.percentile(latency_ms, 90):.0f} | {call_seconds * 1000:.1f} |")
+        latencies[chunk_ms] = np.sort(latency_ms)
+    if args.plot:
+        figure = new_figure(6, 3.6)
+        axes = figure.add_subplot()
+        for chunk_ms, values in latencies.items():
+            axes.step(values, np.arange(1, len(values) + 1) / len(values), where="post", label=f"{chunk_ms} ms chunks")
+        axes.axvline(0, color="grey", linewidth=0.8)
+        axes.set_xlabel("label settled, ms after the spoken digit ended (negative: before)")
+        axes.set_ylabel("share of test clips")
+        axes.set_title(f"Streaming word recogniser on FSDD ({len(test)} test clips)")
+        axes.legend(loc="lower right")
+        axes.grid(alpha=0.3)
+        figure.tight_layout()
+        print(f"plot: {save_figure(figure, args.plot)}")
 
 
 if __name__ == "__main__":

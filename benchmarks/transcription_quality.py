@@ -69,9 +69,7 @@ from apps.transcriber.digit_strings import (  # noqa: E402
     trimmed,
 )
 from apps.transcriber.labels import LABEL_SETS, label_set_for  # noqa: E402
-from apps.transcriber.serving import (  # noqa: E402
-    StreamingTranscriberServer, TranscriberServer, error_rates, transcribe_batches,
-)
+from apps.transcriber.serving import error_rates, transcribe_batches, transcriber_server  # noqa: E402
 from apps.transcriber.settings import MAX_SECONDS, TranscriberTrain  # noqa: E402
 from apps.transcriber.training import train_transcriber  # noqa: E402
 
@@ -162,8 +160,7 @@ def train_and_score(name: str, train: TranscribedSplit, synthetic: TranscribedSp
         fitting = Fitting(config, Path(run_dir), callbacks=[budget])
         with Stopwatch() as watch:
             acoustic = train_transcriber(data, labels, config, fitting)
-    server = (StreamingTranscriberServer if args.streaming else TranscriberServer)(
-        acoustic, labels, "beam", args.beam_width)
+    server = transcriber_server(acoustic, labels, "beam", args.beam_width, args.streaming)
     said = {decoding: transcribe_batches(serve, test.waveforms, args.batch_size)
             for decoding, serve in (("greedy", server.greedy), ("beam", server.beam))}
     rates = {decoding: error_rates(test.transcripts, hypotheses) for decoding, hypotheses in said.items()}

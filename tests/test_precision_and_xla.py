@@ -117,3 +117,18 @@ def test_transcriber_batches_take_their_buckets_lengths_under_xla():
     assert len(_lengths(natural, lambda batch: batch[0]["waveform"])) > 4
     assert len(_lengths(fixed, lambda batch: batch[0]["waveform"])) <= 4
     assert sum(len(labels) for _, labels in fixed) == len(lengths)
+
+
+def test_a_streaming_transcriber_hears_some_utterances_after_silence():
+    """Half of them start after up to `max_lead_in` samples of silence; the fixed lengths still hold them."""
+    lengths = [1600] * 64
+    split = TranscribedSplit([np.full(n, 0.5, np.float32) for n in lengths], ["one two"] * len(lengths), [])
+    noise = np.zeros(4000, np.float32)  # silence stays silent
+    batches = list(utterance_dataset(split, DIGIT_LABELS, batch_size=8, noise=noise, fixed_lengths=True,
+                                     max_lead_in=800))
+    waveforms = [row for inputs, _ in batches for row in inputs["waveform"].numpy()]
+    assert len(waveforms) == len(lengths)
+    leads = np.array([np.argmax(row != 0) for row in waveforms])
+    assert 0.25 < np.mean(leads > 0) < 0.75 and leads.max() <= 800
+    samples = [int(n) for inputs, _ in batches for n in inputs["samples"].numpy()]
+    assert all(n - lead >= int(1600 / 1.1) for n, lead in zip(samples, leads))  # the speech is all there

@@ -264,6 +264,30 @@ def test_the_transcriber_streams_to_its_whole_clip_greedy_transcript(streaming_t
     assert nobody["transcript"].shape == (0,) and nobody["chunk_labels"].shape == (0,)
 
 
+@pytest.mark.parametrize("file_format", sorted(FORMAT_FILES))
+def test_the_transcriber_streams_in_a_litert_or_onnx_file(streaming_transcriber, tmp_path, file_format, capsys):
+    """The file streams log-probabilities and the model's state; the client decodes as the SavedModel."""
+    pytest.importorskip({"litert": "ai_edge_litert", "onnx": "onnxruntime"}[file_format])
+    version = tmp_path / "transcriber" / "1"
+    shutil.copytree(streaming_transcriber.path, version)
+    cli.run(["export", "transcriber", "--model", str(version), "--format", file_format])
+    served = load_export(registered_app("transcriber"), version / FORMAT_FILES[file_format])
+    assert sorted(served.signatures) == ["beam", "greedy", "initial_state", "serving_default", "stream"]
+    clips = _clips(2, 16000)
+    transcripts, state = _streamed_transcripts(served, clips, CHUNKS["100 ms"])
+    expected, expected_state = _streamed_transcripts(streaming_transcriber, clips, CHUNKS["100 ms"])
+    assert transcripts == expected
+    _assert_same_state(state, expected_state, atol=1e-4)
+    unchanged = served.signature("stream")(waveform_chunk=np.zeros([2, 0], np.float32), **state)
+    _assert_same_state({name: unchanged[name] for name in state}, state, atol=0)
+    with pytest.raises(InputError, match="waveform_chunk: a chunk holds a whole number of 320-sample"):
+        served.signature("stream")(waveform_chunk=np.zeros([2, 160], np.float32), **state)
+    capsys.readouterr()
+    cli.run(["transcribe", "--stream", "--model", str(version / FORMAT_FILES[file_format]), str(TRANSCRIBER_EXAMPLE)])
+    greedy = streaming_transcriber.signature("greedy")(waveform=tf.constant(load_audio(TRANSCRIBER_EXAMPLE)[np.newaxis]))
+    assert capsys.readouterr().out.rstrip("\n").split("\n")[-1] == greedy["transcript"].numpy()[0].decode()
+
+
 def _assert_same_state(state: dict, expected: dict, atol: float) -> None:
     assert state.keys() == expected.keys()
     for name, value in expected.items():

@@ -63,6 +63,7 @@ class StreamClient:
         self.outputs: dict[str, np.ndarray] | None = None  # the last call's outputs, without the state
         self.samples_heard = 0  # at SAMPLE_RATE, fed to the model so far
         self.finished = False  # `last` was fed: the stream has ended
+        self._heard: list[np.ndarray] = []
 
     def feed(self, samples: np.ndarray, last: bool = False) -> dict[str, np.ndarray] | None:
         """Adds `samples` (at `rate`, mono float) and runs the whole steps they complete. With `last`,
@@ -83,11 +84,16 @@ class StreamClient:
         chunk, self._pending = pending[:whole], pending[whole:]
         if not whole:
             return None
+        self._heard.append(chunk)
         outputs = self._stream(waveform_chunk=tf.constant(chunk[np.newaxis]), **self.state)
         self.state = {name: value for name, value in outputs.items() if name.startswith(STATE_PREFIX)}
         self.outputs = {name: value.numpy() for name, value in outputs.items() if not name.startswith(STATE_PREFIX)}
         self.samples_heard += whole
         return self.outputs
+
+    def heard(self) -> np.ndarray:
+        """All the audio the model has heard, at `SAMPLE_RATE` (with the last step's padding)."""
+        return np.concatenate([np.zeros(0, np.float32), *self._heard])
 
     def finish(self) -> dict[str, np.ndarray] | None:
         """Ends the stream: runs what is held back (see `feed`)."""

@@ -30,13 +30,12 @@ from apps.transcriber.labels import LABEL_SETS, LabelSet, label_set_for
 from apps.transcriber.model import OUTPUT_FRAME_SECONDS
 from apps.transcriber.page import transcriber_tab
 from apps.transcriber.serving import (
-    StreamingTranscriberServer,
-    TranscriberServer,
     decoded_file_signature,
     error_rates,
-    frame_log_probabilities,
     stream_files,
+    streamed_file_signatures,
     transcribe_batches,
+    transcriber_server,
 )
 from apps.transcriber.settings import (
     MAX_SECONDS,
@@ -96,8 +95,7 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
         except ValueError as error:
             raise InputError(f"--labels {config.labels}: {error} (use --labels characters).") from None
         acoustic = train_transcriber(speech, labels, config, fitting)
-        server_class = StreamingTranscriberServer if config.streaming else TranscriberServer
-        server = server_class(acoustic, labels, config.decoding, config.beam_width)
+        server = transcriber_server(acoustic, labels, config.decoding, config.beam_width, config.streaming)
         serving = Serving(
             server.endpoints(),
             [acoustic, server],
@@ -114,9 +112,9 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
         """The acoustic model's per-frame log-probabilities, rebuilt from the export's Keras model:
         what a LiteRT or ONNX file serves (`from_file` decodes them)."""
         metadata = export.metadata
-        server = TranscriberServer(load_extra_model(export.path), _labels_of(export), metadata["decoding"],
-                                   int(metadata["beam_width"]))
-        return Serving({"serving_default": frame_log_probabilities(server)}, [server.acoustic, server], metadata)
+        server = transcriber_server(load_extra_model(export.path), _labels_of(export), metadata["decoding"],
+                                    int(metadata["beam_width"]), bool(metadata.get("streaming")))
+        return Serving(server.file_endpoints(), [server.acoustic, server], metadata)
 
     def from_file(self, export: Export) -> Export:
         """A file's log-probabilities decoded in this process with the SavedModel's CTC decoders, so
@@ -125,6 +123,9 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
         signatures = {name: decoded_file_signature(run, labels, decoding, width)
                       for name, decoding in (("serving_default", export.metadata["decoding"]),
                                              ("greedy", "greedy"), ("beam", "beam"))}
+        if "stream" in export.signatures:
+            signatures.update(streamed_file_signatures(export.signature("stream"), export.signature("initial_state"),
+                                                       labels))
         return dataclasses.replace(export, signatures=signatures)
 
     def evaluate(self, export: Export, data: TranscriptionData, config: TranscriberEvaluate,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from apps.common.audio import load_audio
+from apps.common.audio import SAMPLE_RATE, load_audio
 from apps.common.errors import InputError
 from apps.common.stream_client import StreamClient, mono_float
 from apps.transcriber.serving import STREAM_CHUNK_SECONDS, STREAM_STEP, transcribe_batches
@@ -38,28 +38,33 @@ def _live_microphone(page) -> None:
     gr.Markdown("**Live**: the transcript grows while you speak, from the export's `stream` signature.")
     microphone = gr.Audio(sources=["microphone"], type="numpy", streaming=True, label="Live microphone")
     live = gr.Textbox(label="Live transcript", interactive=False)
-    # This browser session's stream: a `StreamClient`, None before a recording starts.
+    heard = gr.Audio(label="What the model heard (16 kHz), after Stop", type="numpy", interactive=False)
+    # This browser session's stream: a `StreamClient` while a recording runs, None between recordings.
     session = gr.State(None)
 
     def text(client: StreamClient) -> str:
         return client.outputs["transcript"][0].decode("utf-8") if client.outputs else ""
 
     def listen(chunk: tuple[int, np.ndarray] | None, client: StreamClient | None):
-        if chunk is None or (client is not None and client.finished):
-            return gr.skip(), client  # a chunk that arrives after the recording stopped
+        if chunk is None:
+            return gr.skip(), client
         rate, samples = chunk
-        if client is None or client.rate != rate:
+        if client is None or client.rate != rate:  # a new recording
             client = StreamClient(page.export(), STREAM_STEP, rate)
         client.feed(mono_float(samples))
         return text(client), client
 
     def finish(client: StreamClient | None):
-        if client is None or client.finished:
-            return gr.skip(), client
+        if client is None:
+            return gr.skip(), gr.skip(), None
         client.finish()
-        return text(client), client
+        # As 16-bit samples: Gradio would rescale float ones to their peak.
+        pcm = np.round(np.clip(client.heard(), -1.0, 1.0) * 32767).astype(np.int16)
+        return text(client), (SAMPLE_RATE, pcm), None
 
-    microphone.start_recording(lambda: ("", None), None, [live, session], queue=False)
+    # One queue for both events, so that a recording's flush runs after its last chunk. (Gradio's
+    # browser side drops what the microphone hears before the stream's first event is answered.)
+    in_order = {"concurrency_id": f"live-{page.model}", "concurrency_limit": 1}
     microphone.stream(page.handler(listen), [microphone, session], [live, session],
-                      stream_every=STREAM_CHUNK_SECONDS, show_progress="hidden")
-    microphone.stop_recording(page.handler(finish), session, [live, session])
+                      stream_every=STREAM_CHUNK_SECONDS, show_progress="hidden", **in_order)
+    microphone.stop_recording(page.handler(finish), session, [live, heard, session], **in_order)

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gru_core.tracing import tracing_for_a_file
+
 from apps.common.app import Export
 from apps.common.audio import SAMPLE_RATE, read_audio_files
 from apps.common.errors import InputError
@@ -59,6 +61,10 @@ class TranscriberServer(tf.Module):
         """The export's signatures, by name."""
         return {"serving_default": self.serve, "greedy": self.greedy, "beam": self.beam}
 
+    def file_endpoints(self) -> dict[str, Callable]:
+        """What a LiteRT or ONNX file of the export serves: `frame_log_probabilities`."""
+        return {"serving_default": frame_log_probabilities(self)}
+
     def logits_and_frames(self, waveform: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """`[batch, samples]` float32 (zero-padded; non-finite samples count as 0) -> logits, frames."""
         waveform = tf.where(tf.math.is_finite(waveform), waveform, tf.zeros_like(waveform))
@@ -87,6 +93,28 @@ class TranscriberServer(tf.Module):
         return transcribe
 
 
+def decoder_initial_state(labels: LabelSet, batch_size: tf.Tensor | int) -> dict[str, tf.Tensor]:
+    """The greedy decoder's part of a stream's state, before any frame: no last label, no labels."""
+    return prefixed({"last_label": tf.fill([batch_size], labels.num_classes - 1), "labels": tf.fill([batch_size], "")})
+
+
+def continue_greedy(logits: tf.Tensor, last_label: tf.Tensor, labels_so_far: tf.Tensor,
+                    labels: LabelSet) -> dict[str, tf.Tensor]:
+    """Greedy CTC over a chunk's `[batch, frames, classes]` scores, continuing from the label before
+    the chunk: `chunk_labels` (what it adds), `transcript` (all so far) and the decoder's new state."""
+    blank = labels.num_classes - 1
+    tokens = tf.constant(list(labels.tokens) + [""])
+    ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    history = tf.concat([tf.expand_dims(last_label, 1), ids], axis=1)
+    new_labels = (ids != blank) & (ids != history[:, :-1])
+    added = tf.strings.reduce_join(tf.ragged.boolean_mask(tf.gather(tokens, ids), new_labels), axis=1,
+                                   separator=labels.separator)
+    joined = tf.where((labels_so_far != "") & (added != ""),
+                      tf.strings.join([labels_so_far, added], separator=labels.separator), labels_so_far + added)
+    return {"chunk_labels": added, "transcript": tf.strings.strip(tf.strings.regex_replace(joined, " +", " ")),
+            **prefixed({"last_label": history[:, -1], "labels": joined})}
+
+
 class StreamingTranscriberServer(TranscriberServer):
     """A streaming transcriber's export: `TranscriberServer`'s signatures, and `stream` and `initial_state`.
 
@@ -100,53 +128,72 @@ class StreamingTranscriberServer(TranscriberServer):
     repeated across two chunks is merged as in one) and the labels so far
     (`state_labels`). Streamed to its end, the transcript is the `greedy`
     signature's for the whole clip.
+
+    A LiteRT or ONNX file holds no strings: `file_endpoints` stream the
+    acoustic model's log-probabilities and state, and the client decodes
+    (`streamed_file_signatures`).
     """
 
     def __init__(self, acoustic: keras.Model, labels: LabelSet, decoding: str = "beam", beam_width: int = 16):
         super().__init__(acoustic, labels, decoding, beam_width)
         model_specs = state_specs(acoustic)
-        model_state = [spec.name[len(STATE_PREFIX):] for spec in model_specs]
-        blank = labels.num_classes - 1
-        tokens = tf.constant(list(labels.tokens) + [""])
-        specs = model_specs + [tf.TensorSpec([None], tf.int32, name=STATE_PREFIX + "last_label"),
-                               tf.TensorSpec([None], tf.string, name=STATE_PREFIX + "labels")]
-        names = [spec.name[len(STATE_PREFIX):] for spec in specs]
+        decoder_specs = [tf.TensorSpec([None], tf.int32, name=STATE_PREFIX + "last_label"),
+                         tf.TensorSpec([None], tf.string, name=STATE_PREFIX + "labels")]
+        model_names = [spec.name[len(STATE_PREFIX):] for spec in model_specs]
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
         def initial_state(batch_size):
-            return prefixed({**initial_stream_state(acoustic, batch_size), "last_label": tf.fill([batch_size], blank),
-                             "labels": tf.fill([batch_size], "")})
+            return {**prefixed(initial_stream_state(acoustic, batch_size)), **decoder_initial_state(labels, batch_size)}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"), *specs])
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"),
+                                      *model_specs, *decoder_specs])
         def stream(waveform_chunk, *values):
-            state = dict(zip(names, values))
-            chunk = check_chunk(waveform_chunk, chunk_hops(acoustic))
-            carried = {name: state[name] for name in model_state}
+            logits, new_state = self._stream_logits(waveform_chunk, dict(zip(model_names, values)))
+            last_label, labels_so_far = values[len(model_names):]
+            return {**continue_greedy(logits, last_label, labels_so_far, labels), **prefixed(new_state)}
 
-            def step():
-                outputs, new_state = stream_layers(acoustic, chunk, carried)
-                return acoustic.get_layer("logits")(outputs), new_state
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+        def initial_model_state(batch_size):
+            return prefixed(initial_stream_state(acoustic, batch_size))
 
-            logits, new_state = tf.cond(
-                has_audio(chunk), step,
-                lambda: (tf.zeros([tf.shape(chunk)[0], 0, labels.num_classes]), dict(carried)))
-            # Greedy CTC over the chunk, continuing from the label before it.
-            ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            history = tf.concat([tf.expand_dims(state["last_label"], 1), ids], axis=1)
-            new_labels = (ids != blank) & (ids != history[:, :-1])
-            added = tf.strings.reduce_join(tf.ragged.boolean_mask(tf.gather(tokens, ids), new_labels), axis=1,
-                                           separator=labels.separator)
-            previous = state["labels"]
-            joined = tf.where((previous != "") & (added != ""),
-                              tf.strings.join([previous, added], separator=labels.separator), previous + added)
-            return {"chunk_labels": added,
-                    "transcript": tf.strings.strip(tf.strings.regex_replace(joined, " +", " ")),
-                    **prefixed({**new_state, "last_label": history[:, -1], "labels": joined})}
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"), *model_specs])
+        def stream_log_probabilities(waveform_chunk, *values):
+            logits, new_state = self._stream_logits(waveform_chunk, dict(zip(model_names, values)))
+            return {"log_probabilities": tf.nn.log_softmax(logits), **prefixed(new_state)}
 
         self.initial_state, self.stream = initial_state, stream
+        self.initial_model_state, self.stream_log_probabilities = initial_model_state, stream_log_probabilities
+
+    def _stream_logits(self, waveform_chunk: tf.Tensor, state: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict]:
+        """The acoustic model's logits for a chunk after `state`, and its new state. An empty chunk or
+        batch gives no frames and keeps the state (not in a file: neither format converts the branch)."""
+        acoustic = self.acoustic
+        chunk = check_chunk(waveform_chunk, chunk_hops(acoustic))
+
+        def step():
+            outputs, new_state = stream_layers(acoustic, chunk, state)
+            return acoustic.get_layer("logits")(outputs), new_state
+
+        if tracing_for_a_file():
+            return step()
+        return tf.cond(has_audio(chunk), step,
+                       lambda: (tf.zeros([tf.shape(chunk)[0], 0, self.labels.num_classes]), dict(state)))
 
     def endpoints(self) -> dict[str, Callable]:
         return {**super().endpoints(), "stream": self.stream, "initial_state": self.initial_state}
+
+    def file_endpoints(self) -> dict[str, Callable]:
+        """`frame_log_probabilities`, and `stream` and `initial_state` without the decoder
+        (the chunk's per-frame log-probabilities out)."""
+        return {**super().file_endpoints(), "stream": self.stream_log_probabilities,
+                "initial_state": self.initial_model_state}
+
+
+def transcriber_server(acoustic: keras.Model, labels: LabelSet, decoding: str, beam_width: int,
+                       streaming: bool) -> TranscriberServer:
+    """The server of an acoustic model trained with `--streaming` or without."""
+    server_class = StreamingTranscriberServer if streaming else TranscriberServer
+    return server_class(acoustic, labels, decoding, beam_width)
 
 
 def frame_log_probabilities(server: TranscriberServer):
@@ -160,6 +207,34 @@ def frame_log_probabilities(server: TranscriberServer):
         return {"log_probabilities": tf.nn.log_softmax(logits), "frames": frames}
 
     return frames_of
+
+
+def streamed_file_signatures(stream_run, initial_run, labels: LabelSet) -> dict[str, Callable]:
+    """A file's acoustic `stream` and `initial_state` (`file_endpoints`) as the SavedModel's: the
+    greedy decoder runs here (`continue_greedy`), its state beside the model's. Like the SavedModel's,
+    an empty chunk keeps the state and a chunk of part of a step is refused."""
+
+    def initial_state(batch_size) -> dict[str, tf.Tensor]:
+        return {**initial_run(batch_size=batch_size), **decoder_initial_state(labels, batch_size)}
+
+    def stream(waveform_chunk, **state) -> dict[str, tf.Tensor]:
+        missing = [name for name in (f"{STATE_PREFIX}last_label", f"{STATE_PREFIX}labels") if name not in state]
+        if missing:
+            raise InputError(f"stream: missing input {', '.join(missing)}.")
+        decoder = {name: state.pop(STATE_PREFIX + name) for name in ("last_label", "labels")}
+        chunk = np.asarray(waveform_chunk, np.float32)
+        if chunk.ndim == 2 and chunk.shape[1] % STREAM_STEP:
+            raise InputError(f"waveform_chunk: a chunk holds a whole number of {STREAM_STEP}-sample "
+                             f"({STREAM_STEP * 1000 // SAMPLE_RATE} ms) steps, got {chunk.shape[1]}.")
+        if chunk.ndim == 2 and not chunk.shape[1]:
+            outputs = {"log_probabilities": tf.zeros([len(chunk), 0, labels.num_classes]),
+                       **{name: tf.constant(value) for name, value in state.items()}}
+        else:
+            outputs = stream_run(waveform_chunk=chunk, **state)
+        return {**continue_greedy(outputs.pop("log_probabilities"), decoder["last_label"], decoder["labels"], labels),
+                **outputs}
+
+    return {"stream": stream, "initial_state": initial_state}
 
 
 def decoded_file_signature(run, labels: LabelSet, decoding: str, beam_width: int):
