@@ -1,4 +1,9 @@
-"""Shared test helpers."""
+"""Shared test helpers.
+
+The apps are imported inside the fixtures that use them: the layer's tests
+(`tests/test_gru_core.py`) also run on Keras's JAX and torch backends, where
+TensorFlow need not be installed.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,13 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from apps import cli
-from apps.common.running import registered_app
-from apps.registry import REGISTRY, load_app_packages
 
 
 @pytest.fixture
 def rejected(capsys):
     """`rejected(argv)`: runs the CLI, asserts that argparse refused it (status 2); returns stderr."""
+
+    from apps import cli
 
     def run(argv: list[str]) -> str:
         capsys.readouterr()
@@ -45,6 +49,10 @@ def smoke_exports(tmp_path_factory, worker_id) -> dict[str, SmokeExport]:
     writes what it made; the others wait for the lock and read that. Tests
     read the exports; one that changes a models folder works on a copy.
     """
+    from apps import cli
+    from apps.common.running import registered_app
+    from apps.registry import REGISTRY, load_app_packages
+
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent
