@@ -11,6 +11,8 @@ stream, and pads the last step with silence when the audio ends. Both
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,6 +20,9 @@ from apps.common.app import Export
 from apps.common.audio import SAMPLE_RATE
 from apps.common.errors import InputError
 from apps.common.streaming import STATE_PREFIX
+
+# `StreamClient.heard` keeps this much of the latest audio (64 kB a second).
+KEPT_SECONDS = 600
 
 
 def mono_float(samples: np.ndarray) -> np.ndarray:
@@ -61,9 +66,9 @@ class StreamClient:
 
             self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
         self.outputs: dict[str, np.ndarray] | None = None  # the last call's outputs, without the state
-        self.samples_heard = 0  # at SAMPLE_RATE, fed to the model so far
         self.finished = False  # `last` was fed: the stream has ended
-        self._heard: list[np.ndarray] = []
+        self._heard: collections.deque[np.ndarray] = collections.deque()  # the last `KEPT_SECONDS` fed
+        self._kept = 0
 
     def feed(self, samples: np.ndarray, last: bool = False) -> dict[str, np.ndarray] | None:
         """Adds `samples` (at `rate`, mono float) and runs the whole steps they complete. With `last`,
@@ -85,14 +90,17 @@ class StreamClient:
         if not whole:
             return None
         self._heard.append(chunk)
+        self._kept += whole
+        while self._kept - len(self._heard[0]) >= KEPT_SECONDS * SAMPLE_RATE:
+            self._kept -= len(self._heard.popleft())
         outputs = self._stream(waveform_chunk=tf.constant(chunk[np.newaxis]), **self.state)
         self.state = {name: value for name, value in outputs.items() if name.startswith(STATE_PREFIX)}
         self.outputs = {name: value.numpy() for name, value in outputs.items() if not name.startswith(STATE_PREFIX)}
-        self.samples_heard += whole
         return self.outputs
 
     def heard(self) -> np.ndarray:
-        """All the audio the model has heard, at `SAMPLE_RATE` (with the last step's padding)."""
+        """The audio the model has heard (the last `KEPT_SECONDS` of it), at `SAMPLE_RATE`, with the
+        last step's padding."""
         return np.concatenate([np.zeros(0, np.float32), *self._heard])
 
     def finish(self) -> dict[str, np.ndarray] | None:
