@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from layer_problem import add_problem_arguments, check_problem_arguments
+
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 PYTORCH = "pytorch-nn.GRU"
 KINDS = ("forward", "train step")
@@ -108,15 +110,10 @@ def start_worker(name: str, args: argparse.Namespace) -> subprocess.Popen | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--features", type=int, default=128)
-    parser.add_argument("--units", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=20)
+    add_problem_arguments(parser)
     parser.add_argument("--worker", choices=[*KERAS_BACKENDS, PYTORCH], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if min(args.batch, args.steps, args.features, args.units, args.repeats) < 1:
-        parser.error("--batch, --steps, --features, --units and --repeats must be positive")
+    check_problem_arguments(parser, args)
     if args.worker:
         worker(args)
         return

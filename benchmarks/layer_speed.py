@@ -46,6 +46,7 @@ import tensorflow as tf
 
 import gru_core
 from apps.common.figures import new_figure, save_figure
+from layer_problem import add_problem_arguments, check_problem_arguments
 
 try:
     import torch
@@ -356,18 +357,12 @@ def sweep(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--features", type=int, default=128)
-    parser.add_argument("--units", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=20)
+    add_problem_arguments(parser)
     parser.add_argument("--jit", action="store_true", help="XLA-compile every Keras step")
     parser.add_argument("--sweep", action="store_true", help="sweep sequence length and batch size")
     parser.add_argument("--output", type=Path, default=Path("docs/layer_speed_sweep.png"))
     args = parser.parse_args()
-    for flag in ("batch", "steps", "features", "units", "repeats"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag} must be at least 1")
+    check_problem_arguments(parser, args)
     (sweep if args.sweep else main_table)(args)
 
 

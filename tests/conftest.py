@@ -16,7 +16,6 @@ import pytest
 from filelock import FileLock
 
 
-
 @pytest.fixture
 def rejected(capsys):
     """`rejected(argv)`: runs the CLI, asserts that argparse refused it (status 2); returns stderr."""
