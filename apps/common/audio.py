@@ -50,6 +50,7 @@ def load_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise InputError(f"{path}: the audio holds NaN or infinite samples.")
     return audio.astype(np.float32, copy=False)
 
+
 def read_audio_files(
     paths: Sequence[Path], check: Callable[[Path, np.ndarray], None] | None = None
 ) -> tuple[list[dict[str, Any]], dict[int, np.ndarray]]:

@@ -117,13 +117,17 @@ def has_audio(chunk: tf.Tensor) -> tf.Tensor:
     return tf.logical_and(shape[0] > 0, shape[1] > 0)
 
 
+def partial_step_error(samples: int) -> str:
+    """The one-line error for a chunk that is not a whole number of `samples`-sample steps."""
+    milliseconds = samples * 10 // HOP  # a hop is 10 ms
+    return f"waveform_chunk: a chunk holds a whole number of {samples}-sample ({milliseconds} ms) steps"
+
+
 def check_chunk(chunk: tf.Tensor, hops: int) -> tf.Tensor:
     """`chunk`, after checking that it holds a whole number of `hops` 10 ms hops (a one-line error)."""
     if tracing_for_a_file():  # neither format has an assertion op: the client checks
         return chunk
     samples = hops * HOP
-    check = tf.debugging.assert_equal(
-        tf.shape(chunk)[1] % samples, 0,
-        message=f"waveform_chunk: a chunk holds a whole number of {samples}-sample ({hops * 10} ms) steps")
+    check = tf.debugging.assert_equal(tf.shape(chunk)[1] % samples, 0, message=partial_step_error(samples))
     with tf.control_dependencies([check]):
         return tf.identity(chunk)

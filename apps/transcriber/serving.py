@@ -23,6 +23,7 @@ from apps.common.streaming import (
     chunk_hops,
     has_audio,
     initial_stream_state,
+    partial_step_error,
     prefixed,
     state_specs,
     stream_layers,
@@ -142,8 +143,12 @@ class StreamingTranscriberServer(TranscriberServer):
         model_names = [spec.name[len(STATE_PREFIX):] for spec in model_specs]
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+        def initial_model_state(batch_size):
+            return prefixed(initial_stream_state(acoustic, batch_size))
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
         def initial_state(batch_size):
-            return {**prefixed(initial_stream_state(acoustic, batch_size)), **decoder_initial_state(labels, batch_size)}
+            return {**initial_model_state(batch_size), **decoder_initial_state(labels, batch_size)}
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"),
                                       *model_specs, *decoder_specs])
@@ -151,10 +156,6 @@ class StreamingTranscriberServer(TranscriberServer):
             logits, new_state = self._stream_logits(waveform_chunk, dict(zip(model_names, values)))
             last_label, labels_so_far = values[len(model_names):]
             return {**continue_greedy(logits, last_label, labels_so_far, labels), **prefixed(new_state)}
-
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
-        def initial_model_state(batch_size):
-            return prefixed(initial_stream_state(acoustic, batch_size))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"), *model_specs])
         def stream_log_probabilities(waveform_chunk, *values):
@@ -224,8 +225,7 @@ def streamed_file_signatures(stream_run, initial_run, labels: LabelSet) -> dict[
         decoder = {name: state.pop(STATE_PREFIX + name) for name in ("last_label", "labels")}
         chunk = np.asarray(waveform_chunk, np.float32)
         if chunk.ndim == 2 and chunk.shape[1] % STREAM_STEP:
-            raise InputError(f"waveform_chunk: a chunk holds a whole number of {STREAM_STEP}-sample "
-                             f"({STREAM_STEP * 1000 // SAMPLE_RATE} ms) steps, got {chunk.shape[1]}.")
+            raise InputError(f"{partial_step_error(STREAM_STEP)}, got {chunk.shape[1]}.")
         if chunk.ndim == 2 and not chunk.shape[1]:
             outputs = {"log_probabilities": tf.zeros([len(chunk), 0, labels.num_classes]),
                        **{name: tf.constant(value) for name, value in state.items()}}
