@@ -282,6 +282,9 @@ def test_the_transcriber_streams_in_a_litert_or_onnx_file(streaming_transcriber,
     _assert_same_state({name: unchanged[name] for name in state}, state, atol=0)
     with pytest.raises(InputError, match="waveform_chunk: a chunk holds a whole number of 320-sample"):
         served.signature("stream")(waveform_chunk=np.zeros([2, 160], np.float32), **state)
+    nobody = served.signature("stream")(waveform_chunk=np.zeros([0, 1600], np.float32),
+                                        **served.signature("initial_state")(batch_size=tf.constant(0)))
+    assert nobody["transcript"].shape == (0,) and nobody["state_labels"].shape == (0,)
     capsys.readouterr()
     cli.run(["transcribe", "--stream", "--model", str(version / FORMAT_FILES[file_format]), str(TRANSCRIBER_EXAMPLE)])
     greedy = streaming_transcriber.signature("greedy")(waveform=tf.constant(load_audio(TRANSCRIBER_EXAMPLE)[np.newaxis]))

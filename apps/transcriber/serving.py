@@ -216,7 +216,10 @@ def streamed_file_signatures(stream_run, initial_run, labels: LabelSet) -> dict[
     an empty chunk keeps the state and a chunk of part of a step is refused."""
 
     def initial_state(batch_size) -> dict[str, tf.Tensor]:
-        return {**initial_run(batch_size=batch_size), **decoder_initial_state(labels, batch_size)}
+        # LiteRT refuses to make a tensor with no rows: an empty batch's state is one row's, cut to none.
+        rows = int(batch_size)
+        model_state = {name: value[:rows] for name, value in initial_run(batch_size=max(rows, 1)).items()}
+        return {**model_state, **decoder_initial_state(labels, rows)}
 
     def stream(waveform_chunk, **state) -> dict[str, tf.Tensor]:
         missing = [name for name in (f"{STATE_PREFIX}last_label", f"{STATE_PREFIX}labels") if name not in state]
