@@ -23,7 +23,6 @@ Backends whose package does not import are left out, saying so.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess

@@ -142,6 +142,31 @@ def test_configs_check_values_when_library_code_builds_them():
         assert config_class().epochs >= 1
 
 
+def test_a_train_config_survives_the_trip_to_another_process_as_arguments():
+    from apps.common.config import to_arguments
+    from apps.common.running import settings_from
+
+    for app in APPS:
+        config_class = _app(app).Train
+        words = [*_app(app).smoke_args, *_app(app).quick_args, "--backend", "jax", "--minutes", "1.5",
+                 "--no-log", "--run-dir", "runs/x y"]
+        config = settings_from(config_class, words)
+        assert settings_from(config_class, to_arguments(config)) == config, app
+        assert to_arguments(config_class()) == []
+
+
+def test_an_app_that_fits_on_tensorflow_only_refuses_another_backend_in_one_line(capsys):
+    refused = [app for app in APPS if _app(app).tensorflow_only]
+    assert refused, "every app fits on every backend: drop this test's first half"
+    for app in refused:
+        assert cli.main(["train", app, "--backend", "jax"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "--backend jax" in lines[0] and "TensorFlow only" in lines[0]
+    assert cli.main(["train", "sentiment", "--backend", "jax", "--strategy", "mirrored"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--backend and --strategy" in lines[0]
+
+
 def test_keras_private_api_is_where_this_project_expects_it():
     from gru_core import keras_private
 

@@ -42,7 +42,9 @@ def test_every_app_logs_scalars_gates_weights_and_history(smoke_exports):
         assert any("gru" in tag and "kernel" in tag for tag in event_tags(logs / "weights")), name
         with open(logs / HISTORY_FILE, newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert rows and {"loss", "val_loss", "update_gate", "reset_gate", "learning_rate"} <= set(rows[0]), name
+        assert rows and {"loss", "val_loss", "update_gate", "reset_gate", "learning_rate",
+                         "epoch_seconds"} <= set(rows[0]), name
+        assert all(float(row["epoch_seconds"]) > 0 for row in rows), name
         assert len(export.history["loss"]) == len(rows), name
         for gate in ("update_gate", "reset_gate"):
             assert all(0.0 < value < 1.0 for value in export.history[gate]), (name, gate)

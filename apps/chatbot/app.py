@@ -27,7 +27,7 @@ from apps.common.app import Evaluation, Export, Fitting, Trained
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.running import load_export, register_app
-from apps.common.seq2seq.app import Seq2SeqApp, run_facts
+from apps.common.seq2seq.app import Seq2SeqApp
 from apps.common.seq2seq.pairs import NamedPairs
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import train_seq2seq
@@ -82,10 +82,9 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
             choice = {"decoding choice": [result.record() for result in results]}
         serving = seq2seq_serving(server, make_signatures(server))
         serving.metadata.update(choice)
-        return Trained(run.model, serving, run.epochs_run, run_facts(
-            run, **{"training / validation / test pairs":
-                    f"{len(train)} / {len(data.validation)} / {len(data.test)}",
-                    "decoding": server.decoding.label + (" (chosen on the validation split)" if auto else "")}))
+        return Trained(run.model, serving, run.epochs_run, {
+            "training / validation / test pairs": f"{len(train)} / {len(data.validation)} / {len(data.test)}",
+            "decoding": server.decoding.label + (" (chosen on the validation split)" if auto else "")})
 
     def evaluate(self, export: Export, data: NamedPairs, config: ChatbotEvaluate,
                  output_dir: Path | None) -> Evaluation:

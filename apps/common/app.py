@@ -34,11 +34,12 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import keras
 
+from apps.common.backend_fit import FittedElsewhere, hand_back
 from apps.common.config import Config
 from apps.common.distributed import make_strategy
 from apps.common.errors import InputError
 from apps.common.settings import JIT_COMPILE, ExportConfig, TrainConfig
-from apps.common.training import LOG_FOLDER, fit, set_jit_compile
+from apps.common.training import LOG_FOLDER, Stopwatch, TimeBudget, fit, set_jit_compile
 from apps.registry import Task
 
 
@@ -154,13 +155,28 @@ def signature_inputs(function: Any) -> dict[str, Any]:
 
 
 class Fitting:
-    """How `App.train` builds and fits: the strategy scope and `apps.common.training.fit`."""
+    """How `App.train` builds and fits: the strategy scope and `apps.common.training.fit`.
+
+    Where `config.backend` is not this process's Keras backend, the fit ran in
+    a process of its own (`apps.common.backend_fit`): that process's `Fitting`
+    hands the fitted model back to `hand_back_to`, and this one's loads it from
+    `fitted` instead of fitting.
+    """
 
     def __init__(self, config: TrainConfig, run_dir: Path | None = None,
-                 callbacks: Sequence[keras.callbacks.Callback] = ()):
+                 callbacks: Sequence[keras.callbacks.Callback] = (), *,
+                 fitted: FittedElsewhere | None = None, hand_back_to: Path | None = None):
         """`run_dir`: where backups and, by default, the logs go (`run_directory`); None: no
         backups, and logs only where `config.log_dir` says. `callbacks` join every fit (a
         benchmark's timer or time budget)."""
+        if config.backend != keras.backend.backend() and fitted is None:
+            raise InputError(f"--backend {config.backend}: this process runs Keras on "
+                             f"{keras.backend.backend()}; `gru-suite train` fits on another "
+                             "backend in a process of its own.")
+        self.fitted = fitted
+        self.hand_back_to = hand_back_to
+        self.minutes = config.minutes
+        self.stopped_early = False  # whether --minutes ended the last fit
         self.strategy = make_strategy(config.strategy)
         self.verbose = config.verbose
         self.backup_dir = None if run_dir is None else run_dir / "backup"
@@ -192,13 +208,26 @@ class Fitting:
         return set_jit_compile(model, self.jit_compile)
 
     def fit(self, model: keras.Model, train_data, *, epochs: int, **kwargs) -> keras.callbacks.History:
-        """`apps.common.training.fit` with the run's verbosity, backups, logs, patience, XLA and callbacks."""
-        kwargs["callbacks"] = [*kwargs.get("callbacks", []), *self.callbacks]
-        self.history = fit(
-            model, train_data, epochs=epochs, verbose=self.verbose, backup_dir=self.backup_dir,
-            checkpoint_every=self.checkpoint_every, fresh=self.fresh, log_dir=self.log_dir,
-            patience=self.patience, jit_compile=self.jit_compile, **kwargs,
-        )
+        """`apps.common.training.fit` with the run's verbosity, backups, logs, patience, XLA,
+        time budget and callbacks (or the weights a fit on another backend handed back)."""
+        if self.fitted is not None:
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)  # the file holds its state too
+            model.load_weights(self.fitted.model_path)
+            self.stopped_early = self.fitted.stopped_early
+            self.history = self.fitted.as_history(model)
+            return self.history
+        budget = [TimeBudget(self.minutes)] if self.minutes else []
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), *self.callbacks, *budget]
+        with Stopwatch() as watch:
+            self.history = fit(
+                model, train_data, epochs=epochs, verbose=self.verbose, backup_dir=self.backup_dir,
+                checkpoint_every=self.checkpoint_every, fresh=self.fresh, log_dir=self.log_dir,
+                patience=self.patience, jit_compile=self.jit_compile, **kwargs,
+            )
+        self.stopped_early = any(callback.stopped_early for callback in budget)
+        if self.hand_back_to is not None:
+            hand_back(model, self.history, self.stopped_early, watch.seconds, self.hand_back_to)
         return self.history
 
 
@@ -223,6 +252,9 @@ class App(Generic[D, E]):
     example_inputs: ClassVar[tuple[str, ...]] = ()
     # The app's task in a family that one name reaches with `--task` (see `apps.registry`).
     task: ClassVar[Task | None] = None
+    # Why the app's model fits on TensorFlow only (`--backend`), or None where its Keras model
+    # is written in keras.ops and fits on every backend in `apps.common.settings.BACKENDS`.
+    tensorflow_only: ClassVar[str | None] = None
 
     def load_data(self, config: Config) -> D:
         raise NotImplementedError

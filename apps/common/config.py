@@ -411,5 +411,25 @@ def from_arguments(config_class: type[C], args: argparse.Namespace) -> C:
         raise InputError(f"{flags}: {error.message}") from None
 
 
+def to_arguments(config: Config) -> list[str]:
+    """The command-line words that `from_arguments` turns back into `config` (the settings that
+    differ from their defaults), to hand a config to another process."""
+    words: list[str] = []
+    positional: list[str] = []  # after "--", so a value that starts with "-" stays a value
+    for field, flag in flag_fields(type(config)):
+        value = getattr(config, field.name)
+        if flag.positional:
+            positional += [str(item) for item in value] if flag.nargs else [str(value)]
+        elif value == field.default:
+            continue
+        elif field.type in ("bool", bool):
+            words.append(flag_name(field) if value else "--no-" + flag_name(field)[2:])
+        elif isinstance(value, tuple):
+            words += [flag_name(field), ",".join(map(str, value))]
+        else:
+            words += [flag_name(field), str(value)]
+    return words + (["--", *positional] if positional else [])
+
+
 def arguments_configurer(config_class: type[Config]) -> Callable[[argparse.ArgumentParser], None]:
     return lambda parser: add_arguments(parser, config_class)

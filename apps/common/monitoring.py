@@ -18,6 +18,7 @@ TensorBoard scalars and the `History` alike.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,18 @@ def gru_inputs(model: keras.Model, layer: GRU, inputs: Any) -> tuple[Any, Any]:
     return seen[0]
 
 
+class EpochTime(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to each epoch's logs: the wall time of its training and validation
+    (the first epoch's includes compiling the step)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
 class GateActivity(keras.callbacks.Callback):
     """Adds the gates' mean activity and the learning rate to each epoch's logs; writes weight histograms.
 
@@ -106,11 +119,11 @@ class GateActivity(keras.callbacks.Callback):
 
 
 def monitoring_callbacks(log_dir: Path | None, probe: Any, append: bool = False) -> list[keras.callbacks.Callback]:
-    """`GateActivity`, then (with a `log_dir`) the history CSV and TensorBoard's logs.
+    """`EpochTime` and `GateActivity`, then (with a `log_dir`) the history CSV and TensorBoard's logs.
 
     `append`: a resumed run adds its epochs to the history CSV; a new one starts it afresh.
     """
-    callbacks: list[keras.callbacks.Callback] = [GateActivity(probe, log_dir)]
+    callbacks: list[keras.callbacks.Callback] = [EpochTime(), GateActivity(probe, log_dir)]
     if log_dir is not None:
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)

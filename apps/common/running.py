@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import keras
 
 from apps.common.app import App, Evaluation, Export, Fitting, Trained, signature_inputs
+from apps.common.backend_fit import HandedBack, fit_on_backend
 from apps.common.config import Config, add_arguments, arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, export_serving_model, load_exported, read_metadata, version_folder
@@ -59,12 +60,23 @@ def load_export(app: App, model: Path | None) -> Export:
 
 
 def run_train(app: App, config: TrainConfig) -> TrainReport:
-    """Seed, data, fit (timed), evaluation through the serving signatures, export, report."""
+    """Seed, data, fit (timed), evaluation through the serving signatures, export, report.
+
+    With `--backend` other than this process's, the fit runs in a process of
+    its own first (`apps.common.backend_fit`) and the training here takes its
+    weights.
+    """
+    if config.backend != "tensorflow" and app.tensorflow_only:
+        raise InputError(f"--backend {config.backend}: {app.name} fits on TensorFlow only: "
+                         f"{app.tensorflow_only}.")
     set_seed(config.seed)
     data = app.load_data(config)
     run_dir = run_directory(app.name, config)
-    fitting = Fitting(config, run_dir)
     with Stopwatch() as watch:
+        fitted = None
+        if config.backend != keras.backend.backend():
+            fitted = fit_on_backend(app.name, config, run_dir / f"fitted-on-{config.backend}")
+        fitting = Fitting(config, run_dir, fitted=fitted)
         trained = app.train(config, data, fitting)
     evaluation = app.evaluate(
         Export.of(trained, app.name), app.held_out(data), app.evaluation_config(config), run_dir
@@ -88,7 +100,24 @@ def run_train(app: App, config: TrainConfig) -> TrainReport:
         extra={**trained.extra, **{key: _rounded(value) for key, value in evaluation.details.items()}},
         history=_history(fitting.history),
     )
+    if fitting.stopped_early:
+        report.extra["stopped by --minutes"] = True
+    if fitted is not None:
+        report.extra["backend"] = f"fitted on {fitted.backend} in its own process ({fitted.seconds:.1f} s)"
     return publish_report(report, config.report, trained.model)
+
+
+def fit_only(app: App, config: TrainConfig, hand_back_to: Path) -> None:
+    """`run_train`'s seed, data and training up to the end of the fit, whose model goes to
+    `hand_back_to` (the process `apps.common.backend_fit` starts)."""
+    set_seed(config.seed)
+    data = app.load_data(config)
+    fitting = Fitting(config, run_directory(app.name, config), hand_back_to=hand_back_to)
+    try:
+        app.train(config, data, fitting)
+    except HandedBack:
+        return
+    raise InputError(f"{app.name}: its training ended without a fit to hand back.")
 
 
 def _epochs_run(trained: Trained, fitting: Fitting) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.common.cells import CELLS
-from apps.common.config import Config, ExistingPath, SearchRange, at_least, fraction, positive, setting
+from apps.common.config import Config, ConfigError, ExistingPath, SearchRange, at_least, fraction, positive, setting
 from apps.common.distributed import STRATEGIES
 from apps.common.export import DEFAULT_ROOT
 
@@ -57,6 +57,9 @@ def split_seed_setting() -> Any:
 
 # `--jit-compile`: Keras's `jit_compile` of the compiled model.
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+# `--backend`: the Keras backend the fit runs on (`apps.common.backend_fit`); the export is
+# TensorFlow's whichever it is.
+BACKENDS = ("tensorflow", "jax")
 # `--mixed-precision`: the Keras dtype policy the model is built under.
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
 
@@ -71,6 +74,12 @@ class TrainConfig(Config):
     cell: str = setting("gru", "recurrent layer: gru_core.GRU, Keras LSTM or SimpleRNN",
                         choices=tuple(sorted(CELLS)), group="model")
     seed: int = setting(0, "random seed", check=SEEDS, group="training")
+    backend: str = setting(
+        "tensorflow", "the Keras backend the fit runs on: tensorflow, or jax (the fit runs in a "
+        "JAX process, `pip install gru-suite[jax]`; the weights come back and the export is the "
+        "same TensorFlow SavedModel)", choices=BACKENDS, group="training")
+    minutes: float | None = setting(None, "stop training after this many minutes (ends the "
+                                    "running epoch early)", check=positive(), group="training")
     limit: int | None = setting(None, "use at most this many training examples",
                                 check=at_least(1), group="training")
     patience: int | None = setting(
@@ -106,6 +115,11 @@ class TrainConfig(Config):
                             "mirrored (all local GPUs) or multi-worker (every worker in TF_CONFIG)",
                             choices=tuple(sorted(STRATEGIES)), show_default=False,
                             group="runs, checkpoints and distribution")
+
+    def check(self) -> None:
+        if self.backend != "tensorflow" and self.strategy != "default":
+            raise ConfigError(["backend", "strategy"], "a tf.distribute strategy distributes "
+                              "TensorFlow's fit only; use --strategy default with another backend")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,6 +71,11 @@ class FeatureConfig:
 
 
 FEATURES = FeatureConfig()
+# Why the speech apps fit on TensorFlow only (`App.tensorflow_only`).
+FRONT_END_IN_TENSORFLOW = (
+    "its audio front end (waveform to log-mel features, SpecAugment) runs inside the Keras model, "
+    "so the export takes raw audio, and it is written in tf.signal ops, not keras.ops yet"
+)
 
 
 def _fourier_bases(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -206,7 +206,7 @@ def fit(
     A model built under a multi-worker strategy trains with
     `fit_across_workers` (same arguments, same callbacks).
     """
-    strategy = model.distribute_strategy
+    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's models only
     set_jit_compile(model, jit_compile)
     resuming = False
     if backup_dir is not None:

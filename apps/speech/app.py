@@ -13,6 +13,7 @@ from apps.common.errors import InputError
 from apps.common.export import load_extra_model, save_extra_model
 from apps.common.figures import confusion_matrix, save_confusion_matrix
 from apps.common.running import register_app
+from apps.common.speech_features import FRONT_END_IN_TENSORFLOW
 from apps.registry import Task
 from apps.speech.data import SAMPLE_DIR, SpeechData, load_data
 from apps.speech.page import speech_tab
@@ -36,6 +37,7 @@ class SpeechApp(App[SpeechData, SpeechData]):
     Evaluate = SpeechEvaluate
     Predict = SpeechPredict
     serving_inputs = ("waveform",)
+    tensorflow_only = FRONT_END_IN_TENSORFLOW
     task = Task("speech", "words", "recognise one spoken word")
     smoke_args = ("--epochs", "1", "--limit", "60", "--units", "8")
     example_inputs = (str(SAMPLE_DIR / "yes" / "yes_00.flac"),)

@@ -23,6 +23,7 @@ from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.export import DEFAULT_ROOT, load_extra_model, read_metadata, save_extra_model, version_folder
 from apps.common.running import load_export, register_app
+from apps.common.speech_features import FRONT_END_IN_TENSORFLOW
 from apps.registry import Command, Task, register
 from apps.transcriber.data import TranscribedSplit, TranscriptionData
 from apps.transcriber.datasets import load_transcription_data
@@ -62,6 +63,7 @@ class TranscriberApp(App[TranscriptionData, TranscriptionData]):
     Evaluate = TranscriberEvaluate
     Predict = TranscriberPredict
     serving_inputs = ("waveform",)
+    tensorflow_only = FRONT_END_IN_TENSORFLOW
     task = Task("speech", "transcribe", "transcribe an utterance with the CTC transcriber "
                 "(gru-suite VERB transcriber; see its --help)")
     smoke_args = ("--data", "digits:60", "--epochs", "1", "--units", "8", "--layers", "1",

@@ -8,7 +8,7 @@ from pathlib import Path
 from apps.common.app import Evaluation, Export, Fitting, Trained
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.running import load_export, register_app
-from apps.common.seq2seq.app import Seq2SeqApp, run_facts
+from apps.common.seq2seq.app import Seq2SeqApp
 from apps.common.seq2seq.pairs import NamedPairs, TrainingPairs
 from apps.common.seq2seq.serving import seq2seq_serving
 from apps.common.seq2seq.training import train_seq2seq
@@ -66,10 +66,10 @@ class TranslationApp(Seq2SeqApp[TrainingPairs]):
         train = data.train.head(config.limit)
         run = train_seq2seq(train, data.validation, config, fitting)
         serving = seq2seq_serving(run.server, make_signatures(run.server))
-        return Trained(run.model, serving, run.epochs_run, run_facts(
-            run, **{"held-out perplexity": round(run.held_out_perplexity, 3),
-                    "training / held-out pairs": f"{len(train)} / {len(data.validation)}",
-                    "decoding": config.decoding}))
+        return Trained(run.model, serving, run.epochs_run, {
+            "held-out perplexity": round(run.held_out_perplexity, 3),
+            "training / held-out pairs": f"{len(train)} / {len(data.validation)}",
+            "decoding": config.decoding})
 
     def evaluate(self, export: Export, data: NamedPairs, config: TranslationEvaluate,
                  output_dir: Path | None) -> Evaluation:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from apps.common.app import App, Export, Serving
 from apps.common.export import load_extra_model
 from apps.common.seq2seq.files import DECODE_STEP, ENCODE, FileSeq2Seq, step_functions
 from apps.common.seq2seq.pairs import NamedPairs, TrainingPairs
 from apps.common.seq2seq.serving import TextSeq2Seq, exported_server
-from apps.common.seq2seq.training import Seq2SeqRun
 from apps.common.settings import ExportConfig
 
 
@@ -55,7 +54,3 @@ class Seq2SeqApp(App[P, NamedPairs]):
             print(output)
         return outputs
 
-
-def run_facts(run: Seq2SeqRun, **facts: Any) -> dict[str, Any]:
-    """`facts` for the training report, and whether `--minutes` stopped the run."""
-    return {**facts, **({"stopped by --minutes": True} if run.stopped_early else {})}

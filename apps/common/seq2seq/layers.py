@@ -31,7 +31,6 @@ recurrent layer's cell directly, so every cell type decodes the same way.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from apps.common.cells import recurrent_layer
@@ -286,4 +285,4 @@ def copy_distribution(weights, copy_ids, vocabulary_size: int):
     queries = ops.broadcast_to(ops.reshape(ops.arange(shape[1]), (1, -1, 1)), shape)
     ids = ops.broadcast_to(ops.expand_dims(ops.cast(copy_ids, rows.dtype), 1), shape)
     indices = ops.stack([rows, queries, ids], axis=-1)
-    return tf.scatter_nd(indices, weights, (shape[0], shape[1], vocabulary_size))
+    return ops.scatter(indices, weights, (shape[0], shape[1], vocabulary_size))  # repeated ids add up

@@ -110,8 +110,6 @@ class Seq2SeqTrain(TrainConfig, SamplingSettings):
     learning_rate: float = learning_rate_setting(2e-3)
     max_length: int = max_length_setting(30)
     vocabulary_size: int = vocabulary_size_setting(8000)
-    minutes: float | None = setting(None, "stop training after this many minutes (ends the "
-                                    "running epoch early)", check=positive(), group="training")
     copy: bool = setting(False, "let the decoder copy source tokens (a pointer-generator: "
                          "replies and translations can repeat a source's rare words and names)",
                          group="model")

@@ -21,7 +21,6 @@ from apps.common.seq2seq.pairs import TextPairs, make_dataset
 from apps.common.seq2seq.serving import TextSeq2Seq
 from apps.common.seq2seq.settings import DecodingOptions, Seq2SeqTrain
 from apps.common.text import TokenIds, build_vocabulary
-from apps.common.training import TimeBudget
 
 
 @dataclass
@@ -32,7 +31,6 @@ class Seq2SeqRun:
     model: Seq2Seq
     epochs_run: int
     held_out_perplexity: float
-    stopped_early: bool
 
 
 def train_seq2seq(
@@ -75,9 +73,6 @@ def train_seq2seq(
     set_output_prior(model, target_token_counts(train_data, target_vocabulary.size))
     held_out_data = dataset(held_out, None)
     callbacks = []
-    budget = TimeBudget(config.minutes) if config.minutes else None
-    if budget:
-        callbacks.append(budget)
     if config.keep_best:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.epochs, restore_best_weights=True))
@@ -95,5 +90,4 @@ def train_seq2seq(
         model=model,
         epochs_run=len(history.history.get("loss", [])),
         held_out_perplexity=math.exp(nll / max(tokens, 1)),
-        stopped_early=bool(budget and budget.stopped_early),
     )
