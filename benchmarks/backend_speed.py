@@ -8,7 +8,9 @@ PyTorch's `nn.GRU`. Every worker builds the same tiny model (the recurrent
 layer, then a Dense(1) on its last output), warms up, and then times one call
 at a time when asked; the calls are asked for round-robin, one of each worker
 and kind in turn, so that load on the machine hits them all alike. Each
-figure is a median.
+figure is a median. JAX runs twice: with gru_core's fused loop (`gru_core.fused_jax`,
+a hand-written backward pass) and held on Keras's generic loop (JAX's own
+autodiff of the step), which shows which is faster there.
 
 - A forward pass is the model on the batch with no gradient: Keras's
   `predict_on_batch` (compiled with XLA on TensorFlow and JAX, where
@@ -31,7 +33,10 @@ import time
 
 from layer_problem import add_problem_arguments, check_problem_arguments
 
-KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+# Worker name -> (Keras backend, whether the layer is held on Keras's generic time loop
+# instead of the backend's fused one: JAX's both ways, to show which is faster there).
+KERAS_WORKERS = {"tensorflow": ("tensorflow", False), "jax": ("jax", False),
+                 "jax-generic-loop": ("jax", True), "torch": ("torch", False)}
 PYTORCH = "pytorch-nn.GRU"
 KINDS = ("forward", "train step")
 WARM_UP_CALLS = 3
@@ -44,11 +49,16 @@ def keras_calls(args: argparse.Namespace):
 
     import gru_core
 
+    class GenericLoopGRU(gru_core.GRU):
+        def _has_fused_loop(self) -> bool:
+            return False
+
+    layer = GenericLoopGRU if KERAS_WORKERS[args.worker][1] else gru_core.GRU
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.batch, args.steps, args.features)).astype("float32")
     y = rng.normal(size=(args.batch, 1)).astype("float32")
     inputs = keras.Input((None, args.features))
-    model = keras.Model(inputs, keras.layers.Dense(1)(gru_core.GRU(args.units)(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(1)(layer(args.units)(inputs)))
     model.compile(optimizer="adam", loss="mse", jit_compile=keras.backend.backend() != "torch")
     return {"forward": lambda: model.predict_on_batch(x), "train step": lambda: model.train_on_batch(x, y)}
 
@@ -95,7 +105,7 @@ def worker(args: argparse.Namespace) -> None:
 def start_worker(name: str, args: argparse.Namespace) -> subprocess.Popen | None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     if name != PYTORCH:
-        env["KERAS_BACKEND"] = name
+        env["KERAS_BACKEND"] = KERAS_WORKERS[name][0]
     command = [sys.executable, __file__, "--worker", name, "--batch", str(args.batch), "--steps", str(args.steps),
                "--features", str(args.features), "--units", str(args.units)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -110,14 +120,14 @@ def start_worker(name: str, args: argparse.Namespace) -> subprocess.Popen | None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_problem_arguments(parser)
-    parser.add_argument("--worker", choices=[*KERAS_BACKENDS, PYTORCH], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*KERAS_WORKERS, PYTORCH], help=argparse.SUPPRESS)
     args = parser.parse_args()
     check_problem_arguments(parser, args)
     if args.worker:
         worker(args)
         return
 
-    workers = {name: start_worker(name, args) for name in (*KERAS_BACKENDS, PYTORCH)}
+    workers = {name: start_worker(name, args) for name in (*KERAS_WORKERS, PYTORCH)}
     workers = {name: process for name, process in workers.items() if process is not None}
     if not workers:
         sys.exit("backend_speed: no backend started")

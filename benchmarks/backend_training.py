@@ -95,9 +95,9 @@ def main() -> None:
                                if other["app"] == row["app"] and other["backend"] == "tensorflow")
         ratio = (f"{row['rest'] / tensorflow_rest:.2f}×"
                  if row["backend"] == "jax" and row["rest"] and tensorflow_rest else "")
-        rest = f"{row['rest']:.1f} s" if row["rest"] else "–"
+        rest = f"{row['rest']:.2f} s" if row["rest"] else "–"
         print(f"| {row['app']} | {row['backend']} | {row['minutes']:g} min | {row['epochs']} | "
-              f"{row['first']:.1f} s | {rest} | {ratio} | {row['metric']} {row['value']:.4f} |")
+              f"{row['first']:.2f} s | {rest} | {ratio} | {row['metric']} {row['value']:.4f} |")
 
 
 if __name__ == "__main__":

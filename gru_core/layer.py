@@ -168,11 +168,12 @@ class GRU(keras.layers.RNN):
         )
 
     def _has_fused_loop(self) -> bool:
-        """Whether `gru_core.fused` can run the time loop: TensorFlow backend,
-        default activations, not unrolled. It computes the same values as the
-        generic loop, with a hand-written (faster) backward pass."""
+        """Whether a fused loop can run the time loop: `gru_core.fused` on
+        TensorFlow or `gru_core.fused_jax` on JAX, default activations, not
+        unrolled. They compute the same values as the generic loop, with a
+        hand-written (faster) backward pass."""
         return (
-            keras.backend.backend() == "tensorflow"
+            keras.backend.backend() in ("tensorflow", "jax")
             and not self.unroll
             and self.cell.activation is keras.activations.tanh
             and self.cell.recurrent_activation is keras.activations.sigmoid
@@ -191,21 +192,33 @@ class GRU(keras.layers.RNN):
         if training and cell.recurrent_dropout > 0:
             recurrent_mask = cell.get_recurrent_dropout_mask(h0)
         if self._has_fused_loop():
-            # Imported here: the module needs TensorFlow.
-            from gru_core.fused import gru_rnn
-
             dtype = sequences.dtype
-            return gru_rnn(
-                sequences,
-                h0,
+            weights = (
                 ops.cast(cell.kernel, dtype),
                 ops.cast(cell.recurrent_kernel, dtype),
                 None if cell.bias is None else ops.cast(cell.bias, dtype),
+            )
+            options = dict(
                 mask=mask,
                 recurrent_mask=recurrent_mask,
                 go_backwards=self.go_backwards,
                 zero_output_for_mask=self.zero_output_for_mask,
                 return_sequences=self.return_sequences,
+            )
+            if keras.backend.backend() == "jax":
+                # Imported here: the module needs JAX. A JAX function has no
+                # gradient unless jax.grad asks for one, so it needs no flag.
+                from gru_core.fused_jax import gru_rnn as jax_gru_rnn
+
+                return jax_gru_rnn(sequences, h0, *weights, **options)
+            # Imported here: the module needs TensorFlow.
+            from gru_core.fused import gru_rnn
+
+            return gru_rnn(
+                sequences,
+                h0,
+                *weights,
+                **options,
                 # Inference (predict, evaluate, every export; training=None
                 # too, as Keras reads it) keeps nothing for a backward pass; a
                 # tape around a training=False call (fine-tuning under a frozen

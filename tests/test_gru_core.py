@@ -332,6 +332,52 @@ def test_gradients_match_finite_differences_of_the_equations(go_backwards, retur
     np.testing.assert_array_equal(np.abs(theoretical[0]).sum(axis=-1) == 0, ~mask)
 
 
+class GenericLoopGRU(gru_core.GRU):
+    """`gru_core.GRU` held on Keras's generic time loop, differentiated by the backend's autodiff."""
+
+    def _has_fused_loop(self):
+        return False
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="torch runs the generic loop only")
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+def test_the_fused_loop_agrees_with_the_generic_one_under_masks_and_recurrent_dropout(
+        go_backwards, zero_output_for_mask):
+    """The backend's fused loop (hand-written backward pass) against autodiff through Keras's
+    generic loop: outputs, and gradients w.r.t. inputs, initial state and weights, in training
+    mode with recurrent dropout, a leading masked step and masked steps inside."""
+    units, features = 3, 2
+    kwargs = dict(return_sequences=True, go_backwards=go_backwards, seed=5, recurrent_dropout=0.4,
+                  zero_output_for_mask=zero_output_for_mask)
+    fused, generic = gru_core.GRU(units, **kwargs), GenericLoopGRU(units, **kwargs)
+    for layer in (fused, generic):
+        layer.build((None, None, features))
+    assert fused._has_fused_loop()
+    x = rand_x(3, 5, features)
+    h0 = np.random.default_rng(6).uniform(-1, 1, (3, units)).astype(np.float32)
+    mask = keras.ops.convert_to_tensor(np.array(
+        [[False, True, True, False, True], [True, False, False, True, True], [True] * 5]))
+    projection = keras.ops.convert_to_tensor(np.random.default_rng(7).normal(size=(3, 5, units)).astype(np.float32))
+    args = [x, h0, *random_weights(features, units)]
+    seed_state = [v.value for v in fused.non_trainable_variables]  # the same dropout masks in both
+
+    def loss_of(layer):
+        def loss(x, h0, kernel, recurrent_kernel, bias):
+            out, _ = layer.stateless_call([kernel, recurrent_kernel, bias], seed_state, x, initial_state=h0,
+                                          mask=mask, training=True)
+            return keras.ops.sum(out * projection)
+
+        return loss
+
+    assert np.isclose(np_(loss_of(fused)(*args)), np_(loss_of(generic)(*args)), atol=ATOL)
+    fused_gradients = autodiff_gradients(loss_of(fused), args)
+    generic_gradients = autodiff_gradients(loss_of(generic), args)
+    for name, mine, autodiff in zip(("x", "h0", "kernel", "recurrent", "bias"), fused_gradients, generic_gradients):
+        assert np.abs(autodiff).max() > 1e-3, name
+        np.testing.assert_allclose(mine, autodiff, atol=1e-5, rtol=1e-4, err_msg=name)
+
+
 @tensorflow_only
 def test_numeric_gradient_with_dropout_in_float64():
     """Gradients in training mode, dropout active, in TensorFlow's float64 path.
