@@ -253,7 +253,7 @@ class App(Generic[D, E]):
     # The app's task in a family that one name reaches with `--task` (see `apps.registry`).
     task: ClassVar[Task | None] = None
     # Why the app's model fits on TensorFlow only (`--backend`), or None where its Keras model
-    # is written in keras.ops and fits on every backend in `apps.common.settings.BACKENDS`.
+    # is written in keras.ops and fits on every backend in `apps.common.backend_fit.BACKENDS`.
     tensorflow_only: ClassVar[str | None] = None
 
     def load_data(self, config: Config) -> D:

@@ -30,8 +30,10 @@ from apps.common.errors import InputError
 # What the child process leaves in its hand-back folder.
 _MODEL = "model.keras"
 _FACTS = "fit.json"
-# The package each backend other than TensorFlow needs (the extra that installs it has its name).
-_BACKEND_PACKAGES = {"jax": "jax"}
+# `--backend`: the Keras backends an app's fit can run on, and the package each needs
+# (the extra that installs it has the backend's name).
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax"}
+BACKENDS = tuple(BACKEND_PACKAGES)
 
 
 class HandedBack(Exception):
@@ -78,7 +80,7 @@ def fit_on_backend(app_name: str, config: Config, folder: Path) -> FittedElsewhe
     """Runs `app_name`'s training with `config` up to its fit on `config.backend`, in a child
     process whose output is this one's; returns what it handed back in `folder`."""
     backend = config.backend
-    package = _BACKEND_PACKAGES[backend]
+    package = BACKEND_PACKAGES[backend]
     if importlib.util.find_spec(package) is None:
         raise InputError(f"--backend {backend}: {package} is not installed "
                          f"(pip install 'gru-suite[{backend}]').")

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from apps.common.backend_fit import BACKENDS
 from apps.common.cells import CELLS
 from apps.common.config import Config, ConfigError, ExistingPath, SearchRange, at_least, fraction, positive, setting
 from apps.common.distributed import STRATEGIES
@@ -57,9 +58,6 @@ def split_seed_setting() -> Any:
 
 # `--jit-compile`: Keras's `jit_compile` of the compiled model.
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
-# `--backend`: the Keras backend the fit runs on (`apps.common.backend_fit`); the export is
-# TensorFlow's whichever it is.
-BACKENDS = ("tensorflow", "jax")
 # `--mixed-precision`: the Keras dtype policy the model is built under.
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
 
