@@ -115,6 +115,7 @@ class TrainConfig(Config):
                             group="runs, checkpoints and distribution")
 
     def check(self) -> None:
+        super().check()  # the settings classes an app's config also derives from check theirs
         if self.backend != "tensorflow" and self.strategy != "default":
             raise ConfigError(["backend", "strategy"], "a tf.distribute strategy distributes "
                               "TensorFlow's fit only; use --strategy default with another backend")
