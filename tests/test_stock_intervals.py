@@ -98,6 +98,36 @@ def test_interval_metrics_on_a_hand_made_forecast():
     assert metrics.score == {0.8: pytest.approx(12.0)}
 
 
+def test_rolling_coverage_finds_the_quarter_a_band_fails():
+    # 200 anchors, two steps each: covered everywhere but anchors 100-129, where both steps miss.
+    actual = np.full((200, 2), 2.0)
+    actual[100:130] = 5.0
+    lower, upper = np.ones((200, 2)), np.full((200, 2), 3.0)
+    windows = intervals.rolling_coverage(actual, lower, upper, window=60)
+    assert len(windows) == 141
+    assert windows.min() == pytest.approx(0.5)  # a window holding all 30 misses
+    assert windows.max() == 1.0 and windows[0] == 1.0
+    assert intervals.coverage(actual, lower, upper) == pytest.approx(0.85)
+    # Fewer anchors than a window: one window, the overall coverage.
+    assert intervals.rolling_coverage(actual[:10], lower[:10], upper[:10], window=60).tolist() == [1.0]
+    with pytest.raises(InputError, match="rolling window"):
+        intervals.rolling_coverage(actual, lower, upper, window=0)
+
+
+def test_interval_metrics_report_the_worst_window_and_the_windows_kept():
+    rng = np.random.default_rng(0)
+    actual = rng.normal(size=(300, 1))
+    # A band of the right width for the first 150 anchors and half of it after.
+    half_width = np.where(np.arange(300) < 150, 1.2816, 0.6408)[:, None]
+    quantiles = np.stack([-half_width, np.zeros_like(half_width), half_width], axis=-1)
+    metrics = intervals.interval_metrics(actual, quantiles, LEVELS)
+    windows = intervals.rolling_coverage(actual, quantiles[..., 0], quantiles[..., 2])
+    assert metrics.worst_window[0.8] == pytest.approx(windows.min())
+    assert metrics.worst_window[0.8] < 0.6 < metrics.coverage[0.8]
+    assert 0 < metrics.windows_kept[0.8] < 0.6
+    assert metrics.windows_kept[0.8] == pytest.approx(np.mean(np.abs(windows - 0.8) <= 0.05 + 1e-12))
+
+
 def test_interval_table_has_one_row_per_forecaster_in_order():
     model = intervals.interval_metrics(ACTUAL, QUANTILES, LEVELS)
     wide = intervals.interval_metrics(ACTUAL, QUANTILES * [0.5, 1.0, 1.5], LEVELS)
@@ -105,6 +135,7 @@ def test_interval_table_has_one_row_per_forecaster_in_order():
     lines = table.splitlines()
     assert lines[0] == "test intervals: quantiles 0.1, 0.5, 0.9"
     assert "80% cover" in lines[1] and "80% width" in lines[1] and "pinball" in lines[1]
+    assert "worst 60d" in lines[1] and "kept" in lines[1]
     assert lines[2].startswith("  gru ") and lines[3].startswith("  normal band (20) ")
     assert "50.0%" in lines[2] and "12.000" in lines[2] and f"{np.mean([0.375, 0.875, 0.825]):.4f}" in lines[2]
     assert all(len(line) == len(lines[1]) for line in lines[2:])

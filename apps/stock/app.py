@@ -15,7 +15,7 @@ from apps.stock import data as stock_data
 from apps.stock.data import PriceSeries
 from apps.stock.evaluation import MODEL_NAME, compare_intervals, evaluate, plot, walk_forward
 from apps.stock.evaluation import Evaluation as Forecasts
-from apps.stock.intervals import central_intervals, interval_table
+from apps.stock.intervals import ROLLING_ANCHORS, ROLLING_TOLERANCE, central_intervals, interval_table
 from apps.stock.model import Forecaster, train_forecaster
 from apps.stock.page import stock_tab
 from apps.stock.serving import ExportedForecaster, forecast_series, quantile_column, with_interval
@@ -134,6 +134,10 @@ class StockApp(App[PriceSeries, PriceSeries]):
             for name, metrics in intervals.items():
                 details[f"{config.split} {nominal:.0%} coverage, {name}"] = metrics.coverage[nominal]
                 details[f"{config.split} {nominal:.0%} interval score, {name}"] = metrics.score[nominal]
+                details[f"{config.split} {nominal:.0%} worst {ROLLING_ANCHORS}-day coverage, {name}"] = (
+                    metrics.worst_window[nominal])
+                details[f"{config.split} {nominal:.0%} {ROLLING_ANCHORS}-day windows within "
+                        f"{100 * ROLLING_TOLERANCE:g} points, {name}"] = metrics.windows_kept[nominal]
             details[f"{config.split} pinball loss per quantile"] = dict(
                 zip(map(quantile_column, levels), intervals[MODEL_NAME].pinball))
             band = (quantiles[..., lower], quantiles[..., upper], nominal)

@@ -15,7 +15,11 @@ axis. It is judged against the actual prices [N, horizon] by:
   with alpha = 1 - nominal, which rewards narrow bands but charges for misses.
 
 All metrics are means over all (anchor, step) pairs, in prices; lower is
-better except coverage, which should be near its nominal value.
+better except coverage, which should be near its nominal value. Coverage is
+also judged over time, in every run of `ROLLING_ANCHORS` consecutive anchors
+(about three months of trading days): the worst such window, and the share of
+windows within `ROLLING_TOLERANCE` of nominal. A band that covers 80% overall
+can still cover 50% through one volatile quarter and 100% through a calm one.
 
 The baselines, both on daily log returns and using data up to `t` only:
 
@@ -38,6 +42,10 @@ from scipy.stats import norm
 
 from apps.common.errors import InputError
 
+# Rolling coverage: windows of this many consecutive anchors, and how near nominal
+# a window's coverage must be to count as kept.
+ROLLING_ANCHORS = 60
+ROLLING_TOLERANCE = 0.05
 # Two levels pair up into a central interval when q + q' is 1 within this.
 PAIR_TOLERANCE = 1e-9
 # The fewest training returns a GARCH(1,1) fit (4 parameters) is trusted on.
@@ -148,6 +156,20 @@ def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((actual >= lower) & (actual <= upper)))
 
 
+def rolling_coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                     window: int = ROLLING_ANCHORS) -> np.ndarray:
+    """Coverage of every run of `window` consecutive anchors (rows, in time order) over all
+    their steps: `[N - window + 1]` shares, or the one share of all rows when N < window."""
+    if window < 1:
+        raise InputError(f"the rolling window must hold at least 1 anchor (got {window})")
+    actual, lower, upper = (np.asarray(a, np.float64) for a in (actual, lower, upper))
+    _check_bounds(actual, lower, upper)
+    inside = ((actual >= lower) & (actual <= upper)).reshape(len(actual), -1).mean(axis=1)
+    window = min(window, len(inside))
+    totals = np.concatenate([[0.0], np.cumsum(inside)])
+    return (totals[window:] - totals[:-window]) / window
+
+
 def interval_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, nominal: float) -> float:
     """Gneiting & Raftery (2007) interval score, mean over all values; lower is better.
 
@@ -172,6 +194,8 @@ class IntervalMetrics:
     coverage: dict[float, float]  # nominal -> empirical coverage
     width: dict[float, float]  # nominal -> mean width (upper - lower), in prices
     score: dict[float, float]  # nominal -> mean interval score, in prices
+    worst_window: dict[float, float]  # nominal -> lowest coverage of a ROLLING_ANCHORS window
+    windows_kept: dict[float, float]  # nominal -> share of windows within ROLLING_TOLERANCE
 
     @property
     def mean_pinball(self) -> float:
@@ -183,18 +207,24 @@ def interval_metrics(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence
     q = check_levels(levels)
     actual, quantiles = np.asarray(actual, np.float64), np.asarray(quantiles, np.float64)
     _check_quantiles(actual, quantiles, q)
-    cover, width, score = {}, {}, {}
+    cover, width, score, worst, kept = {}, {}, {}, {}, {}
     for lower_index, upper_index, nominal in central_intervals(q):
         lower, upper = quantiles[..., lower_index], quantiles[..., upper_index]
         cover[nominal] = coverage(actual, lower, upper)
         width[nominal] = float(np.mean(upper - lower))
         score[nominal] = interval_score(actual, lower, upper, nominal)
+        windows = rolling_coverage(actual, lower, upper)
+        worst[nominal] = float(windows.min())
+        # The tolerance is widened by a hair so that a window exactly 5 points off counts.
+        kept[nominal] = float(np.mean(np.abs(windows - nominal) <= ROLLING_TOLERANCE + 1e-12))
     return IntervalMetrics(
         levels=tuple(float(v) for v in q),
         pinball=tuple(float(v) for v in pinball_loss(actual, quantiles, q)),
         coverage=cover,
         width=width,
         score=score,
+        worst_window=worst,
+        windows_kept=kept,
     )
 
 
@@ -202,8 +232,9 @@ def interval_table(metrics: dict[str, IntervalMetrics], title: str) -> str:
     """A plain-text table, one row per forecaster (the dict's keys, in order).
 
     For each central interval (those of the first forecaster; "n/a" where
-    another lacks one): coverage %, mean width and interval score; then the
-    mean pinball loss over levels.
+    another lacks one): coverage %, mean width, interval score, the worst
+    rolling window's coverage % and the share of windows kept near nominal;
+    then the mean pinball loss over levels.
     """
     if not metrics:
         raise InputError("no forecasters to tabulate")
@@ -213,16 +244,18 @@ def interval_table(metrics: dict[str, IntervalMetrics], title: str) -> str:
     header = f"  {'forecast':<22}"
     for nominal in nominals:
         label = f"{100 * nominal:g}%"
-        header += f"{label + ' cover':>12}{label + ' width':>12}{label + ' score':>12}"
+        header += (f"{label + ' cover':>12}{label + ' width':>12}{label + ' score':>12}"
+                   f"{'worst ' + str(ROLLING_ANCHORS) + 'd':>10}{'kept':>7}")
     lines = [f"{title}: quantiles {levels}", header + f"{'pinball':>10}"]
     for name, values in metrics.items():
         row = f"  {name:<22}"
         for nominal in nominals:
             if nominal in values.coverage:
                 row += (f"{100 * values.coverage[nominal]:>11.1f}%{values.width[nominal]:>12.3f}"
-                        f"{values.score[nominal]:>12.3f}")
+                        f"{values.score[nominal]:>12.3f}{100 * values.worst_window[nominal]:>9.1f}%"
+                        f"{100 * values.windows_kept[nominal]:>6.0f}%")
             else:
-                row += f"{'n/a':>12}" * 3
+                row += f"{'n/a':>12}" * 3 + f"{'n/a':>10}{'n/a':>7}"
         lines.append(row + f"{values.mean_pinball:>10.4f}")
     return "\n".join(lines)
 
