@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from apps.common.training import set_seed  # noqa: E402
 from apps.stock.data import load_csv  # noqa: E402
 from apps.stock.evaluation import compare_intervals, evaluate  # noqa: E402
-from apps.stock.intervals import central_intervals  # noqa: E402
+from apps.stock.intervals import ROLLING_ANCHORS, central_intervals  # noqa: E402
 from apps.stock.model import train_forecaster  # noqa: E402
 from apps.stock.windows import chronological_split  # noqa: E402
 from apps.stock.settings import DEFAULT_QUANTILES, StockTrain  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
                 split = chronological_split(len(series), args.window, horizon)
                 config = StockTrain(window=args.window, horizon=horizon, cell=args.cell, units=args.units,
                                     epochs=args.epochs, quantiles=levels, no_shrink=args.no_shrink, verbose=0)
-                ratios, directions, coverages, scores = [], [], [], []
+                ratios, directions, coverages, scores, worst_windows = [], [], [], [], []
                 for seed in range(args.seeds):
                     set_seed(seed)
                     forecaster, _ = train_forecaster(series, split, config)
@@ -85,6 +85,7 @@ def main() -> None:
                     directions.append(test.direction if test.direction is not None else np.nan)
                     coverages.append(intervals["model"].coverage[nominal])
                     scores.append(intervals["model"].score[nominal])
+                    worst_windows.append(intervals["model"].worst_window[nominal])
                 case = f"{set_name}/{ticker}"
                 print(f"{case} h={horizon}: test ratio {np.mean(ratios):.4f}, {nominal:.0%} coverage "
                       f"{100 * np.mean(coverages):.1f}%, score {np.mean(scores):.3f} (GARCH "
@@ -93,7 +94,8 @@ def main() -> None:
                 point_rows.append((case, horizon, len(split.test), np.mean(ratios), np.min(ratios),
                                    np.max(ratios), np.nanmean(directions), test.up_share()))
                 interval_rows.append((set_name, case, horizon, np.mean(coverages), np.mean(scores),
-                                      [(intervals[b].coverage[nominal], intervals[b].score[nominal]) for b in BASELINES]))
+                                      [(intervals[b].coverage[nominal], intervals[b].score[nominal]) for b in BASELINES],
+                                      np.mean(worst_windows), [intervals[b].worst_window[nominal] for b in BASELINES]))
 
     print(f"\nstock quality, cell={args.cell}, window={args.window}, {args.seeds} seed(s), quantiles {levels}, "
           f"validation fitting {'off' if args.no_shrink else 'on'}; test split = last 15% of each series\n")
@@ -106,10 +108,15 @@ def main() -> None:
     print(f"\n| series | h | model {label} coverage | model score | normal band coverage | normal band score "
           f"| GARCH coverage | GARCH score | model / GARCH score |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for _, case, horizon, coverage, score, baselines in interval_rows:
+    for _, case, horizon, coverage, score, baselines, _, _ in interval_rows:
         (normal_coverage, normal_score), (garch_coverage, garch_score) = baselines
         print(f"| {case} | {horizon} | {100 * coverage:.1f}% | {score:.3f} | {100 * normal_coverage:.1f}% "
               f"| {normal_score:.3f} | {100 * garch_coverage:.1f}% | {garch_score:.3f} | {score / garch_score:.3f} |")
+    print(f"\nWorst {label} coverage of {ROLLING_ANCHORS} consecutive test forecasts (model: mean over seeds):\n")
+    print("| series | h | model | normal band | GARCH |")
+    print("|---|---:|---:|---:|---:|")
+    for _, case, horizon, _, _, _, worst, (normal_worst, garch_worst) in interval_rows:
+        print(f"| {case} | {horizon} | {100 * worst:.1f}% | {100 * normal_worst:.1f}% | {100 * garch_worst:.1f}% |")
     for horizon in args.horizons:
         long_rows = [row for row in interval_rows if row[0] == "stocks_long" and row[2] == horizon]
         if long_rows:
