@@ -53,4 +53,3 @@ class Seq2SeqApp(App[P, NamedPairs]):
         for output in outputs:
             print(output)
         return outputs
-
