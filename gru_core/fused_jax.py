@@ -92,23 +92,22 @@ def _sequence_backward(saved, d_states):
 gru_sequence.defvjp(_sequence_forward, _sequence_backward)
 
 
-def gru_rnn(sequences, h0, kernel, recurrent_kernel, bias=None, mask=None, recurrent_mask=None,
+def gru_rnn(projected, h0, gate_kernel, candidate_kernel, mask=None, recurrent_mask=None,
             go_backwards=False, zero_output_for_mask=False, return_sequences=True):
-    """A `gru_core.GRU` time loop with the conventions of Keras's JAX `rnn`: arguments and
-    result as `gru_core.fused.gru_rnn` (TensorFlow's), but where TensorFlow's loop outputs
-    zeros before the first unmasked step, JAX's repeats the initial state."""
-    units = recurrent_kernel.shape[0]
-    inputs = jnp.swapaxes(sequences, 0, 1)
+    """A `gru_core.GRU` time loop with the conventions of Keras's JAX `rnn`, over `projected`, the
+    `(batch, T, 3·units)` input half of the pre-activations (`GRUCell.project_inputs`), with the
+    recurrent kernel's two parts (`GRUCell.split_recurrent_kernel`). Otherwise arguments and
+    result as `gru_core.fused.gru_rnn` (TensorFlow's), but where TensorFlow's loop outputs zeros
+    before the first unmasked step, JAX's repeats the initial state."""
+    units = candidate_kernel.shape[0]
+    projected = jnp.swapaxes(projected, 0, 1)
     step_mask = None if mask is None else jnp.swapaxes(mask.astype(bool), 0, 1)[..., None]
     if go_backwards:
-        inputs = inputs[::-1]
+        projected = projected[::-1]
         step_mask = None if step_mask is None else step_mask[::-1]
-    projected = inputs @ kernel
-    if bias is not None:
-        projected = projected + bias
     states = gru_sequence(
-        projected[..., : 2 * units], projected[..., 2 * units:], h0,
-        recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units:], step_mask, recurrent_mask,
+        projected[..., : 2 * units], projected[..., 2 * units:], h0, gate_kernel, candidate_kernel,
+        step_mask, recurrent_mask,
     )
     last_state = states[-1]
     outputs = states

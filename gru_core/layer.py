@@ -193,11 +193,6 @@ class GRU(keras.layers.RNN):
             recurrent_mask = cell.get_recurrent_dropout_mask(h0)
         if self._has_fused_loop():
             dtype = sequences.dtype
-            weights = (
-                ops.cast(cell.kernel, dtype),
-                ops.cast(cell.recurrent_kernel, dtype),
-                None if cell.bias is None else ops.cast(cell.bias, dtype),
-            )
             options = dict(
                 mask=mask,
                 recurrent_mask=recurrent_mask,
@@ -210,14 +205,18 @@ class GRU(keras.layers.RNN):
                 # gradient unless jax.grad asks for one, so it needs no flag.
                 from gru_core.fused_jax import gru_rnn as jax_gru_rnn
 
-                return jax_gru_rnn(sequences, h0, *weights, **options)
+                return jax_gru_rnn(
+                    cell.project_inputs(sequences), h0, *cell.split_recurrent_kernel(dtype), **options
+                )
             # Imported here: the module needs TensorFlow.
             from gru_core.fused import gru_rnn
 
             return gru_rnn(
                 sequences,
                 h0,
-                *weights,
+                ops.cast(cell.kernel, dtype),
+                ops.cast(cell.recurrent_kernel, dtype),
+                None if cell.bias is None else ops.cast(cell.bias, dtype),
                 **options,
                 # Inference (predict, evaluate, every export; training=None
                 # too, as Keras reads it) keeps nothing for a backward pass; a
