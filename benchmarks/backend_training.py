@@ -21,33 +21,29 @@ import argparse
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apps.common.running import registered_app, train_app  # noqa: E402
-from apps.registry import load_app_packages  # noqa: E402
+from apps.common.backend_fit import BACKENDS  # noqa: E402
+from apps.common.running import STOPPED_BY_BUDGET, registered_app, train_app  # noqa: E402
+from apps.registry import REGISTRY, load_app_packages  # noqa: E402
 
-BACKENDS = ("tensorflow", "jax")
-
-
-def app_arguments(app: str, data_dir: Path) -> list[str]:
-    """Each app's real data and the settings its own quality benchmark uses."""
-    if app == "sentiment":
-        return ["--data", str(data_dir / "sst2"), "--units", "64", "--embedding-dim", "128",
-                "--batch-size", "64", "--max-length", "64", "--subword-buckets", "0",
-                "--validation-fraction", "0"]
-    if app == "chatbot":
-        return ["--data", str(data_dir / "cornell" / "pairs.enc"), "--units", "256",
-                "--batch-size", "64", "--max-length", "20", "--vocabulary-size", "8000"]
-    if app == "translation":
-        folder = data_dir / "multi30k"
-        return ["--data", f"{folder / 'train.de'},{folder / 'train.en'}", "--units", "256",
-                "--embedding-dim", "256", "--batch-size", "64", "--vocabulary-size", "10000",
-                "--max-length", "40", "--dropout", "0.2", "--decoding", "greedy"]
-    if app == "stock":
-        return ["--csv", str(data_dir / "stocks_long" / "SPY.csv"), "--units", "32"]
-    raise SystemExit(f"--apps: no benchmark data for {app}")
+# Each app's real data and the settings its own quality benchmark uses.
+DATA: dict[str, Callable[[Path], list[str]]] = {
+    "sentiment": lambda data_dir: [
+        "--data", str(data_dir / "sst2"), "--units", "64", "--embedding-dim", "128", "--batch-size", "64",
+        "--max-length", "64", "--subword-buckets", "0", "--validation-fraction", "0"],
+    "chatbot": lambda data_dir: [
+        "--data", str(data_dir / "cornell" / "pairs.enc"), "--units", "256", "--batch-size", "64",
+        "--max-length", "20", "--vocabulary-size", "8000"],
+    "translation": lambda data_dir: [
+        "--data", f"{data_dir / 'multi30k' / 'train.de'},{data_dir / 'multi30k' / 'train.en'}", "--units", "256",
+        "--embedding-dim", "256", "--batch-size", "64", "--vocabulary-size", "10000", "--max-length", "40",
+        "--dropout", "0.2", "--decoding", "greedy"],
+    "stock": lambda data_dir: ["--csv", str(data_dir / "stocks_long" / "SPY.csv"), "--units", "32"],
+}
 
 
 def main() -> None:
@@ -60,7 +56,15 @@ def main() -> None:
     args = parser.parse_args()
     load_app_packages()
     apps = [name for name in args.apps.split(",") if name]
-    minutes = [float(value) for value in args.minutes.split(",")]
+    known = REGISTRY.apps()
+    if not apps or any(name not in known for name in apps):
+        parser.error(f"--apps: comma-separated names from {', '.join(known)} (got {args.apps!r})")
+    try:
+        minutes = [float(value) for value in args.minutes.split(",")]
+    except ValueError:
+        parser.error(f"--minutes: comma-separated numbers of minutes (got {args.minutes!r})")
+    if not all(0 < value < float("inf") for value in minutes):
+        parser.error(f"--minutes: each budget must be a positive number (got {args.minutes!r})")
     if len(minutes) == 1:
         minutes *= len(apps)
     if len(minutes) != len(apps):
@@ -72,16 +76,19 @@ def main() -> None:
             if reason:
                 print(f"{app}: left out, it fits on TensorFlow only: {reason}", flush=True)
                 continue
+            if app not in DATA:
+                print(f"{app}: left out, no benchmark data for it here", flush=True)
+                continue
             order = BACKENDS if index % 2 == 0 else BACKENDS[::-1]
             for backend in order:
                 report = train_app(app, [
-                    *app_arguments(app, args.data_dir), "--epochs", "100000", "--minutes", str(budget),
+                    *DATA[app](args.data_dir), "--epochs", "100000", "--minutes", str(budget),
                     "--backend", backend, "--verbose", "2", "--no-log", "--fresh",
                     "--export-dir", f"{root}/{app}-{backend}", "--run-dir", f"{root}/runs/{app}-{backend}",
                 ])
                 seconds = report.history["epoch_seconds"]
                 # The epoch the budget cut short is left out of the timing (unless it is the only one).
-                whole = seconds[:-1] if report.extra.get("stopped by --minutes") and len(seconds) > 1 else seconds
+                whole = seconds[:-1] if report.extra.get(STOPPED_BY_BUDGET) and len(seconds) > 1 else seconds
                 rows.append({
                     "app": app, "backend": backend, "minutes": budget, "epochs": len(seconds),
                     "first": whole[0], "rest": statistics.median(whole[1:]) if len(whole) > 1 else None,

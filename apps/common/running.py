@@ -28,6 +28,8 @@ from apps.common.training import Stopwatch, TrainReport, publish_report, run_dir
 from apps.registry import REGISTRY, Command, load_app_packages, register
 
 C = TypeVar("C", bound=Config)
+# The training report's fact that `--minutes` ended the fit (its last epoch is cut short).
+STOPPED_BY_BUDGET = "stopped by --minutes"
 
 
 def load_export(app: App, model: Path | None) -> Export:
@@ -101,7 +103,7 @@ def run_train(app: App, config: TrainConfig) -> TrainReport:
         history=_history(fitting.history),
     )
     if fitting.stopped_early:
-        report.extra["stopped by --minutes"] = True
+        report.extra[STOPPED_BY_BUDGET] = True
     if fitted is not None:
         report.extra["backend"] = f"fitted on {fitted.backend} in its own process ({fitted.seconds:.1f} s)"
     return publish_report(report, config.report, trained.model)
