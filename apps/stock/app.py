@@ -12,8 +12,10 @@ from apps.common.errors import InputError
 from apps.common.export import load_extra_model, save_extra_model
 from apps.common.running import register_app
 from apps.stock import data as stock_data
+from apps.stock.calibration import Calibration
 from apps.stock.data import PriceSeries
-from apps.stock.evaluation import MODEL_NAME, compare_intervals, evaluate, plot, walk_forward
+from apps.stock.evaluation import (MODEL_NAME, UNCALIBRATED_NAME, compare_intervals, evaluate, model_quantiles,
+                                   plot, walk_forward)
 from apps.stock.evaluation import Evaluation as Forecasts
 from apps.stock.intervals import ROLLING_ANCHORS, ROLLING_TOLERANCE, central_intervals, interval_table
 from apps.stock.model import Forecaster, train_forecaster
@@ -63,6 +65,11 @@ class StockApp(App[PriceSeries, PriceSeries]):
             "band width below / above the median (fitted on validation)": (
                 "off" if forecaster.band_scale is None else forecaster.band_scale.round(3).tolist()
             ),
+            "interval calibration": (
+                "off" if forecaster.calibration is None else
+                f"{forecaster.calibration.method}, on the last {forecaster.calibration.length} forecasts "
+                f"(decay {forecaster.calibration.decay:g}); the export takes {forecaster.history} prices"
+            ),
         }
         if config.walk_forward:
             folds = walk_forward(series, training, config.walk_forward, ma_window=config.ma_window)
@@ -94,6 +101,8 @@ class StockApp(App[PriceSeries, PriceSeries]):
             "shrink": None if forecaster.shrink is None else forecaster.shrink.tolist(),
             "quantiles": list(forecaster.levels),
             "band_scale": None if forecaster.band_scale is None else forecaster.band_scale.tolist(),
+            "calibration": None if forecaster.calibration is None else forecaster.calibration.to_json(),
+            "history": forecaster.history,
             "normalization": forecaster.normalization.to_json(),
         }
         serving = Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata,
@@ -104,18 +113,33 @@ class StockApp(App[PriceSeries, PriceSeries]):
                  output_dir: Path | None) -> Evaluation:
         if export.local is not None:
             local = export.local
-            window, horizon, levels = local.window, local.horizon, local.levels
-            predict = lambda anchors: local.predict_price_quantiles(series, anchors)  # noqa: E731
+            window, history, horizon, levels = local.window, local.history, local.horizon, local.levels
+            predict = lambda anchors: model_quantiles(local, series, anchors)  # noqa: E731
         else:
             forecaster = ExportedForecaster(export)
-            window, horizon, levels = forecaster.window, forecaster.horizon, forecaster.levels
-            predict = lambda anchors: forecaster.quantiles(price_windows(series.close, anchors, window))  # noqa: E731
+            window, history, horizon, levels = (forecaster.window, forecaster.history, forecaster.horizon,
+                                                forecaster.levels)
+
+            def predict(anchors: np.ndarray) -> dict[str, np.ndarray]:
+                served = forecaster.forecasts(price_windows(series.close, anchors, history))
+                return {MODEL_NAME if name == "quantiles" else UNCALIBRATED_NAME: values
+                        for name, values in served.items()}
         if len(series) < window + horizon:
             raise InputError(f"{series.name}: {len(series)} prices, fewer than window + horizon = "
                              f"{window + horizon}")
         split = chronological_split(len(series), window, horizon)
         anchors = split.test if config.split == "test" else np.arange(window - 1, len(series) - horizon)
-        quantiles = predict(anchors)
+        if history > window:
+            known = anchors[anchors >= history - 1]
+            if len(known) == 0:
+                raise InputError(f"{series.name}: its {config.split} forecasts have fewer than the {history} "
+                                 "prices before them that the export's calibrated interval needs")
+            if len(known) < len(anchors):
+                print(f"note: the first {len(anchors) - len(known)} {config.split} forecasts are left out: "
+                      f"a calibrated interval needs {history} prices up to its anchor")
+            anchors = known
+        models = predict(anchors)
+        quantiles = models[MODEL_NAME]
         result: Forecasts = evaluate(series, anchors, quantiles[..., levels.index(0.5)], model_name=MODEL_NAME,
                                      ma_window=config.ma_window)
         print(result.table(f"{config.split} split"))
@@ -127,8 +151,7 @@ class StockApp(App[PriceSeries, PriceSeries]):
         band = None
         if widest:
             # GARCH is fitted on the training part: in-sample for --split all's early anchors.
-            intervals = compare_intervals(series, anchors, quantiles, levels, train_end=split.train_end,
-                                          model_name=MODEL_NAME)
+            intervals = compare_intervals(series, anchors, models, levels, train_end=split.train_end)
             print(interval_table(intervals, f"{config.split} split intervals"))
             lower, upper, nominal = widest[0]
             for name, metrics in intervals.items():
@@ -154,14 +177,15 @@ class StockApp(App[PriceSeries, PriceSeries]):
         interval = config.interval if config.ticker else "1d"
         forecaster = ExportedForecaster(export)
         result = forecast_series(forecaster, series, interval)
-        print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}")
+        print(f"{series.name}: last price {series.close[-1]:.4f} on {series.dates[-1].date()}; "
+              f"the model read the last {forecaster.needs()}")
         for date, row in result.iterrows():
             print(f"  {date.date() if interval == '1d' else date}  {with_interval(row, forecaster.levels)}")
         return result
 
     def serving_example(self, export: Export) -> dict[str, list[float]]:
-        window = ExportedForecaster(export).window
-        return {"prices": stock_data.sample_prices().close[-window:].tolist()}
+        history = ExportedForecaster(export).history
+        return {"prices": stock_data.sample_prices().close[-history:].tolist()}
 
     def page(self, page) -> None:
         stock_tab(page)
@@ -177,7 +201,8 @@ class StockApp(App[PriceSeries, PriceSeries]):
         forecaster = Forecaster(
             load_extra_model(export.path), Normalization.from_json(metadata["normalization"]),
             window=int(metadata["window"]), horizon=int(metadata["horizon"]),
-            levels=tuple(metadata["quantiles"]), **optional,
+            levels=tuple(metadata["quantiles"]), calibration=Calibration.from_json(metadata.get("calibration")),
+            **optional,
         )
         return Serving({"serving_default": forecaster.serving_function()}, [forecaster.model], metadata)
 

@@ -23,11 +23,12 @@ import pandas as pd
 from apps.common.figures import new_figure, save_figure
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import Garch11, IntervalMetrics, interval_metrics, normal_band
-from apps.stock.model import train_forecaster
+from apps.stock.model import Forecaster, train_forecaster
 from apps.stock.windows import split_at
 from apps.stock.settings import StockTrain
 
-MODEL_NAME = "model"  # the trained model's row in every comparison
+MODEL_NAME = "model"  # the trained model's row in every comparison (its intervals as served)
+UNCALIBRATED_NAME = "model, uncalibrated"  # its intervals before calibration, when it has one
 
 VOLATILITY_DAYS = 20  # the naive band's look-back
 
@@ -137,19 +138,20 @@ def actual_prices(close: np.ndarray, anchors: np.ndarray, horizon: int) -> np.nd
 
 
 def compare_intervals(
-    series: PriceSeries, anchors: np.ndarray, quantiles: np.ndarray, levels: tuple[float, ...], *,
-    train_end: int, model_name: str,
+    series: PriceSeries, anchors: np.ndarray, models: dict[str, np.ndarray], levels: tuple[float, ...], *,
+    train_end: int,
 ) -> dict[str, IntervalMetrics]:
-    """Interval metrics of the model's price `quantiles` [N, H, Q] and of the two baselines on `anchors`.
+    """Interval metrics of each model's price quantiles [N, H, Q] (`models`: row name -> quantiles),
+    then of the two baselines, on `anchors`.
 
     GARCH(1,1) is fitted on the prices before `train_end` (the training part)
     and run forward without look-ahead; the normal band uses the last
     `VOLATILITY_DAYS` returns before each anchor.
     """
-    close, horizon = series.close, quantiles.shape[1]
+    close, horizon = series.close, next(iter(models.values())).shape[1]
     actual = actual_prices(close, anchors, horizon)
     return {
-        model_name: interval_metrics(actual, quantiles, levels),
+        **{name: interval_metrics(actual, quantiles, levels) for name, quantiles in models.items()},
         f"normal band ({VOLATILITY_DAYS} days)": interval_metrics(
             actual, normal_band(close, anchors, horizon, levels, lookback=VOLATILITY_DAYS), levels),
         "GARCH(1,1)": interval_metrics(
@@ -189,6 +191,15 @@ def plot(evaluation: Evaluation, path: Path | str, *, step: int = 1,
     return save_figure(figure, path, dpi=110)
 
 
+def model_quantiles(forecaster: Forecaster, series: PriceSeries, anchors: np.ndarray) -> dict[str, np.ndarray]:
+    """`compare_intervals`' models for a trained forecaster: its intervals as served, and
+    uncalibrated when it calibrates them."""
+    models = {MODEL_NAME: forecaster.predict_price_quantiles(series, anchors)}
+    if forecaster.calibration is not None:
+        models[UNCALIBRATED_NAME] = forecaster.predict_price_quantiles(series, anchors, calibrated=False)
+    return models
+
+
 @dataclasses.dataclass(frozen=True)
 class Fold:
     """One walk-forward fold: its point forecasts, and its intervals against the baselines."""
@@ -216,9 +227,9 @@ def walk_forward(
         split = split_at(test_start - val_length, test_start, test_end, config.window, config.horizon,
                          description=f"walk-forward fold {fold} of {folds}")
         forecaster, _ = train_forecaster(series, split, dataclasses.replace(config, verbose=0))
-        quantiles = forecaster.predict_price_quantiles(series, split.test)
-        point = evaluate(series, split.test, quantiles[..., forecaster.median_index], model_name=MODEL_NAME,
-                         ma_window=ma_window)
-        results.append(Fold(point, compare_intervals(series, split.test, quantiles, forecaster.levels,
-                                                     train_end=split.train_end, model_name=MODEL_NAME)))
+        models = model_quantiles(forecaster, series, split.test)
+        point = evaluate(series, split.test, models[MODEL_NAME][..., forecaster.median_index],
+                         model_name=MODEL_NAME, ma_window=ma_window)
+        results.append(Fold(point, compare_intervals(series, split.test, models, forecaster.levels,
+                                                     train_end=split.train_end)))
     return results

@@ -13,7 +13,10 @@ Normalization is fitted on the training part of the series only, and the
 validation split picks how much of the model's predicted move to keep (a
 per-step shrink factor in (0, 1] for the median, see `fit_shrink`) and how
 wide the band is (a factor per side and step on the distances from the median,
-see `fit_band_scale`). The test split is never used for a choice.
+see `fit_band_scale`). The test split is never used for a choice. On top of
+that band, each forecast's intervals are recalibrated on the model's own
+errors over the forecasts just before it (`apps.stock.calibration`), in
+evaluation and in the export's graph alike.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import tensorflow as tf
 from apps.common.app import Fitting
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
+from apps.stock.calibration import Calibration, rolling_calibration
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import check_levels, pinball_loss
 from apps.stock.settings import DEFAULT_QUANTILES, StockTrain
@@ -192,6 +196,12 @@ class Forecaster:
     levels: tuple[float, ...] = DEFAULT_QUANTILES
     shrink: np.ndarray | None = None  # [H], for the median
     band_scale: np.ndarray | None = None  # [2, H]: below and above the median
+    calibration: Calibration | None = None
+
+    @property
+    def history(self) -> int:
+        """Prices before and including the anchor that a forecast needs (its calibration's too)."""
+        return self.window if self.calibration is None else self.calibration.history(self.window, self.horizon)
 
     @property
     def median_index(self) -> int:
@@ -213,24 +223,45 @@ class Forecaster:
         # A direct call: `predict` would retrace for every new series length.
         return np.asarray(self.model(inputs, training=False), np.float64)
 
-    def predict_log_quantiles(self, series: PriceSeries, anchors: np.ndarray) -> np.ndarray:
-        """Log-return quantiles from each anchor's last price, [N, horizon, Q]."""
-        return quantile_log_returns(self.normalized_quantiles(series, anchors), *self.scales(), self.median_index)
+    def predict_log_quantiles(self, series: PriceSeries, anchors: np.ndarray, *,
+                              calibrated: bool = True) -> np.ndarray:
+        """Log-return quantiles from each anchor's last price, [N, horizon, Q].
+
+        Calibrated (when the forecaster has a calibration and `calibrated`): each
+        anchor needs `history - 1` prices before it.
+        """
+        if self.calibration is None or not calibrated:
+            return quantile_log_returns(self.normalized_quantiles(series, anchors), *self.scales(),
+                                        self.median_index)
+        first = int(np.min(anchors)) - self.calibration.length - self.horizon + 1
+        if first < self.window - 1:
+            raise InputError(f"{series.name}: a calibrated forecast at price {int(np.min(anchors))} needs "
+                             f"{self.history} prices up to it")
+        scored = np.arange(first, int(np.max(anchors)) + 1)
+        calibrated_quantiles = rolling_calibration(
+            self.predict_log_quantiles(series, scored, calibrated=False)[None],
+            np.log(series.close[scored])[None], self.levels, self.median_index, self.calibration)
+        return calibrated_quantiles.numpy()[0][np.asarray(anchors) - scored[0] - self.calibration.length - self.horizon + 1]
 
     def predict_log_returns(self, series: PriceSeries, anchors: np.ndarray, *, shrunk: bool = True) -> np.ndarray:
-        """Forecast (median) log returns from each anchor's last price, [N, horizon]."""
+        """Forecast (median) log returns from each anchor's last price, [N, horizon].
+
+        Calibration moves the interval, not the median, so the median needs only the window.
+        """
         if not shrunk:
             median = self.normalized_quantiles(series, anchors)[..., self.median_index]
             return median * self.normalization.target_scale
-        return self.predict_log_quantiles(series, anchors)[..., self.median_index]
+        return self.predict_log_quantiles(series, anchors, calibrated=False)[..., self.median_index]
 
     def predict_prices(self, series: PriceSeries, anchors: np.ndarray) -> np.ndarray:
         """Forecast (median) prices for the `horizon` steps after each anchor, [N, horizon]."""
         return series.close[anchors, None] * np.exp(self.predict_log_returns(series, anchors))
 
-    def predict_price_quantiles(self, series: PriceSeries, anchors: np.ndarray) -> np.ndarray:
+    def predict_price_quantiles(self, series: PriceSeries, anchors: np.ndarray, *,
+                                calibrated: bool = True) -> np.ndarray:
         """Price quantiles for the `horizon` steps after each anchor, [N, horizon, Q]."""
-        return series.close[anchors, None, None] * np.exp(self.predict_log_quantiles(series, anchors))
+        log_quantiles = self.predict_log_quantiles(series, anchors, calibrated=calibrated)
+        return series.close[anchors, None, None] * np.exp(log_quantiles)
 
     def fit_on_validation(self, series: PriceSeries, anchors: np.ndarray) -> None:
         """Fits the median's shrink, then the band's width factors, on the validation anchors."""
@@ -244,22 +275,28 @@ class Forecaster:
         self.band_scale = fit_band_scale(center, log_quantiles - center[..., None], actual, self.levels)
 
     def serving_function(self) -> tf.types.experimental.PolymorphicFunction:
-        """`serving_default`: `prices` float32 [None, window] -> `forecast` float32 [None, horizon]
+        """`serving_default`: `prices` float32 [None, history] -> `forecast` float32 [None, horizon]
         (the median) and `quantiles` float32 [None, horizon, Q] (rising along the last axis).
 
-        Only for close-price models (no extra features): the signature takes
-        closing prices only. Non-finite or non-positive prices fail an
-        in-graph assertion whose message names the problem.
+        `history` is the window, or with a calibration the window plus the
+        `length + horizon - 1` earlier prices whose forecasts calibrate the
+        interval; then `uncalibrated` [None, horizon, Q] also holds the
+        quantiles before calibration. Only for close-price models (no extra
+        features): the signature takes closing prices only. Non-finite or
+        non-positive prices fail an in-graph assertion whose message names the
+        problem.
         """
         if self.features:
             raise ValueError("a model with extra features cannot serve from closing prices alone")
-        model = self.model
+        model, window, history, calibration = self.model, self.window, self.history, self.calibration
         mean = tf.constant(self.normalization.feature_mean[0], tf.float32)
         std = tf.constant(self.normalization.feature_std[0], tf.float32)
         center_scale, spread_scale = (tf.constant(scale, tf.float32) for scale in self.scales())
-        median_index = self.median_index
+        median_index, levels = self.median_index, self.levels
+        anchors = history - window + 1  # consecutive forecasts: today's and those calibrating it
+        window_index = tf.constant(np.arange(anchors)[:, None] + np.arange(window - 1)[None, :], tf.int32)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, self.window], tf.float32, name="prices")])
+        @tf.function(input_signature=[tf.TensorSpec([None, history], tf.float32, name="prices")])
         def serve(prices):
             prices = tf.debugging.assert_all_finite(
                 prices, "prices: every price must be finite (found NaN or inf)"
@@ -269,11 +306,21 @@ class Forecaster:
             )
             with tf.control_dependencies([positive]):
                 prices = tf.identity(prices)
-            returns = tf.math.log(prices[:, 1:] / prices[:, :-1])
-            normalized = tf.cast(model(((returns - mean) / std)[:, :, None], training=False), tf.float32)
-            log_quantiles = quantile_log_returns(normalized, center_scale, spread_scale, median_index)
-            quantiles = prices[:, -1:, None] * tf.exp(log_quantiles)
-            return {"forecast": quantiles[..., median_index], "quantiles": quantiles}
+            log_prices = tf.math.log(prices)
+            returns = (log_prices[:, 1:] - log_prices[:, :-1] - mean) / std
+            windows = tf.reshape(tf.gather(returns, window_index, axis=1), [-1, window - 1, 1])
+            normalized = tf.cast(model(windows, training=False), tf.float32)
+            log_quantiles = quantile_log_returns(tf.reshape(normalized, [-1, anchors, *normalized.shape[1:]]),
+                                                 center_scale, spread_scale, median_index)
+            last = prices[:, -1:, None]
+            outputs = {"quantiles": last * tf.exp(log_quantiles[:, -1])}
+            if calibration is not None:
+                outputs["uncalibrated"] = outputs["quantiles"]
+                calibrated = rolling_calibration(log_quantiles, log_prices[:, window - 1:], levels,
+                                                 median_index, calibration)
+                outputs["quantiles"] = last * tf.exp(calibrated[:, -1])
+            outputs["forecast"] = outputs["quantiles"][..., median_index]
+            return outputs
 
         return serve
 
@@ -287,7 +334,8 @@ def train_forecaster(
     """Fits normalization and the model on `split`, early-stopped on validation loss.
 
     Returns the forecaster (with the shrink and band factors fitted on
-    validation unless `config.no_shrink`) and the number of epochs run. `config.limit`
+    validation unless `config.no_shrink`, and `config`'s interval calibration)
+    and the number of epochs run. `config.limit`
     keeps the most recent training examples. The model is built in
     `fitting`'s strategy scope and fitted through it (without: the default
     strategy, no backups).
@@ -316,7 +364,7 @@ def train_forecaster(
         validation_data=dataset(split.validation),
     )
     forecaster = Forecaster(model, normalization, config.window, config.horizon, config.features,
-                            config.quantiles)
+                            config.quantiles, calibration=config.interval_calibration)
     if not config.no_shrink:
         forecaster.fit_on_validation(series, split.validation)
     return forecaster, len(history.epoch)

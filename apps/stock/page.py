@@ -17,6 +17,7 @@ def stock_tab(page) -> None:
     button = gr.Button("Forecast", variant="primary")
     chart = gr.Image(label="History and forecast", type="filepath")
     table = gr.Dataframe(label="Forecast (the median, and the other quantiles)", interactive=False)
+    needs = gr.Markdown()
 
     def forecast(path: str | None):
         forecaster = ExportedForecaster(page.export())
@@ -25,6 +26,7 @@ def stock_tab(page) -> None:
         picture = plot_forecast(series, result, forecaster.levels, page.figure_path("forecast.png"))
         rows = result.round(4).reset_index(names="date")
         rows["date"] = rows["date"].dt.strftime("%Y-%m-%d")
-        return str(picture), rows
+        calibrated = "calibrated on the model's recent errors" if forecaster.calibration else "not calibrated"
+        return str(picture), rows, f"The model read the last {forecaster.needs()}; the interval is {calibrated}."
 
-    button.click(page.handler(forecast), upload, [chart, table])
+    button.click(page.handler(forecast), upload, [chart, table, needs])

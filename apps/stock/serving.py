@@ -11,19 +11,24 @@ import tensorflow as tf
 from apps.common.app import Export
 from apps.common.errors import InputError
 from apps.common.figures import new_figure, save_figure
+from apps.stock.calibration import Calibration
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import central_intervals
 
 
 class ExportedForecaster:
-    """A stock export's `serving_default`: prices -> forecast, and quantiles at `levels`.
+    """A stock export's `serving_default`: a price history -> forecast, and quantiles at `levels`.
 
-    An export made before quantile forecasts has the median only (`levels` (0.5,)).
+    `history` prices per forecast: the model's `window`, and with an interval
+    calibration (metadata "calibration") the earlier prices it scores. An
+    export made before quantile forecasts has the median only (`levels` (0.5,)).
     """
 
     def __init__(self, export: Export) -> None:
         self._serve = export.signature()
-        self.window = int(export.input_specs()["prices"].shape[1])
+        self.history = int(export.input_specs()["prices"].shape[1])
+        self.window = int(export.metadata.get("window") or self.history)
+        self.calibration = Calibration.from_json(export.metadata.get("calibration"))
         self.horizon = int(self._serve.structured_outputs["forecast"].shape[1])
         self.levels = (0.5,)
         if "quantiles" in self._serve.structured_outputs:
@@ -36,19 +41,36 @@ class ExportedForecaster:
     def median_index(self) -> int:
         return self.levels.index(0.5)
 
-    def quantiles(self, windows: np.ndarray) -> np.ndarray:
-        """Price quantiles [N, horizon, Q] for price windows [N, window]."""
-        output = "quantiles" if len(self.levels) > 1 else "forecast"
-        outputs = [
-            self._serve(prices=tf.constant(windows[i:i + 512], tf.float32))[output].numpy()
-            for i in range(0, len(windows), 512)
-        ]
-        result = np.concatenate(outputs).astype(np.float64)
-        return result if len(self.levels) > 1 else result[..., None]
+    def forecasts(self, histories: np.ndarray) -> dict[str, np.ndarray]:
+        """Price quantiles [N, horizon, Q] for price histories [N, history]: "quantiles" as served,
+        and "uncalibrated" when the export calibrates them."""
+        batches = [self._serve(prices=tf.constant(histories[i:i + 512], tf.float32))
+                   for i in range(0, len(histories), 512)]
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([batch[name].numpy() for batch in batches]).astype(np.float64)
+
+        if len(self.levels) == 1:
+            return {"quantiles": joined("forecast")[..., None]}
+        result = {"quantiles": joined("quantiles")}
+        if "uncalibrated" in self._serve.structured_outputs:
+            result["uncalibrated"] = joined("uncalibrated")
+        return result
+
+    def quantiles(self, histories: np.ndarray) -> np.ndarray:
+        """Price quantiles [N, horizon, Q] as served (calibrated, when the export calibrates)."""
+        return self.forecasts(histories)["quantiles"]
+
+    def __call__(self, histories: np.ndarray) -> np.ndarray:
         """The forecast (median) prices [N, horizon]."""
-        return self.quantiles(windows)[..., self.median_index]
+        return self.quantiles(histories)[..., self.median_index]
+
+    def needs(self) -> str:
+        """What a forecast needs, in words: "270 prices (a window of 20, and 250 more to calibrate the interval)"."""
+        if self.history == self.window:
+            return f"{self.history} prices"
+        return (f"{self.history} prices (a window of {self.window}, and {self.history - self.window} earlier "
+                "ones whose forecasts calibrate the interval)")
 
 
 def future_dates(dates: pd.DatetimeIndex, steps: int, interval: str = "1d") -> pd.DatetimeIndex:
@@ -71,9 +93,9 @@ def forecast_series(forecaster: ExportedForecaster, series: PriceSeries,
     Columns: `forecast` (the median), then `q0.1`, `q0.9`, ... for the other
     quantile levels.
     """
-    if len(series) < forecaster.window:
-        raise InputError(f"{series.name}: {len(series)} prices, the model needs the last {forecaster.window}")
-    quantiles = forecaster.quantiles(series.close[None, -forecaster.window:])[0]
+    if len(series) < forecaster.history:
+        raise InputError(f"{series.name}: {len(series)} prices, the model needs the last {forecaster.needs()}")
+    quantiles = forecaster.quantiles(series.close[None, -forecaster.history:])[0]
     columns = {"forecast": quantiles[:, forecaster.median_index]}
     columns.update({quantile_column(level): quantiles[:, index] for index, level in enumerate(forecaster.levels)
                     if index != forecaster.median_index})

@@ -19,6 +19,7 @@ from apps.common.config import (
     fraction,
     setting,
 )
+from apps.common.errors import InputError
 from apps.common.settings import (
     ExportConfig,
     TrainConfig,
@@ -29,9 +30,13 @@ from apps.common.settings import (
     units_setting,
 )
 from apps.stock import data as stock_data
+from apps.stock.calibration import CALIBRATION_METHODS, Calibration
 
 EXTRA_FEATURES = ("volume", "range")
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # the median and an 80% interval
+# Chosen on stocks_long/ at horizons 1 and 5 (docs/apps/stock.md): a long window of
+# past errors, weighted toward the recent ones.
+DEFAULT_CALIBRATION = Calibration("additive", length=250, decay=0.985)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +100,17 @@ class StockTrain(TrainConfig, DataSettings):
         check=NumberList(fraction(zero=False), increasing=True), metavar="Q,Q,...", group="model")
     no_shrink: bool = setting(False, "keep the raw model forecast (no validation-fitted shrink "
                               "toward persistence, no validation-fitted band width)", group="model")
+    calibration: str = setting(
+        DEFAULT_CALIBRATION.method, "recalibrate each interval on the model's own errors over the last "
+        "--calibration-length forecasts, inside the export (additive: widen or narrow by a log return; "
+        "scaled: by a factor of its own width; none: the validation-fitted band only)",
+        choices=(*CALIBRATION_METHODS, "none"), group="intervals")
+    calibration_length: int = setting(
+        DEFAULT_CALIBRATION.length, "past forecasts each calibration scores; the export then takes window + "
+        "length + horizon - 1 prices", check=at_least(1, maximum=5000), metavar="FORECASTS", group="intervals")
+    calibration_decay: float = setting(
+        DEFAULT_CALIBRATION.decay, "weight of a past forecast's score per step of age (1: all weigh the same)",
+        check=fraction(zero=False, one=True), group="intervals")
     ma_window: int = setting(5, "prices in the moving-average baseline", check=at_least(1),
                              group="evaluation")
     walk_forward: int = setting(0, "also retrain and test on K consecutive folds after the "
@@ -106,6 +122,18 @@ class StockTrain(TrainConfig, DataSettings):
         super().check()
         if 0.5 not in self.quantiles:
             raise ConfigError(["quantiles"], "must include 0.5: the median is the point forecast")
+        if self.interval_calibration is not None:
+            try:
+                self.interval_calibration.check_levels(self.quantiles)
+            except InputError as error:
+                raise ConfigError(["calibration_length", "calibration_decay"], str(error)) from None
+
+    @property
+    def interval_calibration(self) -> Calibration | None:
+        """The calibration these settings ask for; None with `--calibration none`."""
+        if self.calibration == "none":
+            return None
+        return Calibration(self.calibration, self.calibration_length, self.calibration_decay)
 
 
 @dataclasses.dataclass(frozen=True)
