@@ -27,11 +27,15 @@ from apps.common.app import Export, signature_inputs
 from apps.common.audio import SAMPLE_RATE, load_audio
 from apps.common.running import load_export, registered_app, train_app
 from apps.registry import REGISTRY, load_app_packages
+from apps.stock.calibration import history_length
+from apps.stock.settings import StockTrain
 
 load_app_packages()
 APPS = REGISTRY.apps()
 # The tests below change this model's versions; the others stay at version 1.
 VERSIONED = "stock_versions"
+# Prices per stock request: the smoke export's window and the history its calibration reads.
+STOCK_HISTORY = history_length(StockTrain().window, StockTrain().horizon, StockTrain().interval_calibration)
 # A streaming word recogniser, for `stream` over REST.
 STREAMING = "speech_streaming"
 # A streaming transcriber, for the page's live microphone: trained in about 35 s on copies of the
@@ -301,7 +305,7 @@ def test_stream_over_rest_carries_the_state_in_the_request_and_the_response(serv
 
 
 def _stock_rows(server: Server, path: str = f"/v1/models/{VERSIONED}:predict") -> httpx.Response:
-    return server.post(path, {"instances": [[100.0 + day for day in range(20)]]})
+    return server.post(path, {"instances": [[100.0 + day for day in range(STOCK_HISTORY)]]})
 
 
 def test_a_new_version_is_served_without_a_restart_and_a_partial_one_never(server, models):
@@ -343,9 +347,9 @@ BAD_REQUESTS = {
     "missing input": ("chatbot", {"signature_name": "score", "instances": [{"text": "a", "reply": "b"}]}, 400,
                       "missing input(s) context"),
     "numbers for strings": ("sentiment", {"instances": [1, 2]}, 400, "takes strings"),
-    "strings for numbers": ("stock", {"instances": [["1"] * 20]}, 400, "takes float32 numbers, not strings"),
+    "strings for numbers": ("stock", {"instances": [["1"] * STOCK_HISTORY]}, 400, "takes float32 numbers, not strings"),
     "wrong shape": ("stock", {"instances": [[1.0, 2.0]]}, 400, "has shape [1, 2]"),
-    "ragged rows": ("stock", {"inputs": [[1.0] * 20, [1.0] * 19]}, 400, "different lengths"),
+    "ragged rows": ("stock", {"inputs": [[1.0] * STOCK_HISTORY, [1.0] * 19]}, 400, "different lengths"),
     "int out of range": ("chatbot", {"signature_name": "converse", "inputs": {
         "text": ["a"], "context": [""], "decoding": "", "temperature": 1.0, "top_k": 2**40, "top_p": 1.0}},
         400, "range"),
@@ -355,7 +359,7 @@ BAD_REQUESTS = {
     "unknown decoding": ("chatbot", {"signature_name": "converse", "inputs": {
         "text": ["a"], "context": [""], "decoding": "fast", "temperature": 1.0, "top_k": 0, "top_p": 1.0}},
         400, "decoding must be one of greedy, beam, sample"),
-    "prices the model refuses": ("stock", {"instances": [[-1.0] * 20]}, 400, "the model refused the input"),
+    "prices the model refuses": ("stock", {"instances": [[-1.0] * STOCK_HISTORY]}, 400, "the model refused the input"),
     "empty instances": ("sentiment", {"instances": []}, 400, "\"instances\" is empty"),
     "bad base64": ("sentiment", {"instances": [{"b64": "***"}]}, 400, "not valid base64"),
     "not UTF-8": ("sentiment", b'{"instances": ["caf\xe9"]}', 400, "not UTF-8"),
@@ -397,7 +401,8 @@ def _served_label(server: Server, model: str, example: dict[str, Any]) -> str:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_the_page_in_a_real_browser(server, exports):
-    """Sentiment and speech on the page answer as the REST API does; nothing is fetched from outside."""
+    """Sentiment and speech on the page answer as the REST API does, stock says what history its calibrated
+    interval read; nothing is fetched from outside."""
     from playwright.sync_api import expect, sync_playwright
 
     review = "a moving, beautifully acted film"
@@ -424,6 +429,12 @@ def test_the_page_in_a_real_browser(server, exports):
         panel.locator("input[type=file]").first.set_input_files(clip)
         panel.get_by_role("button", name="Recognize").click()
         expect(panel.get_by_test_id("label-output-value")).to_have_text(word, timeout=60_000)
+
+        page.get_by_role("tab", name="stock", exact=True).click()
+        panel = page.get_by_role("tabpanel")
+        panel.get_by_role("button", name="Forecast").click()
+        expect(panel.get_by_text(f"The model read the last {STOCK_HISTORY} prices (a window of")).to_contain_text(
+            "the interval is calibrated on the model's recent errors", timeout=60_000)
         browser.close()
     assert not outside, f"the page fetched from outside 127.0.0.1: {outside[:5]}"
 

@@ -23,6 +23,7 @@ from apps.stock.data import PriceSeries, sample_prices
 from apps.stock.evaluation import evaluate, forecast_metrics
 from apps.stock.model import MonotoneQuantiles, PinballLoss, fit_band_scale, fit_shrink
 from apps.stock.serving import ExportedForecaster
+from apps.stock.settings import DEFAULT_CALIBRATION
 from apps.stock.windows import Normalization, chronological_split, price_windows, step_features, target_log_returns
 
 TINY = ["--window", "8", "--units", "4", "--layers", "1", "--epochs", "2", "--verbose", "0"]
@@ -154,7 +155,7 @@ FRESH_PROCESS = textwrap.dedent("""
     serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
     prices = np.array(json.loads(sys.argv[2]), np.float32)
     outputs = serve(prices=tf.constant(prices))
-    result = {name: outputs[name].numpy().tolist() for name in ("forecast", "quantiles")}
+    result = {name: outputs[name].numpy().tolist() for name in ("forecast", "quantiles", "uncalibrated")}
     for name, bad in (("nan", np.nan), ("negative", -1.0)):
         broken = prices.copy()
         broken[0, 2] = bad
@@ -177,9 +178,12 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     assert str(export) == report.export_path
     metadata = json.loads((export / METADATA_FILE).read_text())
     assert metadata["window"] == 8 and metadata["quantiles"] == [0.1, 0.5, 0.9]
+    assert metadata["calibration"] == DEFAULT_CALIBRATION.to_json()
+    history = metadata["history"]
+    assert history == 8 + DEFAULT_CALIBRATION.length + 3 - 1
 
     series = sample_prices()
-    windows = np.stack([series.close[-8:], series.close[-20:-12]])
+    windows = np.stack([series.close[-history:], series.close[-history - 12:-12]])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     completed = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(export), json.dumps(windows.tolist())],
@@ -188,9 +192,11 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     assert completed.returncode == 0, completed.stderr[-3000:]
     served = json.loads(completed.stdout.strip().splitlines()[-1])
     forecast, quantiles = np.array(served["forecast"]), np.array(served["quantiles"])
-    assert forecast.shape == (2, 3) and quantiles.shape == (2, 3, 3)
+    uncalibrated = np.array(served["uncalibrated"])
+    assert forecast.shape == (2, 3) and quantiles.shape == uncalibrated.shape == (2, 3, 3)
     np.testing.assert_array_equal(quantiles[..., 1], forecast)
-    assert np.all(np.diff(quantiles, axis=-1) > 0)
+    np.testing.assert_array_equal(uncalibrated[..., 1], forecast)
+    assert np.all(np.diff(quantiles, axis=-1) > 0) and not np.allclose(quantiles, uncalibrated)
     # A forecast near the last price: returns of a few percent, not garbage.
     np.testing.assert_array_less(np.abs(np.log(forecast / windows[:, -1:])), 0.2)
     assert "must be finite" in served["nan"]
@@ -207,6 +213,10 @@ def test_train_on_sample_exports_a_model_that_serves_raw_prices_in_a_fresh_proce
     np.testing.assert_allclose(predicted[["q0.1", "q0.9"]].to_numpy(), quantiles[0][:, [0, 2]], rtol=1e-5)
     assert list(predicted.index) == list(pd.bdate_range(series.dates[-1] + pd.offsets.BDay(1), periods=3))
     assert (predicted.index.dayofweek < 5).all()
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"Date": series.dates[-100:].strftime("%Y-%m-%d"), "Close": series.close[-100:]}).to_csv(short)
+    with pytest.raises(InputError, match=f"100 prices, the model needs the last {history} prices \\(a window of 8"):
+        cli.run(["predict", "stock", "--model", str(export), "--csv", str(short)])
     loaded = tf.saved_model.load(str(export))
     with pytest.raises(InputError, match="names no levels"):
         ExportedForecaster(Export(loaded.signatures, {}, export, keep_alive=loaded))
@@ -231,7 +241,7 @@ def test_a_series_that_never_moves_gets_a_finite_band(tmp_path):
     dates = pd.bdate_range("2020-01-01", periods=200)
     path = tmp_path / "flat.csv"
     pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "Close": 50.0}).to_csv(path, index=False)
-    report = cli.run(["train", "stock", *TINY, "--csv", str(path), "--horizon", "2",
+    report = cli.run(["train", "stock", *TINY, "--csv", str(path), "--horizon", "2", "--calibration-length", "20",
                       "--export-dir", str(tmp_path / "exports")])
     predicted = cli.run(["predict", "stock", "--model", report.export_path, "--csv", str(path)])
     values = predicted.to_numpy()
@@ -244,7 +254,11 @@ def test_csv_training_and_bad_arguments(tmp_path):
     series = short_sample(120)
     path = tmp_path / "prices.csv"
     pd.DataFrame({"Date": series.dates.strftime("%Y-%m-%d"), "Close": series.close}).to_csv(path, index=False)
-    report = cli.run(["train", "stock", *TINY, "--csv", str(path), "--cell", "rnn", "--no-export"])
+    with pytest.raises(InputError, match="--calibration-length: prices.csv:Close has 120 prices, and a "
+                       "calibrated test forecast needs 258"):
+        cli.run(["train", "stock", *TINY, "--csv", str(path), "--no-export"])
+    report = cli.run(["train", "stock", *TINY, "--csv", str(path), "--cell", "rnn", "--calibration", "none",
+                      "--no-export"])
     assert report.data == "prices.csv:Close"
     with pytest.raises(InputError, match="no column named 'Price'"):
         cli.run(["train", "stock", *TINY, "--csv", str(path), "--target", "Price", "--no-export"])
@@ -257,3 +271,6 @@ def test_quantile_flag_needs_rising_levels_and_the_median(rejected):
         cli.run(["train", "stock", "--quantiles", "0.1,0.9"])
     assert "--quantiles" in rejected(["train", "stock", "--quantiles", "0.9,0.5,0.1"])
     assert "--quantiles" in rejected(["train", "stock", "--quantiles", "0,0.5"])
+    with pytest.raises(InputError, match="--calibration-length and --calibration-decay: 3 past forecasts"):
+        cli.run(["train", "stock", "--calibration-length", "3"])
+    assert "--calibration-decay" in rejected(["train", "stock", "--calibration-decay", "0"])

@@ -12,7 +12,7 @@ from apps.common.errors import InputError
 from apps.common.export import load_extra_model, save_extra_model
 from apps.common.running import register_app
 from apps.stock import data as stock_data
-from apps.stock.calibration import Calibration
+from apps.stock.calibration import Calibration, history_length
 from apps.stock.data import PriceSeries
 from apps.stock.evaluation import (MODEL_NAME, UNCALIBRATED_NAME, compare_intervals, evaluate, model_quantiles,
                                    plot, walk_forward)
@@ -50,6 +50,10 @@ class StockApp(App[PriceSeries, PriceSeries]):
     def train(self, config: StockTrain, series: PriceSeries, fitting: Fitting) -> Trained:
         training = config
         split = chronological_split(len(series), training.window, training.horizon)
+        history = history_length(training.window, training.horizon, training.interval_calibration)
+        if split.test[-1] < history - 1:
+            raise InputError(f"--calibration-length: {series.name} has {len(series)} prices, and a calibrated "
+                             f"test forecast needs {history} up to it; give a shorter length, or --calibration none")
         print(f"{series.name}: {len(series)} prices from {series.dates[0].date()} to "
               f"{series.dates[-1].date()}; {len(split.train)} train / {len(split.validation)} "
               f"validation / {len(split.test)} test windows")

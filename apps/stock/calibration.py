@@ -80,12 +80,8 @@ class Calibration:
             if total / (total + 1) < nominal - 1e-12:
                 raise InputError(
                     f"{self.length} past forecasts with decay {self.decay:g} weigh {total:.3g} in all, too "
-                    f"little for a {nominal:.0%} interval: it needs a weight of {nominal / (1 - nominal):.3g} "
+                    f"little for the {nominal:.0%} interval: it needs a weight of {nominal / (1 - nominal):.3g} "
                     "(a longer length, or a decay nearer 1)")
-
-    def history(self, window: int, horizon: int) -> int:
-        """Prices a calibrated forecast needs: its window, and the `length` earlier forecasts of every step."""
-        return window + self.length + horizon - 1
 
     def to_json(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -93,6 +89,12 @@ class Calibration:
     @classmethod
     def from_json(cls, values: dict[str, object] | None) -> "Calibration | None":
         return None if values is None else cls(str(values["method"]), int(values["length"]), float(values["decay"]))
+
+
+def history_length(window: int, horizon: int, calibration: Calibration | None) -> int:
+    """Prices up to an anchor that its forecast needs: the window, and with a calibration the
+    prices of the `length` earlier forecasts of every step (`length + horizon - 1` more)."""
+    return window if calibration is None else window + calibration.length + horizon - 1
 
 
 def _calibration_indices(anchors: int, horizon: int, length: int) -> tuple[np.ndarray, np.ndarray]:

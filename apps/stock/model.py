@@ -30,7 +30,7 @@ import tensorflow as tf
 from apps.common.app import Fitting
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
-from apps.stock.calibration import Calibration, rolling_calibration
+from apps.stock.calibration import Calibration, history_length, rolling_calibration
 from apps.stock.data import PriceSeries
 from apps.stock.intervals import check_levels, pinball_loss
 from apps.stock.settings import DEFAULT_QUANTILES, StockTrain
@@ -201,7 +201,7 @@ class Forecaster:
     @property
     def history(self) -> int:
         """Prices before and including the anchor that a forecast needs (its calibration's too)."""
-        return self.window if self.calibration is None else self.calibration.history(self.window, self.horizon)
+        return history_length(self.window, self.horizon, self.calibration)
 
     @property
     def median_index(self) -> int:
