@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
+
+import tensorflow as tf
 
 from apps.chatbot.conversation import Conversation
 from apps.chatbot.data import DialogSplits, all_pairs, evaluation_pairs, load_splits, with_unconditioned
-from apps.chatbot.model import APP, generate_replies, make_signatures
+from apps.chatbot.model import APP, generate_replies, make_retrieval_signatures, make_signatures
 from apps.chatbot.page import chatbot_tab
 from apps.chatbot.quality import (
     DECODING_CANDIDATES,
@@ -21,9 +24,20 @@ from apps.chatbot.quality import (
     hits_at_1,
     measure_decodings,
     perplexity,
+    rank_hits_at_1,
+    tfidf_hits_at_1,
+)
+from apps.chatbot.retrieval import (
+    GENERATED,
+    RETRIEVED,
+    RetrievalServer,
+    read_replies,
+    train_retriever,
+    unique_replies,
+    validation_threshold,
 )
 from apps.chatbot.settings import ChatbotEvaluate, ChatbotPredict, ChatbotTrain, ChatConfig, DataSettings
-from apps.common.app import Evaluation, Export, Fitting, Trained
+from apps.common.app import Evaluation, Export, Fitting, Serving, Trained
 from apps.common.config import arguments_configurer, from_arguments
 from apps.common.errors import InputError
 from apps.common.running import load_export, register_app
@@ -34,6 +48,8 @@ from apps.common.seq2seq.training import train_seq2seq
 from apps.registry import Command, register
 
 DEMO_UTTERANCES = ["hello", "what is your name", "do you like music"]
+# A prompt is an utterance, the separator and the turn before it: twice a reply's room.
+MAX_PROMPT_FACTOR = 2
 
 
 class ChatbotApp(Seq2SeqApp[DialogSplits]):
@@ -58,62 +74,115 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
     quick_args = ("--epochs", "20", "--learning-rate", "5e-3", "--dropout", "0", "--no-copy")
 
     def load_data(self, config: DataSettings) -> DialogSplits:
-        return DialogSplits(config.data, *load_splits(config.data))
+        return DialogSplits(config.data, *load_splits(config.data, config.split))
 
     def held_out(self, data: DialogSplits) -> NamedPairs:
         """The test split (`--decoding auto` chooses on the validation split)."""
         return NamedPairs(data.name, data.test)
 
     def evaluation_data(self, config: DataSettings) -> NamedPairs:
-        return NamedPairs(config.data, evaluation_pairs(config.data))
+        return NamedPairs(config.data, evaluation_pairs(config.data, config.split))
 
     def train(self, config: ChatbotTrain, data: DialogSplits, fitting: Fitting) -> Trained:
+        counts = f"{len(data.train.head(config.limit))} / {len(data.validation)} / {len(data.test)}"
+        extra = {"mode": config.mode}
+        run = server = None
+        if config.mode != "retrieval":
+            run, server, generation = self._train_generator(config, data, fitting)
+            extra.update(generation)
+        if config.mode == "generative":
+            serving = seq2seq_serving(server, make_signatures(server))
+            serving.metadata.update(mode=config.mode, **extra.pop("decoding choice", {}))
+            extra["training / validation / test pairs"] = counts
+            return Trained(run.model, serving, run.epochs_run, extra)
+        retriever, epochs = train_retriever(
+            data.train.head(config.limit), data.validation, config,
+            fitting if run is None else fitting.part("retrieval"), max_prompt=MAX_PROMPT_FACTOR * config.max_length)
+        candidates = (read_replies(config.replies) if config.replies else data.train.head(config.limit).targets)
+        index = RetrievalServer(retriever, unique_replies(candidates, str(config.replies or "the training replies")))
+        threshold = validation_threshold(retriever, data.validation, config.seed) if server else None
+        signatures = make_retrieval_signatures(index, server, threshold)
+        retrieval = {"index": str(config.replies or "the training replies"), "replies": int(index.replies.shape[0]),
+                     "threshold": threshold, "shared_encoder": not config.separate_encoders,
+                     "temperature": config.retrieval_temperature}
+        if server is None:
+            serving = Serving(signatures, [index], metadata={})
+        else:
+            serving = seq2seq_serving(server, signatures)
+            serving.tracked.append(index)
+        serving.metadata.update(mode=config.mode, retrieval=retrieval, **extra.pop("decoding choice", {}))
+        extra.update({"training / validation / test pairs": counts, "dual encoder epochs": epochs,
+                      "dual encoder parameters": retriever.model.count_params(),
+                      "reply index": f"{retrieval['replies']} replies from {retrieval['index']}"})
+        if threshold is not None:
+            extra["hybrid threshold (chosen on validation)"] = round(threshold, 4)
+        return Trained(retriever.model if run is None else run.model, serving,
+                       epochs if run is None else run.epochs_run, extra)
+
+    def _train_generator(self, config: ChatbotTrain, data: DialogSplits, fitting: Fitting):
+        """The encoder-decoder: (run, its server with the export's decoding, report facts)."""
         train = with_unconditioned(data.train.head(config.limit), config.unconditioned, config.seed)
         auto = config.decoding == "auto"
         # Room for the utterance, the separator and the turn before it.
         run = train_seq2seq(train, data.validation, config, fitting,
-                            max_source_length=2 * config.max_length,
+                            max_source_length=MAX_PROMPT_FACTOR * config.max_length,
                             decoding_options=DECODING_CANDIDATES[0] if auto else None)
-        server, choice = run.server, {}
+        server, facts = run.server, {}
         if auto:
-            prompts = data.validation.head(REPLY_SAMPLE)
-            results = measure_decodings(server, prompts)
+            results = measure_decodings(server, data.validation.head(REPLY_SAMPLE))
             server = server.with_decoding(choose_decoding(results).options)
-            choice = {"decoding choice": [result.record() for result in results]}
-        serving = seq2seq_serving(server, make_signatures(server))
-        serving.metadata.update(choice)
-        return Trained(run.model, serving, run.epochs_run, {
-            "training / validation / test pairs": f"{len(train)} / {len(data.validation)} / {len(data.test)}",
-            "decoding": server.decoding.label + (" (chosen on the validation split)" if auto else "")})
+            facts["decoding choice"] = {"decoding choice": [result.record() for result in results]}
+        facts["decoding"] = server.decoding.label + (" (chosen on the validation split)" if auto else "")
+        return run, server, facts
 
     def evaluate(self, export: Export, data: NamedPairs, config: ChatbotEvaluate,
                  output_dir: Path | None) -> Evaluation:
         pairs = data.pairs.head(config.score_limit)
         sources = pairs.sources[:REPLY_SAMPLE]
         replies = self.generate(export, sources)
-        score = export.signature("score")
-        value = perplexity(score, pairs.sources, pairs.targets)
+        names = set(export.signatures)
+        details: dict[str, object] = {"mode": export.metadata.get("mode", "generative")}
+        value = None
+        if "score" in names:
+            value = perplexity(export.signature("score"), pairs.sources, pairs.targets)
+            details["perplexity"] = value
         distinct = (distinct_n(replies, 1), distinct_n(replies, 2))
         try:
-            hits = hits_at_1(score, pairs)
-            ranking = {
-                f"hits@1 of {hits.candidates}": hits.value,
-                "hits@1 by per-token / relative likelihood": f"{hits.per_token:.3f} / {hits.relative:.3f}",
-            }
-            ranked = (f"hits@1 of {hits.candidates} {hits.value:.3f} by {RANKING} (chance "
-                      f"{hits.chance:.2f}; {hits.per_token:.3f} by per-token likelihood)")
+            floor = tfidf_hits_at_1(pairs)
+            if "rank" in names:
+                hits, how = rank_hits_at_1(export.signature("rank"), pairs), "the dual encoder"
+            else:
+                likelihood = hits_at_1(export.signature("score"), pairs)
+                hits, how = likelihood.value, f"{RANKING} ({likelihood.per_token:.3f} by per-token likelihood)"
+            details[f"hits@1 of {HITS_CANDIDATES}"] = hits
+            details[f"hits@1 of {HITS_CANDIDATES}, TF-IDF"] = floor
+            ranked = (f"hits@1 of {HITS_CANDIDATES} {hits:.3f} by {how}, TF-IDF {floor:.3f} on the same "
+                      f"candidates (chance {1 / HITS_CANDIDATES:.2f})")
         except InputError as error:
-            ranking = {f"hits@1 of {HITS_CANDIDATES}": f"not measured: {error}"}
+            hits = None
+            details[f"hits@1 of {HITS_CANDIDATES}"] = f"not measured: {error}"
             ranked = f"hits@1 not measured ({error})"
+        if details["mode"] != "generative":
+            shares = self.reply_sources(export, sources)
+            details["replies retrieved / generated"] = f"{shares[RETRIEVED]} / {shares[GENERATED]}"
+        details.update({"distinct-1 / distinct-2": f"{distinct[0]:.3f} / {distinct[1]:.3f}", "pairs": len(pairs),
+                        "example": f"{sources[0]!r} -> {replies[0]!r}" if sources else ""})
+        headline = ("held-out perplexity", value) if value is not None else (f"hits@1 of {HITS_CANDIDATES}", hits)
         return Evaluation(
-            "held-out perplexity", value,
-            {**ranking,
-             "distinct-1 / distinct-2": f"{distinct[0]:.3f} / {distinct[1]:.3f}", "pairs": len(pairs),
-             "example": f"{sources[0]!r} -> {replies[0]!r}" if sources else ""},
-            summary=f"perplexity {value:.2f} on {len(pairs)} pairs of {data.name}; {ranked}; "
-            f"distinct-1 {distinct[0]:.3f}, distinct-2 {distinct[1]:.3f} "
-            f"over {len(replies)} generated replies",
+            headline[0], headline[1], details,
+            summary=(f"perplexity {value:.2f}; " if value is not None else "")
+            + f"{ranked} on {len(pairs)} pairs of {data.name}; distinct-1 {distinct[0]:.3f}, "
+            f"distinct-2 {distinct[1]:.3f} over {len(replies)} replies",
         )
+
+    def reply_sources(self, export: Export, texts: list[str]) -> Counter:
+        """How many of `texts` a retrieval or hybrid export answers from its index and by generation."""
+        reply = export.signature()
+        counts = Counter({RETRIEVED: 0, GENERATED: 0})
+        for start in range(0, len(texts), 64):
+            outputs = reply(text=tf.constant(texts[start:start + 64]))["source"].numpy()
+            counts.update(value.decode("utf-8") for value in outputs)
+        return counts
 
     def page(self, page) -> None:
         chatbot_tab(page)

@@ -18,6 +18,7 @@ the second pair on, the source also carries the turn before it as context
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +40,22 @@ from apps.common.seq2seq.pairs import (
 CONTEXT_SEPARATOR = "\u241e"
 HELD_OUT_FRACTION = 0.1
 SPLIT_SEED = 0
+# How pairs are held out (`--split`): whole stretches of the file, which follows the
+# corpus's conversation (and movie) order, or a seeded share of single pairs.
+SPLITS = ("blocks", "random")
+# The held-out share comes as this many contiguous blocks, spread through the file by
+# `SPLIT_SEED`, so the test covers several stretches (movies) and not one.
+HELD_OUT_BLOCKS = 10
 CORNELL_URL = "http://www.cs.cornell.edu/~cristian/data/cornell_movie_dialogs_corpus.zip"
 # The corpus page publishes none; this is the sha256 that Julia's
 # CorpusLoaders.jl registers for the same URL (its DataDeps check it on download).
 CORNELL_SHA256 = "3bde8a571f615201bc2d2453e22878090719638592f774720eddec739de8c900"
 FIELD_SEPARATOR = " +++$+++ "
+
+
+def utterance(source: str) -> str:
+    """The utterance of a source, without the context that `with_context` joined on."""
+    return source.split(f" {CONTEXT_SEPARATOR} ", 1)[0]
 
 
 def with_context(text: str, context: str) -> str:
@@ -198,18 +210,67 @@ class DialogSplits(TrainingPairs):
     test: TextPairs
 
 
-def load_splits(spec: str) -> tuple[TextPairs, TextPairs, TextPairs]:
-    """`(train, validation, test)`: a seeded 10% is held out, and split in halves.
+def conversation_starts(pairs: TextPairs) -> list[int]:
+    """The index of each conversation's first pair: a pair continues the one before it when its
+    utterance is that pair's reply (as `conversation_pairs` writes them, and the Cornell files are)."""
+    return [index for index in range(len(pairs))
+            if index == 0 or utterance(pairs.sources[index]) != pairs.targets[index - 1]]
 
+
+def block_split(pairs: TextPairs, held_out: float = HELD_OUT_FRACTION, blocks: int = HELD_OUT_BLOCKS,
+                seed: int = SPLIT_SEED) -> tuple[TextPairs, list[TextPairs]]:
+    """(training pairs, held-out blocks in file order): the file cut at conversation starts into
+    about `blocks / held_out` stretches of equal size, of which a seeded `blocks` are held out.
+
+    No conversation has pairs on both sides. A file of fewer conversations has fewer,
+    whole-conversation stretches; one is held out at least, and one kept.
+    """
+    starts = conversation_starts(pairs)
+    if len(starts) < 2:
+        raise InputError(f"the block split needs at least 2 conversations to hold one out; these "
+                         f"{len(pairs)} pairs form {len(starts)} (use --split random)")
+    wanted = max(2, round(blocks / held_out))
+    cuts = sorted({starts[min(bisect.bisect_left(starts, len(pairs) * k / wanted), len(starts) - 1)]
+                   for k in range(wanted)} | {0})
+    stretches = list(zip(cuts, cuts[1:] + [len(pairs)]))
+    count = min(len(stretches) - 1, max(1, round(len(stretches) * held_out)))
+    chosen = set(random.Random(seed).sample(range(len(stretches)), count))
+
+    def pick(spans: list[tuple[int, int]]) -> TextPairs:
+        indices = [index for start, end in spans for index in range(start, end)]
+        return TextPairs([pairs.sources[i] for i in indices], [pairs.targets[i] for i in indices])
+
+    kept = pick([span for index, span in enumerate(stretches) if index not in chosen])
+    return kept, [pick([span]) for index, span in enumerate(stretches) if index in chosen]
+
+
+def load_splits(spec: str, split: str = "blocks") -> tuple[TextPairs, TextPairs, TextPairs]:
+    """`(train, validation, test)`: 10% held out, and split in halves.
+
+    `blocks` (`block_split`): the held-out blocks alternate between validation and
+    test in file order, so test conversations (movies, in Cornell) are neither
+    training nor validation ones. `random`: a seeded 10% of the pairs, halved at random.
     `train --decoding auto` picks its decoding on the validation half, and
     `evaluate` reports on the test half, so the reported figures are not the
-    ones the choice was made on. (A single held-out pair serves as both.)
+    ones the choice was made on. (A single held-out pair or block serves as both.)
     """
-    train, held_out = split_pairs(all_pairs(spec), HELD_OUT_FRACTION, SPLIT_SEED)
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; expected one of {SPLITS}")
+    pairs = all_pairs(spec)
+    if split == "blocks":
+        train, held = block_split(pairs)
+        if len(held) < 2:
+            return train, held[0], held[0]
+        return train, _joined(held[0::2]), _joined(held[1::2])
+    train, held_out = split_pairs(pairs, HELD_OUT_FRACTION, SPLIT_SEED)
     if len(held_out) < 2:
         return train, held_out, held_out
     test, validation = split_pairs(held_out, 0.5, SPLIT_SEED)
     return train, validation, test
+
+
+def _joined(parts: list[TextPairs]) -> TextPairs:
+    return TextPairs([s for part in parts for s in part.sources], [t for part in parts for t in part.targets])
 
 
 def with_unconditioned(pairs: TextPairs, share: float, seed: int) -> TextPairs:
@@ -220,8 +281,8 @@ def with_unconditioned(pairs: TextPairs, share: float, seed: int) -> TextPairs:
     return TextPairs(pairs.sources + [""] * count, pairs.targets + replies)
 
 
-def evaluation_pairs(spec: str) -> TextPairs:
+def evaluation_pairs(spec: str, split: str = "blocks") -> TextPairs:
     """What `evaluate` scores: a named data set's test split, or all of a local file."""
     if spec in ("sample", "cornell"):
-        return load_splits(spec)[2]
+        return load_splits(spec, split)[2]
     return _local_pairs(spec)

@@ -15,6 +15,9 @@ A version under `saved_models/chatbot/` has three signatures:
   `tokens` (float32 `[None]`): the teacher-forced likelihood of a given
   reply, for perplexity.
 
+A retrieval or hybrid export (`--mode`) answers from an index of replies as
+well; `make_retrieval_signatures` says what its signatures add.
+
 Everything, tokenization and decoding included, runs inside the graph.
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from apps.chatbot.data import CONTEXT_SEPARATOR
+from apps.chatbot.retrieval import GENERATED, RETRIEVED, RetrievalServer
 from apps.common.seq2seq.serving import TextSeq2Seq, run_on_texts
 
 APP = "chatbot"
@@ -74,6 +78,54 @@ def make_signatures(server: TextSeq2Seq) -> dict:
         return {"nll": nll, "tokens": tokens}
 
     return {"serving_default": reply, "converse": converse, "score": score}
+
+
+def make_retrieval_signatures(retrieval: RetrievalServer, server: TextSeq2Seq | None = None,
+                              threshold: float | None = None) -> dict:
+    """The signatures of a retrieval export (`server` None) or a hybrid one.
+
+    `serving_default` and `converse` (the same inputs as above) also return
+    `source` ("retrieved" or "generated", tf.string [None]) and `score` (the
+    best candidate's, float32 [None]); a hybrid answers with the retrieved
+    reply where `score >= threshold`. `rank`: `text`, `reply` (tf.string [N]
+    each) -> `score` (float32 [N], higher fits better). A hybrid export keeps
+    the generator's `score` signature.
+    """
+
+    def answer(sources, texts, generate):
+        retrieved, score = retrieval.best(sources)
+        if server is None:
+            return {"reply": retrieved, "source": tf.fill(tf.shape(texts), RETRIEVED), "score": score}
+        generated = server.reply_texts(texts, generate(sources))
+        use = score >= threshold
+        return {"reply": tf.where(use, retrieved, generated),
+                "source": tf.where(use, RETRIEVED, GENERATED), "score": score}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
+    def reply(text):
+        return answer(text, text, lambda sources: server.generate(sources)[0])
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name="text"),
+        tf.TensorSpec([None], tf.string, name="context"),
+        tf.TensorSpec([], tf.string, name="decoding"),
+        tf.TensorSpec([], tf.float32, name="temperature"),
+        tf.TensorSpec([], tf.int32, name="top_k"),
+        tf.TensorSpec([], tf.float32, name="top_p"),
+    ], autograph=False)
+    def converse(text, context, decoding, temperature, top_k, top_p):
+        return answer(sources_with_context(text, context), text, lambda sources: server.generate(
+            sources, strategy=decoding, temperature=temperature, top_k=top_k, top_p=top_p)[0])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([None], tf.string, name="reply")], autograph=False)
+    def rank(text, reply):
+        return {"score": retrieval.rank(text, reply)}
+
+    signatures = {"serving_default": reply, "converse": converse, "rank": rank}
+    if server is not None:
+        signatures["score"] = make_signatures(server)["score"]
+    return signatures
 
 
 def generate_replies(reply_function, texts: list[str], batch_size: int = 64) -> list[str]:

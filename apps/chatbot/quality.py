@@ -17,6 +17,7 @@ case-folded, punctuation split off), so "Hi!" and "hi !" are the same reply.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from apps.chatbot.data import CONTEXT_SEPARATOR
+from apps.chatbot.data import utterance
 from apps.chatbot.model import generate_replies, make_signatures
 from apps.common.errors import InputError
 from apps.common.seq2seq.pairs import TextPairs
@@ -190,9 +191,42 @@ def hits_at_1(score_function: Callable, pairs: TextPairs, candidates: int = HITS
     )
 
 
-def utterance(source: str) -> str:
-    """The utterance of a source, without the context that `with_context` joined on."""
-    return source.split(f" {CONTEXT_SEPARATOR} ", 1)[0]
+def rank_hits_at_1(rank_function: Callable, pairs: TextPairs, candidates: int = HITS_CANDIDATES,
+                   seed: int = HITS_SEED, batch_size: int = 1024) -> float:
+    """hits@1 of `candidates` by a `rank` signature (`text`, `reply` -> `score`) on the
+    `candidate_sets` that `hits_at_1` uses."""
+    sets = candidate_sets(pairs.targets, candidates, seed)
+    sources = [pairs.sources[row[0]] for row in sets for _ in row]
+    replies = [pairs.targets[index] for row in sets for index in row]
+    scores = [rank_function(text=tf.constant(sources[i:i + batch_size]),
+                            reply=tf.constant(replies[i:i + batch_size]))["score"].numpy()
+              for i in range(0, len(sources), batch_size)]
+    return hit_share(np.concatenate(scores).reshape(len(sets), candidates))
+
+
+def tfidf_hits_at_1(pairs: TextPairs, candidates: int = HITS_CANDIDATES, seed: int = HITS_SEED) -> float:
+    """hits@1 of `candidates` by the TF-IDF cosine of prompt and reply, on the `candidate_sets`
+    that `hits_at_1` uses: the floor a model that learns nothing reaches (Lowe et al. 2015).
+
+    Document frequencies come from the scored pairs' prompts and replies themselves
+    (smoothed idf, log((1 + n) / (1 + df)) + 1, as scikit-learn's default).
+    """
+    sets = candidate_sets(pairs.targets, candidates, seed)
+    prompts, replies = _token_rows(pairs.sources), _token_rows(pairs.targets)
+    documents = prompts + replies
+    frequency = Counter(token for row in documents for token in set(row))
+    idf = {token: math.log((1 + len(documents)) / (1 + count)) + 1 for token, count in frequency.items()}
+
+    def vector(tokens: list[str]) -> dict[str, float]:
+        weights = {token: count * idf[token] for token, count in Counter(tokens).items()}
+        norm = math.sqrt(sum(value * value for value in weights.values())) or 1.0
+        return {token: value / norm for token, value in weights.items()}
+
+    prompt_vectors, reply_vectors = [vector(row) for row in prompts], [vector(row) for row in replies]
+    scores = np.array([[sum(weight * reply_vectors[index].get(token, 0.0)
+                            for token, weight in prompt_vectors[row[0]].items()) for index in row]
+                       for row in sets])
+    return hit_share(scores)
 
 
 def corpus_prompts(pairs: TextPairs, prompts: int = ANSWER_PROMPTS,

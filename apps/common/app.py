@@ -27,6 +27,7 @@ sequence every training follows.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -189,6 +190,17 @@ class Fitting:
         self.dtype_policy = "float32" if config.mixed_precision == "off" else config.mixed_precision
         self.callbacks = list(callbacks)
         self.history: keras.callbacks.History | None = None  # the last fit's
+
+    def part(self, name: str) -> "Fitting":
+        """A `Fitting` for a further model of the same training (the chatbot's dual encoder beside its
+        generator), with its backups and logs in a `name` subfolder so neither restores the other's."""
+        if self.fitted is not None or self.hand_back_to is not None:
+            raise InputError("--backend: a training of two models fits on TensorFlow only")
+        part = copy.copy(self)
+        part.backup_dir = None if self.backup_dir is None else self.backup_dir / name
+        part.log_dir = None if self.log_dir is None else Path(self.log_dir) / name
+        part.callbacks, part.history, part.stopped_early = list(self.callbacks), None, False
+        return part
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
