@@ -136,7 +136,7 @@ print(json.dumps({
 
 def test_train_export_serve_in_fresh_process_and_chat(tmp_path, monkeypatch, capsys):
     report = cli.run([
-        "train", "chatbot", "--limit", "300", "--epochs", "1", "--units", "16",
+        "train", "chatbot", "--limit", "300", "--epochs", "1", "--units", "16", "--mode", "generative",
         "--embedding-dim", "16", "--max-length", "12", "--decoding", "greedy", "--no-repeat-ngram", "2",
         "--export-dir", str(tmp_path), "--verbose", "0",
     ])
@@ -159,6 +159,7 @@ def test_train_export_serve_in_fresh_process_and_chat(tmp_path, monkeypatch, cap
 
     scores = cli.run(["evaluate", "chatbot", "--model", report.export_path, "--limit", "40"])
     assert scores.details["pairs"] == 40 and scores.value > 1.0
+    assert 0.0 <= scores.details["hits@1 of 20, TF-IDF"] <= 1.0
     per_token, relative = map(float, scores.details["hits@1 by per-token / relative likelihood"].split(" / "))
     assert 0.0 <= per_token <= 1.0 and scores.details["hits@1 of 20"] == pytest.approx(relative, abs=1e-3)
     distinct = [float(part) for part in scores.details["distinct-1 / distinct-2"].split(" / ")]
@@ -170,7 +171,7 @@ def test_train_export_serve_in_fresh_process_and_chat(tmp_path, monkeypatch, cap
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\n\n/reset\nHow are you?\n/quit\nignored\n"))
     replies = cli.run(["chat", "--model", str(tmp_path / "chatbot"), "--decoding", "sample", "--top-k", "3"])
     assert len(replies) == 2
-    assert capsys.readouterr().out.splitlines() == replies
+    assert capsys.readouterr().out.splitlines() == [f"{reply}\tgenerated" for reply in replies]
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\nWhat is your name?\n"))
     greedy = cli.run(["chat", "--model", str(tmp_path / "chatbot"), "--no-context"])
     assert greedy == served["replies"]
@@ -178,7 +179,7 @@ def test_train_export_serve_in_fresh_process_and_chat(tmp_path, monkeypatch, cap
 
 def test_auto_decoding_exports_the_choice_the_rule_makes(tmp_path):
     report = cli.run([
-        "train", "chatbot", "--limit", "200", "--epochs", "1", "--units", "8",
+        "train", "chatbot", "--limit", "200", "--epochs", "1", "--units", "8", "--mode", "generative",
         "--embedding-dim", "8", "--max-length", "10", "--export-dir", str(tmp_path), "--verbose", "0",
     ])
     metadata = read_metadata(report.export_path)

@@ -66,8 +66,10 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
     Predict = ChatbotPredict
     signatures = staticmethod(make_signatures)
     run_texts = staticmethod(generate_replies)
+    # The shared tiny exports are generative, the kind that converts to LiteRT and ONNX;
+    # tests/test_chatbot_retrieval.py trains the other modes.
     smoke_args = ("--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8",
-                  "--decoding", "greedy")
+                  "--decoding", "greedy", "--mode", "generative")
     example_inputs = ("hello", "")
     # The sample's replies rarely repeat their prompts' words, so quick mode does
     # not copy (one run each: 60 of 100 corpus prompts answered without, 53 with).
@@ -87,6 +89,10 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
         counts = f"{len(data.train.head(config.limit))} / {len(data.validation)} / {len(data.test)}"
         extra = {"mode": config.mode}
         run = server = None
+        if config.mode != "generative":  # read first, so a bad --replies file costs no training
+            index_source = str(config.replies or "the training replies")
+            candidates = unique_replies(read_replies(config.replies) if config.replies
+                                        else data.train.head(config.limit).targets, index_source)
         if config.mode != "retrieval":
             run, server, generation = self._train_generator(config, data, fitting)
             extra.update(generation)
@@ -98,11 +104,10 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
         retriever, epochs = train_retriever(
             data.train.head(config.limit), data.validation, config,
             fitting if run is None else fitting.part("retrieval"), max_prompt=MAX_PROMPT_FACTOR * config.max_length)
-        candidates = (read_replies(config.replies) if config.replies else data.train.head(config.limit).targets)
-        index = RetrievalServer(retriever, unique_replies(candidates, str(config.replies or "the training replies")))
+        index = RetrievalServer(retriever, candidates)
         threshold = validation_threshold(retriever, data.validation, config.seed) if server else None
         signatures = make_retrieval_signatures(index, server, threshold)
-        retrieval = {"index": str(config.replies or "the training replies"), "replies": int(index.replies.shape[0]),
+        retrieval = {"index": index_source, "replies": len(candidates),
                      "threshold": threshold, "shared_encoder": not config.separate_encoders,
                      "temperature": config.retrieval_temperature}
         if server is None:
@@ -154,6 +159,8 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
             else:
                 likelihood = hits_at_1(export.signature("score"), pairs)
                 hits, how = likelihood.value, f"{RANKING} ({likelihood.per_token:.3f} by per-token likelihood)"
+                details["hits@1 by per-token / relative likelihood"] = (
+                    f"{likelihood.per_token:.3f} / {likelihood.relative:.3f}")
             details[f"hits@1 of {HITS_CANDIDATES}"] = hits
             details[f"hits@1 of {HITS_CANDIDATES}, TF-IDF"] = floor
             ranked = (f"hits@1 of {HITS_CANDIDATES} {hits:.3f} by {how}, TF-IDF {floor:.3f} on the same "
@@ -183,6 +190,13 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
             outputs = reply(text=tf.constant(texts[start:start + 64]))["source"].numpy()
             counts.update(value.decode("utf-8") for value in outputs)
         return counts
+
+    def portable_serving(self, export: Export) -> Serving:
+        mode = export.metadata.get("mode", "generative")
+        if mode != "generative":
+            raise InputError(f"{export.path}: a {mode} chatbot answers from an index of replies, which LiteRT "
+                             "and ONNX files do not hold; convert a --mode generative export")
+        return super().portable_serving(export)
 
     def page(self, page) -> None:
         chatbot_tab(page)
@@ -232,7 +246,8 @@ def run_chat(args: argparse.Namespace) -> list[str]:
             continue
         answer = conversation.reply(text)
         replies.append(answer)
-        print(f"bot> {answer}" if interactive else answer, flush=True)
+        print(f"bot> {answer}  ({conversation.source})" if interactive else f"{answer}\t{conversation.source}",
+              flush=True)
     return replies
 
 

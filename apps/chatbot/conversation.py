@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from apps.chatbot.retrieval import GENERATED
 from apps.common.app import Export
 from apps.common.seq2seq.settings import DecodingOptions
 
@@ -27,15 +28,19 @@ class Conversation:
         }
         self.use_context = use_context
         self.context = ""
+        self.source = ""  # "retrieved" or "generated": where the last reply came from
 
     def reset(self) -> None:
         self.context = ""
 
     def reply(self, text: str) -> str:
+        """The export's reply to `text`; `source` then says where it came from."""
         result = self.converse(
             text=tf.constant([text]), context=tf.constant([self.context]), **self.settings
         )
         answer = result["reply"].numpy()[0].decode("utf-8")
+        # A generative export has no "source": every reply is generated.
+        self.source = result["source"].numpy()[0].decode("utf-8") if "source" in result else GENERATED
         if self.use_context:
             self.context = answer
         return answer

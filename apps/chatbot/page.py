@@ -10,7 +10,8 @@ def chatbot_tab(page) -> None:
     """Builds the tab inside `page`'s Gradio context (`apps.serve.page`)."""
     import gradio as gr
 
-    chat = gr.Chatbot(label="Conversation (each reply is the next turn's context)")
+    chat = gr.Chatbot(label="Conversation (each reply is the next turn's context; it says whether it was "
+                                 "retrieved from the corpus or generated)")
     message = gr.Textbox(label="Your message", placeholder="hello")
     with gr.Row():
         send = gr.Button("Send", variant="primary")
@@ -24,7 +25,7 @@ def chatbot_tab(page) -> None:
         conversation.context = previous_reply
         answer = conversation.reply(text)
         history = list(history or []) + [{"role": "user", "content": text},
-                                         {"role": "assistant", "content": answer}]
+                                         {"role": "assistant", "content": f"{answer}  ({conversation.source})"}]
         return history, answer, ""
 
     for event in (send.click, message.submit):
