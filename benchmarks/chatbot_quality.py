@@ -1,23 +1,28 @@
-"""Chatbot quality on Cornell Movie-Dialogs pairs: hits@1 of 20, perplexity, distinct-1/2.
+"""Chatbot quality on Cornell Movie-Dialogs pairs: hits@1 of 20 beside TF-IDF's, perplexity, distinct-1/2.
 
     python benchmarks/chatbot_quality.py --data-dir ../shared/datasets --minutes 10
+        [--mode hybrid|retrieval|generative] [--splits blocks,random]
 
-Trains `gru-suite train chatbot` (with `--copy` or `--no-copy`,
-`--contrastive-weight`, the ranking term, and `--unconditioned`) on
-cornell/pairs.enc + pairs.dec (the app holds out a seeded 10%, half
-validation and half test; `--decoding auto` picks the export's decoding on
-the validation half), exports, loads the export afresh and reports on the
-test half:
+For each split, trains `gru-suite train chatbot --mode ...` on
+cornell/pairs.enc + pairs.dec (the app holds out 10%, half validation and
+half test: `blocks`, whole stretches of the file, so test movies are not
+training movies, or `random` pairs; `--decoding auto` picks the generator's
+decoding and hybrid its threshold on the validation half), exports, loads
+the export afresh and reports on the test half:
 
 - hits@1 of 20: each test prompt's true reply ranked among 19 replies of
-  other test pairs by the export's `score` signature, by per-token
-  likelihood and by likelihood relative to the reply alone (chance 0.05);
-- per-token perplexity (teacher-forced, [END] included) beside a unigram
-  baseline (add-one smoothed target-token frequencies of the training
-  replies, same vocabulary and truncation);
-- distinct-1/2 of the export's replies, and the decoding comparison that
-  chose them (on the validation half);
-- a few test prompts picked by `--seed`, with the export's replies.
+  other test pairs: by the dual encoder's `rank` signature (retrieval,
+  hybrid), by the generator's likelihood relative to the reply alone and per
+  token (generative, hybrid), and by TF-IDF cosine, on the same candidates
+  (chance 0.05);
+- per-token perplexity of the generator (teacher-forced, [END] included)
+  beside a unigram baseline (add-one smoothed target-token frequencies of
+  the training replies, same vocabulary and truncation);
+- distinct-1/2 of the export's replies and how many were retrieved;
+- a few test prompts picked by `--seed`, with the export's replies and where
+  each came from.
+
+`--minutes` bounds each model's fit (a hybrid fits two).
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from apps.chatbot.data import load_splits
-from apps.chatbot.model import generate_replies
-from apps.chatbot.quality import REPLY_SAMPLE, distinct_n, hits_at_1, perplexity
+from apps.chatbot.data import SPLITS, load_splits
+from apps.chatbot.model import replies_with_sources
+from apps.chatbot.quality import (HITS_CANDIDATES, REPLY_SAMPLE, distinct_n, hits_at_1, perplexity, rank_hits_at_1,
+                                  tfidf_hits_at_1)
+from apps.chatbot.settings import MODES
 from apps.common.export import load_exported, read_metadata
 from apps.common.running import train_app
 from apps.common.text import END, PAD, START, UNK, build_vocabulary, tokenize
@@ -66,7 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True,
                         help="folder holding cornell/pairs.enc and cornell/pairs.dec")
-    parser.add_argument("--minutes", type=float, default=10.0, help="training budget, default 10")
+    parser.add_argument("--mode", choices=MODES, default="hybrid", help="default hybrid")
+    parser.add_argument("--splits", default=",".join(SPLITS), help=f"comma-separated, from {','.join(SPLITS)}")
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per model, default 10")
     parser.add_argument("--epochs", type=int, default=30, help="upper bound on epochs, default 30")
     parser.add_argument("--units", type=int, default=256, help="default 256")
     parser.add_argument("--batch-size", type=int, default=64, help="default 64")
@@ -83,12 +92,20 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=6, help="seeded examples, default 6")
     parser.add_argument("--seed", type=int, default=0, help="picks the examples, default 0")
     args = parser.parse_args()
+    splits = [name for name in args.splits.split(",") if name]
+    if not splits or set(splits) - set(SPLITS):
+        parser.error(f"--splits: give names from {', '.join(SPLITS)}")
+    for split in splits:
+        measure(args, split)
 
+
+def measure(args: argparse.Namespace, split: str) -> None:
+    """Trains on one split and prints its figures."""
     spec = str(args.data_dir / "cornell" / "pairs.enc")
     export_dir = Path(tempfile.mkdtemp(prefix="chatbot_quality_"))
     start = time.perf_counter()
     report = train_app("chatbot", [
-        "--data", spec, "--minutes", str(args.minutes),
+        "--data", spec, "--split", split, "--mode", args.mode, "--minutes", str(args.minutes),
         "--epochs", str(args.epochs), "--units", str(args.units),
         "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
         "--dropout", str(args.dropout), "--unconditioned", str(args.unconditioned),
@@ -98,40 +115,53 @@ def main() -> None:
         # Never resume a backup left by an earlier (killed) run of the same command.
         "--fresh",
     ])
-    train, validation, test = load_splits(spec)
+    train, validation, test = load_splits(spec, split)
     loaded = load_exported(report.export_path)
-    score = loaded.signatures["score"]
-    hits = hits_at_1(score, test)
-    model_perplexity = perplexity(score, test.sources, test.targets)
-    baseline = unigram_perplexity(train.targets, test.targets, args.vocabulary_size, args.max_length)
-    replies = generate_replies(loaded.signatures["serving_default"], test.sources[: args.generate])
-    reference = test.targets[: args.generate]
     metadata = read_metadata(report.export_path)
-
-    print(f"\nCornell ({len(train)} training / {len(validation)} validation / {len(test)} test "
-          f"pairs), {report.epochs} epoch(s), {report.train_seconds / 60:.1f} min of training "
+    reply = loaded.signatures["serving_default"]
+    print(f"\nCornell, {split} split ({len(train)} training / {len(validation)} validation / {len(test)} "
+          f"test pairs), --mode {args.mode}, {report.train_seconds / 60:.1f} min of training "
           "(the decoding choice included)")
-    print(f"hits@1 of {hits.candidates} on {hits.prompts} test prompts (chance {hits.chance:.2f}): "
-          f"{hits.per_token:.3f} by per-token likelihood, {hits.relative:.3f} by relative likelihood")
-    print(f"test perplexity: GRU seq2seq {model_perplexity:.1f}, unigram baseline {baseline:.1f} "
-          f"({model_perplexity / baseline:.2f}x)")
-    print(f"distinct-1 / distinct-2 of {len(replies)} replies: "
-          f"{distinct_n(replies, 1):.3f} / {distinct_n(replies, 2):.3f} "
+    ranked = {"TF-IDF cosine": tfidf_hits_at_1(test)}
+    if "rank" in loaded.signatures:
+        ranked["GRU dual encoder"] = rank_hits_at_1(loaded.signatures["rank"], test)
+    if "score" in loaded.signatures:
+        hits = hits_at_1(loaded.signatures["score"], test)
+        ranked["GRU seq2seq, relative likelihood"] = hits.relative
+        ranked["GRU seq2seq, per-token likelihood"] = hits.per_token
+    print(f"hits@1 of {HITS_CANDIDATES} on {len(test)} test prompts (chance {1 / HITS_CANDIDATES:.2f}): "
+          + ", ".join(f"{name} {value:.3f}" for name, value in ranked.items()))
+    if "GRU dual encoder" in ranked:
+        print(f"dual encoder / TF-IDF: {ranked['GRU dual encoder'] / ranked['TF-IDF cosine']:.2f}x "
+              "(target >= 2x on the block split)")
+    if "score" in loaded.signatures:
+        model_perplexity = perplexity(loaded.signatures["score"], test.sources, test.targets)
+        baseline = unigram_perplexity(train.targets, test.targets, args.vocabulary_size, args.max_length)
+        print(f"test perplexity: GRU seq2seq {model_perplexity:.1f}, unigram baseline {baseline:.1f} "
+              f"({model_perplexity / baseline:.2f}x)")
+    texts, reference = test.sources[: args.generate], test.targets[: args.generate]
+    answers, sources = replies_with_sources(reply, texts)
+    print(f"distinct-1 / distinct-2 of {len(answers)} replies: "
+          f"{distinct_n(answers, 1):.3f} / {distinct_n(answers, 2):.3f} "
           f"(human replies: {distinct_n(reference, 1):.3f} / {distinct_n(reference, 2):.3f})")
-    print(f"\nDecoding on {min(len(validation), REPLY_SAMPLE)} validation prompts; "
-          f"the export uses: {report.extra['decoding']}")
-    print(format_table([
-        {"decoding": row["decoding"], "F1 with the true reply": f"{row['f1']:.3f}",
-         "distinct-1": f"{row['distinct_1']:.3f}", "distinct-2": f"{row['distinct_2']:.3f}",
-         "tokens per reply": f"{row['mean_tokens']:.1f}"}
-        for row in metadata["decoding choice"]
-    ], "markdown"))
+    if "retrieval" in metadata:
+        retrieval = metadata["retrieval"]
+        print(f"{sources.count('retrieved')} of {len(sources)} replies retrieved from an index of "
+              f"{retrieval['replies']} training replies (threshold {retrieval['threshold']})")
+    if "decoding choice" in metadata:
+        print(f"\nDecoding on {min(len(validation), REPLY_SAMPLE)} validation prompts; "
+              f"the export uses: {report.extra['decoding']}")
+        print(format_table([
+            {"decoding": row["decoding"], "F1 with the true reply": f"{row['f1']:.3f}",
+             "distinct-1": f"{row['distinct_1']:.3f}", "distinct-2": f"{row['distinct_2']:.3f}",
+             "tokens per reply": f"{row['mean_tokens']:.1f}"}
+            for row in metadata["decoding choice"]
+        ], "markdown"))
     print(f"\nTest prompts picked with seed {args.seed}:")
-    picked = random.Random(args.seed).sample(range(len(test)), min(args.examples, len(test)))
-    picked_replies = generate_replies(loaded.signatures["serving_default"],
-                                      [test.sources[index] for index in picked])
-    for index, reply in zip(picked, picked_replies):
-        print(f"  {test.sources[index]!r} -> {reply!r} (human: {test.targets[index]!r})")
+    picked = [test.sources[index] for index in random.Random(args.seed).sample(range(len(test)),
+                                                                              min(args.examples, len(test)))]
+    for text, answer, source in zip(picked, *replies_with_sources(reply, picked)):
+        print(f"  {text!r} -> {answer!r} ({source}; human: {test.targets[test.sources.index(text)]!r})")
     print(f"{time.perf_counter() - start:.0f} s wall in all")
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
-
-import tensorflow as tf
 
 from apps.chatbot.conversation import Conversation
 from apps.chatbot.data import DialogSplits, all_pairs, evaluation_pairs, load_splits, with_unconditioned
-from apps.chatbot.model import APP, generate_replies, make_retrieval_signatures, make_signatures
+from apps.chatbot.model import (APP, generate_replies, make_retrieval_signatures, make_signatures,
+                                replies_with_sources)
 from apps.chatbot.page import chatbot_tab
 from apps.chatbot.quality import (
     DECODING_CANDIDATES,
@@ -144,7 +142,7 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
                  output_dir: Path | None) -> Evaluation:
         pairs = data.pairs.head(config.score_limit)
         sources = pairs.sources[:REPLY_SAMPLE]
-        replies = self.generate(export, sources)
+        replies, origins = replies_with_sources(export.signature(), sources)
         names = set(export.signatures)
         details: dict[str, object] = {"mode": export.metadata.get("mode", "generative")}
         value = None
@@ -170,8 +168,7 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
             details[f"hits@1 of {HITS_CANDIDATES}"] = f"not measured: {error}"
             ranked = f"hits@1 not measured ({error})"
         if details["mode"] != "generative":
-            shares = self.reply_sources(export, sources)
-            details["replies retrieved / generated"] = f"{shares[RETRIEVED]} / {shares[GENERATED]}"
+            details["replies retrieved / generated"] = f"{origins.count(RETRIEVED)} / {origins.count(GENERATED)}"
         details.update({"distinct-1 / distinct-2": f"{distinct[0]:.3f} / {distinct[1]:.3f}", "pairs": len(pairs),
                         "example": f"{sources[0]!r} -> {replies[0]!r}" if sources else ""})
         headline = ("held-out perplexity", value) if value is not None else (f"hits@1 of {HITS_CANDIDATES}", hits)
@@ -181,15 +178,6 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
             + f"{ranked} on {len(pairs)} pairs of {data.name}; distinct-1 {distinct[0]:.3f}, "
             f"distinct-2 {distinct[1]:.3f} over {len(replies)} replies",
         )
-
-    def reply_sources(self, export: Export, texts: list[str]) -> Counter:
-        """How many of `texts` a retrieval or hybrid export answers from its index and by generation."""
-        reply = export.signature()
-        counts = Counter({RETRIEVED: 0, GENERATED: 0})
-        for start in range(0, len(texts), 64):
-            outputs = reply(text=tf.constant(texts[start:start + 64]))["source"].numpy()
-            counts.update(value.decode("utf-8") for value in outputs)
-        return counts
 
     def portable_serving(self, export: Export) -> Serving:
         mode = export.metadata.get("mode", "generative")

@@ -131,3 +131,16 @@ def make_retrieval_signatures(retrieval: RetrievalServer, server: TextSeq2Seq | 
 def generate_replies(reply_function, texts: list[str], batch_size: int = 64) -> list[str]:
     """Runs a `text -> reply` function (serving_default) over `texts` in batches."""
     return run_on_texts(reply_function, texts, "reply", batch_size)
+
+
+def replies_with_sources(reply_function, texts: list[str], batch_size: int = 64) -> tuple[list[str], list[str]]:
+    """serving_default's reply to each of `texts`, and where each came from ("retrieved" or
+    "generated"; a generative export's replies are all generated)."""
+    replies: list[str] = []
+    sources: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        batch = reply_function(text=tf.constant(texts[start:start + batch_size]))
+        replies += [value.decode("utf-8") for value in batch["reply"].numpy()]
+        sources += ([value.decode("utf-8") for value in batch["source"].numpy()] if "source" in batch
+                    else [GENERATED] * int(batch["reply"].shape[0]))
+    return replies, sources
