@@ -402,7 +402,7 @@ def _served_label(server: Server, model: str, example: dict[str, Any]) -> str:
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_the_page_in_a_real_browser(server, exports):
     """Sentiment and speech on the page answer as the REST API does, stock says what history its calibrated
-    interval read; nothing is fetched from outside."""
+    interval read, the chatbot where its reply came from; nothing is fetched from outside."""
     from playwright.sync_api import expect, sync_playwright
 
     review = "a moving, beautifully acted film"
@@ -435,6 +435,12 @@ def test_the_page_in_a_real_browser(server, exports):
         panel.get_by_role("button", name="Forecast").click()
         expect(panel.get_by_text(f"The model read the last {STOCK_HISTORY} prices (a window of")).to_contain_text(
             "the interval is calibrated on the model's recent errors", timeout=60_000)
+
+        page.get_by_role("tab", name="chatbot", exact=True).click()
+        panel = page.get_by_role("tabpanel")
+        panel.get_by_label("Your message").fill("hello")
+        panel.get_by_role("button", name="Send").click()
+        expect(panel.get_by_text("(generated)")).to_be_visible(timeout=60_000)  # the shared export generates
         browser.close()
     assert not outside, f"the page fetched from outside 127.0.0.1: {outside[:5]}"
 

@@ -33,6 +33,7 @@ from apps.common.text import TokenIds, build_vocabulary, tokenize
 
 RETRIEVED, GENERATED = "retrieved", "generated"  # the `source` output of each reply
 ENCODE_BATCH = 256  # replies encoded at a time when the index is built
+RETRIEVAL_PATIENCE = 2  # epochs without a lower validation loss before the dual encoder stops
 
 
 @keras.saving.register_keras_serializable(package="gru_suite")
@@ -146,10 +147,13 @@ def train_retriever(train: TextPairs, validation: TextPairs, config, fitting: Fi
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
+    # A dual encoder overfits its training pairs within a few epochs (on Cornell the validation
+    # loss was lowest after the first); it ends with the weights of its best validation epoch.
+    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=RETRIEVAL_PATIENCE, restore_best_weights=True)
     history = fitting.fit(
         model, pair_dataset(train, vocabulary, max_prompt, config.max_length, config.batch_size, config.seed),
         validation_data=pair_dataset(validation, vocabulary, max_prompt, config.max_length, config.batch_size),
-        epochs=config.epochs)
+        epochs=config.epochs, callbacks=[best])
     return Retriever(model, vocabulary, max_prompt, config.max_length), len(history.epoch)
 
 
