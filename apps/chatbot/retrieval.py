@@ -33,7 +33,7 @@ from apps.common.text import TokenIds, build_vocabulary, tokenize
 
 RETRIEVED, GENERATED = "retrieved", "generated"  # the `source` output of each reply
 ENCODE_BATCH = 256  # replies encoded at a time when the index is built
-RETRIEVAL_PATIENCE = 2  # epochs without a lower validation loss before the dual encoder stops
+RETRIEVAL_PATIENCE = 2  # epochs without a better validation ranking before the dual encoder stops
 
 
 @keras.saving.register_keras_serializable(package="gru_suite")
@@ -147,9 +147,11 @@ def train_retriever(train: TextPairs, validation: TextPairs, config, fitting: Fi
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="in_batch_accuracy")])
-    # A dual encoder overfits its training pairs within a few epochs (on Cornell the validation
-    # loss was lowest after the first); it ends with the weights of its best validation epoch.
-    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=RETRIEVAL_PATIENCE, restore_best_weights=True)
+    # A dual encoder overfits its training pairs within a few epochs; it ends with the weights of
+    # the epoch that ranked validation replies best (on Cornell the validation loss was lowest
+    # one epoch before the in-batch accuracy peaked, 0.032 against 0.058 of 64).
+    best = keras.callbacks.EarlyStopping(monitor="val_in_batch_accuracy", mode="max", patience=RETRIEVAL_PATIENCE,
+                                         restore_best_weights=True)
     history = fitting.fit(
         model, pair_dataset(train, vocabulary, max_prompt, config.max_length, config.batch_size, config.seed),
         validation_data=pair_dataset(validation, vocabulary, max_prompt, config.max_length, config.batch_size),
