@@ -91,12 +91,13 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
             index_source = str(config.replies or "the training replies")
             candidates = unique_replies(read_replies(config.replies) if config.replies
                                         else data.train.head(config.limit).targets, index_source)
+        choice = {}  # the decoding comparison, kept in the metadata
         if config.mode != "retrieval":
-            run, server, generation = self._train_generator(config, data, fitting)
-            extra.update(generation)
+            run, server, choice = self._train_generator(config, data, fitting)
+            extra["decoding"] = server.decoding.label + (" (chosen on the validation split)" if choice else "")
         if config.mode == "generative":
             serving = seq2seq_serving(server, make_signatures(server))
-            serving.metadata.update(mode=config.mode, **extra.pop("decoding choice", {}))
+            serving.metadata.update(mode=config.mode, **choice)
             extra["training / validation / test pairs"] = counts
             return Trained(run.model, serving, run.epochs_run, extra)
         retriever, epochs = train_retriever(
@@ -113,7 +114,7 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
         else:
             serving = seq2seq_serving(server, signatures)
             serving.tracked.append(index)
-        serving.metadata.update(mode=config.mode, retrieval=retrieval, **extra.pop("decoding choice", {}))
+        serving.metadata.update(mode=config.mode, retrieval=retrieval, **choice)
         extra.update({"training / validation / test pairs": counts, "dual encoder epochs": epochs,
                       "dual encoder parameters": retriever.model.count_params(),
                       "reply index": f"{retrieval['replies']} replies from {retrieval['index']}"})
@@ -123,20 +124,19 @@ class ChatbotApp(Seq2SeqApp[DialogSplits]):
                        epochs if run is None else run.epochs_run, extra)
 
     def _train_generator(self, config: ChatbotTrain, data: DialogSplits, fitting: Fitting):
-        """The encoder-decoder: (run, its server with the export's decoding, report facts)."""
+        """The encoder-decoder: (run, its server with the export's decoding, the metadata of
+        `--decoding auto`'s comparison, empty for a fixed decoding)."""
         train = with_unconditioned(data.train.head(config.limit), config.unconditioned, config.seed)
         auto = config.decoding == "auto"
         # Room for the utterance, the separator and the turn before it.
         run = train_seq2seq(train, data.validation, config, fitting,
                             max_source_length=MAX_PROMPT_FACTOR * config.max_length,
                             decoding_options=DECODING_CANDIDATES[0] if auto else None)
-        server, facts = run.server, {}
-        if auto:
-            results = measure_decodings(server, data.validation.head(REPLY_SAMPLE))
-            server = server.with_decoding(choose_decoding(results).options)
-            facts["decoding choice"] = {"decoding choice": [result.record() for result in results]}
-        facts["decoding"] = server.decoding.label + (" (chosen on the validation split)" if auto else "")
-        return run, server, facts
+        if not auto:
+            return run, run.server, {}
+        results = measure_decodings(run.server, data.validation.head(REPLY_SAMPLE))
+        server = run.server.with_decoding(choose_decoding(results).options)
+        return run, server, {"decoding choice": [result.record() for result in results]}
 
     def evaluate(self, export: Export, data: NamedPairs, config: ChatbotEvaluate,
                  output_dir: Path | None) -> Evaluation:
