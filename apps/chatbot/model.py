@@ -31,6 +31,15 @@ from apps.common.seq2seq.serving import TextSeq2Seq, run_on_texts
 
 APP = "chatbot"
 _STRINGS = tf.TensorSpec([None], tf.string)
+# `converse`'s inputs, in every mode.
+CONVERSE_INPUTS = [
+    tf.TensorSpec([None], tf.string, name="text"),
+    tf.TensorSpec([None], tf.string, name="context"),
+    tf.TensorSpec([], tf.string, name="decoding"),
+    tf.TensorSpec([], tf.float32, name="temperature"),
+    tf.TensorSpec([], tf.int32, name="top_k"),
+    tf.TensorSpec([], tf.float32, name="top_p"),
+]
 
 
 def sources_with_context(text: tf.Tensor, context: tf.Tensor) -> tf.Tensor:
@@ -53,14 +62,7 @@ def make_signatures(server: TextSeq2Seq) -> dict:
         target_ids, _ = server.generate(text)
         return {"reply": server.reply_texts(text, target_ids)}
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None], tf.string, name="text"),
-        tf.TensorSpec([None], tf.string, name="context"),
-        tf.TensorSpec([], tf.string, name="decoding"),
-        tf.TensorSpec([], tf.float32, name="temperature"),
-        tf.TensorSpec([], tf.int32, name="top_k"),
-        tf.TensorSpec([], tf.float32, name="top_p"),
-    ], autograph=False)
+    @tf.function(input_signature=CONVERSE_INPUTS, autograph=False)
     def converse(text, context, decoding, temperature, top_k, top_p):
         target_ids, _ = server.generate(
             sources_with_context(text, context), strategy=decoding,
@@ -105,14 +107,7 @@ def make_retrieval_signatures(retrieval: RetrievalServer, server: TextSeq2Seq | 
     def reply(text):
         return answer(text, text, lambda sources: server.generate(sources)[0])
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None], tf.string, name="text"),
-        tf.TensorSpec([None], tf.string, name="context"),
-        tf.TensorSpec([], tf.string, name="decoding"),
-        tf.TensorSpec([], tf.float32, name="temperature"),
-        tf.TensorSpec([], tf.int32, name="top_k"),
-        tf.TensorSpec([], tf.float32, name="top_p"),
-    ], autograph=False)
+    @tf.function(input_signature=CONVERSE_INPUTS, autograph=False)
     def converse(text, context, decoding, temperature, top_k, top_p):
         return answer(sources_with_context(text, context), text, lambda sources: server.generate(
             sources, strategy=decoding, temperature=temperature, top_k=top_k, top_p=top_p)[0])
