@@ -11,7 +11,7 @@ def chatbot_tab(page) -> None:
     import gradio as gr
 
     chat = gr.Chatbot(label="Conversation (each reply is the next turn's context; it says whether it was "
-                                 "retrieved from the corpus or generated)")
+                            "retrieved from the corpus or generated)")
     message = gr.Textbox(label="Your message", placeholder="hello")
     with gr.Row():
         send = gr.Button("Send", variant="primary")

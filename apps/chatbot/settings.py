@@ -71,7 +71,6 @@ class ChatbotTrain(Seq2SeqTrain, DataSettings):
         "decoding of the export; auto: the best of several on the validation split "
         "(see docs/apps/translation-chatbot.md), which ignores the beam and sampling flags")
 
-
     def check(self) -> None:
         super().check()
         if self.mode != "generative" and self.backend != "tensorflow":
