@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.chatbot.settings import ChatbotTrain
 from apps.common.app import Fitting
 from apps.common.cells import recurrent_layer
 from apps.common.errors import InputError
@@ -131,10 +132,10 @@ class Retriever:
         return np.sum(self.prompt_vectors(prompts) * self.reply_vectors(replies), axis=-1) / self.model.temperature
 
 
-def train_retriever(train: TextPairs, validation: TextPairs, config, fitting: Fitting, *,
+def train_retriever(train: TextPairs, validation: TextPairs, config: ChatbotTrain, fitting: Fitting, *,
                     max_prompt: int) -> tuple[Retriever, int]:
-    """Fits a dual encoder on `train` (early-stopped on `validation`'s in-batch loss, as `fitting`
-    says); returns it and the epochs run. `config`: the chatbot's `ChatbotTrain`."""
+    """Fits a dual encoder on `train` through `fitting`, ending with the weights of the epoch of best
+    in-batch accuracy on `validation`; returns it and the epochs run."""
     if len(train) < 2:
         raise InputError(f"the dual encoder needs at least 2 training pairs (got {len(train)})")
     vocabulary = TokenIds(build_vocabulary(train.sources + train.targets, config.vocabulary_size))
@@ -171,7 +172,7 @@ def read_replies(path: Path) -> list[str]:
 def unique_replies(replies: list[str], source: str) -> list[str]:
     """`replies` without repeats (as the model tokenizes them), in first-seen order; an empty
     list is refused, naming `source`."""
-    keys = [b" ".join(row) for row in tokenize(tf.constant(replies or [""])).to_list()] if replies else []
+    keys = [b" ".join(row) for row in tokenize(tf.constant(replies)).to_list()] if replies else []
     seen: dict[bytes, str] = {}
     for key, reply in zip(keys, replies):
         if key and key not in seen:
