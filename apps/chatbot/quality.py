@@ -134,6 +134,15 @@ def candidate_sets(replies: list[str], candidates: int = HITS_CANDIDATES,
     return sets
 
 
+def candidate_pairs(pairs: TextPairs, candidates: int,
+                    seed: int) -> tuple[list[list[int]], list[str], list[str]]:
+    """`candidate_sets` of `pairs`, and flat (prompt, candidate reply) lists of every set, row by row."""
+    sets = candidate_sets(pairs.targets, candidates, seed)
+    sources = [pairs.sources[row[0]] for row in sets for _ in row]
+    replies = [pairs.targets[index] for row in sets for index in row]
+    return sets, sources, replies
+
+
 @dataclass(frozen=True)
 class Hits:
     """hits@1 of `candidates` over `prompts` prompts, under both rankings."""
@@ -176,9 +185,7 @@ def hits_at_1(score_function: Callable, pairs: TextPairs, candidates: int = HITS
       empty), which cancels out how common a reply is. The project reports
       this one (`RANKING`).
     """
-    sets = candidate_sets(pairs.targets, candidates, seed)
-    sources = [pairs.sources[row[0]] for row in sets for _ in row]
-    replies = [pairs.targets[index] for row in sets for index in row]
+    sets, sources, replies = candidate_pairs(pairs, candidates, seed)
     nll, tokens = _scores(score_function, sources, replies, batch_size)
     nll, tokens = nll.reshape(len(sets), candidates), tokens.reshape(len(sets), candidates)
     alone, _ = _scores(score_function, [""] * len(pairs), pairs.targets, batch_size)
@@ -195,9 +202,7 @@ def rank_hits_at_1(rank_function: Callable, pairs: TextPairs, candidates: int = 
                    seed: int = HITS_SEED, batch_size: int = 1024) -> float:
     """hits@1 of `candidates` by a `rank` signature (`text`, `reply` -> `score`) on the
     `candidate_sets` that `hits_at_1` uses."""
-    sets = candidate_sets(pairs.targets, candidates, seed)
-    sources = [pairs.sources[row[0]] for row in sets for _ in row]
-    replies = [pairs.targets[index] for row in sets for index in row]
+    sets, sources, replies = candidate_pairs(pairs, candidates, seed)
     scores = [rank_function(text=tf.constant(sources[i:i + batch_size]),
                             reply=tf.constant(replies[i:i + batch_size]))["score"].numpy()
               for i in range(0, len(sources), batch_size)]

@@ -129,7 +129,7 @@ class Retriever:
 
     def scores(self, prompts: list[str], replies: list[str]) -> np.ndarray:
         """The score of each prompt with its own reply, [N]."""
-        return np.sum(self.prompt_vectors(prompts) * self.reply_vectors(replies), axis=-1) / self.model.temperature
+        return np.asarray(self.model.score(self.prompt_vectors(prompts), self.reply_vectors(replies)))
 
 
 def train_retriever(train: TextPairs, validation: TextPairs, config: ChatbotTrain, fitting: Fitting, *,

@@ -241,7 +241,8 @@ class Forecaster:
         calibrated_quantiles = rolling_calibration(
             self.predict_log_quantiles(series, scored, calibrated=False)[None],
             np.log(series.close[scored])[None], self.levels, self.median_index, self.calibration)
-        return calibrated_quantiles.numpy()[0][np.asarray(anchors) - scored[0] - self.calibration.length - self.horizon + 1]
+        # The calibrated output starts at the earliest anchor asked for.
+        return calibrated_quantiles.numpy()[0][np.asarray(anchors) - int(np.min(anchors))]
 
     def predict_log_returns(self, series: PriceSeries, anchors: np.ndarray, *, shrunk: bool = True) -> np.ndarray:
         """Forecast (median) log returns from each anchor's last price, [N, horizon].
