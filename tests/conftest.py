@@ -7,13 +7,28 @@ TensorFlow need not be installed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
+from hypothesis import HealthCheck, settings
+
+# Property-based tests (test_hostile_*): `ci`, the default, keeps them within the suite's time;
+# `pytest --hypothesis-profile soak` runs many more examples. Every example's inputs are new
+# (no deadline: a model call's time varies with the load).
+settings.register_profile("ci", max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("soak", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 
 @pytest.fixture
@@ -78,3 +93,64 @@ def smoke_exports(tmp_path_factory, worker_id) -> dict[str, SmokeExport]:
         name: SmokeExport(Path(item["path"]), item["value"], Path(item["log_dir"]), item["history"])
         for name, item in json.loads(record.read_text()).items()
     }
+
+
+class Server:
+    """A `gru-suite serve` process on 127.0.0.1 and an HTTP client of it."""
+
+    def __init__(self, url: str, log: Path, process: subprocess.Popen):
+        self.url, self.log, self.process = url, log, process
+        import httpx
+
+        self.client = httpx.Client(base_url=url, timeout=60)
+
+    def get(self, path: str):
+        return self.client.get(path)
+
+    def post(self, path: str, body: Any):
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.client.post(path, content=content, headers={"content-type": "application/json"})
+
+    def version(self, model: str) -> str | None:
+        answer = self.get(f"/v1/models/{model}")
+        return answer.json()["model_version_status"][0]["version"] if answer.status_code == 200 else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(models: Path, log: Path, expected: list[str], *options: str) -> Iterator[Server]:
+    """`gru-suite serve --models models *options` on a free port, once it serves version 1 of each
+    of `expected`; stopped on exit. Its output goes to `log`."""
+    import httpx
+
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "apps.cli", "serve", "--models", str(models), "--port", str(port), *options],
+            stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+    running = Server(f"http://127.0.0.1:{port}", log, process)
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            assert process.poll() is None, f"the server stopped:\n{log.read_text()[-3000:]}"
+            try:
+                if all(running.version(name) == "1" for name in expected):
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"the server did not start:\n{log.read_text()[-3000:]}"
+            time.sleep(1)
+        yield running
+    finally:
+        running.client.close()
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()

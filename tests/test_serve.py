@@ -8,12 +8,8 @@ answers are checked against the same exports called in this process.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,8 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from conftest import Server, running_server
 
 from apps.common.app import Export, signature_inputs
 from apps.common.audio import SAMPLE_RATE, load_audio
@@ -46,12 +44,6 @@ LIVE_TRAINING = ("--streaming", "--epochs", "16", "--batch-size", "8", "--units"
 MAX_BODY_MB = 1
 # Debian's chromium, where it is installed and executable (None elsewhere).
 CHROMIUM = shutil.which("chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -99,53 +91,12 @@ def exports(models) -> dict[str, Export]:
     return {name: load_export(registered_app(name), models / name) for name in APPS}
 
 
-class Server:
-    def __init__(self, url: str, log: Path, process: subprocess.Popen):
-        self.url, self.log, self.process = url, log, process
-        self.client = httpx.Client(base_url=url, timeout=60)
-
-    def get(self, path: str) -> httpx.Response:
-        return self.client.get(path)
-
-    def post(self, path: str, body: Any) -> httpx.Response:
-        content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self.client.post(path, content=content, headers={"content-type": "application/json"})
-
-    def version(self, model: str) -> str | None:
-        answer = self.get(f"/v1/models/{model}")
-        return answer.json()["model_version_status"][0]["version"] if answer.status_code == 200 else None
-
-
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "apps.cli", "serve", "--models", str(models), "--port", str(port),
-             "--poll-seconds", "0.5", "--max-body-mb", str(MAX_BODY_MB)],
-            stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
-    running = Server(f"http://127.0.0.1:{port}", log, process)
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            assert process.poll() is None, f"the server stopped:\n{log.read_text()[-3000:]}"
-            try:
-                if all(running.version(name) == "1" for name in [*APPS, VERSIONED, STREAMING, LIVE]):
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the server did not start:\n{log.read_text()[-3000:]}"
-            time.sleep(1)
+    with running_server(models, log, [*APPS, VERSIONED, STREAMING, LIVE], "--poll-seconds", "0.5",
+                        "--max-body-mb", str(MAX_BODY_MB)) as running:
         yield running
-    finally:
-        running.client.close()
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _batch(example: dict[str, Any], size: int) -> dict[str, list]:

@@ -21,6 +21,9 @@ CLIP_SAMPLES = SAMPLE_RATE  # one second
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a"})
 NOISE_FOLDER = "_background_noise_"
 SILENCE_PEAK = 1e-4  # a clip whose peak stays below this is reported as silent
+# The largest sample magnitude the exports take: unscaled 16-bit audio still passes, and the
+# spectrum of anything larger could overflow float32 (NaN features, NaN probabilities).
+MAX_SAMPLE = 2**15
 
 
 def load_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -28,7 +31,8 @@ def load_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
     Raises:
         InputError: naming the file, if it is missing, cannot be decoded,
-            holds no samples or holds non-finite samples.
+            holds no samples, or holds samples that are not finite or beyond
+            ±`MAX_SAMPLE`.
     """
     import librosa
 
@@ -46,8 +50,8 @@ def load_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise InputError(f"{path}: not a readable audio file ({detail}).") from None
     if audio.size == 0:
         raise InputError(f"{path}: the audio file holds no samples.")
-    if not np.all(np.isfinite(audio)):
-        raise InputError(f"{path}: the audio holds NaN or infinite samples.")
+    if not np.all(np.abs(audio) <= MAX_SAMPLE):  # false for NaN
+        raise InputError(f"{path}: the audio holds NaN, infinite or out-of-range (beyond ±{MAX_SAMPLE}) samples.")
     return audio.astype(np.float32, copy=False)
 
 

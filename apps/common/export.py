@@ -77,6 +77,33 @@ def write_versioned(app: str, write: Callable[[Path], None], root: Path | str = 
             shutil.rmtree(partial, ignore_errors=True)
 
 
+def with_checked_shapes(function: tf.types.experimental.PolymorphicFunction) -> tf.types.experimental.PolymorphicFunction:
+    """`function` behind in-graph checks of its inputs' shapes against its `input_signature`.
+
+    A loaded SavedModel's signature checks its inputs' dtypes but not their
+    shapes: a tensor of the wrong rank, or inputs of different batch sizes,
+    reached the graph, which answered in the wrong shape or aborted the
+    process. Each check fails with an `InvalidArgumentError` naming the inputs
+    ("Shape of tensor text [1,2] is not compatible with expected shape [?]").
+    Every input whose first dimension is open is a batch of the same examples.
+    """
+    specs = function.input_signature
+    batched = [index for index, spec in enumerate(specs) if spec.shape.rank and spec.shape[0] is None]
+    batch_error = f"{', '.join(specs[index].name for index in batched)}: every input needs the same batch size"
+
+    @tf.function(input_signature=specs)
+    def checked(*inputs: tf.Tensor):
+        inputs = [tf.ensure_shape(value, spec.shape, name=f"{spec.name}_shape") for value, spec in zip(inputs, specs)]
+        if len(batched) > 1:
+            sizes = tf.stack([tf.shape(inputs[index])[0] for index in batched])
+            same = tf.debugging.assert_equal(sizes, sizes[0], message=batch_error, summarize=len(batched))
+            with tf.control_dependencies([same]):
+                inputs = [tf.identity(value) for value in inputs]
+        return function(*inputs)
+
+    return checked
+
+
 def export_serving_model(
     app: str,
     serve_fn: tf.types.experimental.PolymorphicFunction,
@@ -115,7 +142,7 @@ def export_serving_model(
         for resource in tracked:
             archive.track(resource)
         for name, function in endpoints.items():
-            archive.add_endpoint(name, function)
+            archive.add_endpoint(name, with_checked_shapes(function))
         archive.write_out(str(directory), verbose=False)
         if metadata is not None:
             (directory / METADATA_FILE).parent.mkdir(exist_ok=True)

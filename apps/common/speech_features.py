@@ -16,7 +16,9 @@ less than 0.01).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import keras
 import numpy as np
@@ -24,8 +26,9 @@ import tensorflow as tf
 
 from gru_core.tracing import tracing_for_a_file
 
-from apps.common.audio import CLIP_SAMPLES, SAMPLE_RATE
+from apps.common.audio import CLIP_SAMPLES, MAX_SAMPLE, SAMPLE_RATE
 from apps.common.config import Config, ConfigError, Number, setting
+from apps.common.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,51 @@ def _log_mel(power: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
         upper_edge_hertz=config.upper_hertz,
     )
     return tf.math.log(tf.tensordot(power, mel_matrix, 1) + config.log_offset)
+
+
+def waveform_problem(name: str, empty: bool) -> str:
+    """The one-line error for a waveform input `name` that has rows but no samples (`empty`), or a
+    sample that is not a number within ±`MAX_SAMPLE`."""
+    if empty:
+        return f"{name}: a waveform needs at least one sample (its rows have none)"
+    return (f"{name}: every sample must be finite and within ±{MAX_SAMPLE} (found NaN, inf or a larger one; "
+            "audio is read as floats in [-1, 1])")
+
+
+def checked_waveform(waveform: tf.Tensor, name: str, allow_empty: bool = False) -> tf.Tensor:
+    """`waveform` (`[batch, samples]`) after in-graph checks that fail naming the input `name`:
+    every sample a number within ±`MAX_SAMPLE` and, unless `allow_empty` (a stream's chunk, where
+    no samples keep the state), samples in a batch that has rows. Neither a LiteRT nor an ONNX
+    file has an assertion op: their clients check (`check_waveform`)."""
+    if tracing_for_a_file():
+        return waveform
+    shape = tf.shape(waveform)
+    checks = [tf.debugging.Assert(tf.reduce_all(tf.abs(waveform) <= MAX_SAMPLE),  # false for NaN
+                                  [waveform_problem(name, empty=False)])]
+    if not allow_empty:
+        checks.append(tf.debugging.Assert(tf.logical_or(shape[0] == 0, shape[1] > 0),
+                                          [waveform_problem(name, empty=True)]))
+    with tf.control_dependencies(checks):
+        return tf.identity(waveform)
+
+
+def check_waveform(waveform: np.ndarray, name: str, allow_empty: bool = False) -> None:
+    """`checked_waveform`'s checks, for a client of a LiteRT or ONNX file (an `InputError`)."""
+    if not (np.abs(waveform) <= MAX_SAMPLE).all():
+        raise InputError(waveform_problem(name, empty=False))
+    if not allow_empty and waveform.ndim == 2 and len(waveform) and not waveform.shape[1]:
+        raise InputError(waveform_problem(name, empty=True))
+
+
+def waveform_checked(function: Callable, name: str, allow_empty: bool = False) -> Callable:
+    """A file's signature `function` that runs `check_waveform` on its input `name` first."""
+
+    def checked(**inputs: Any) -> dict[str, tf.Tensor]:
+        if name in inputs:
+            check_waveform(np.asarray(inputs[name], np.float32), name, allow_empty)
+        return function(**inputs)
+
+    return checked
 
 
 def fix_length(waveforms: tf.Tensor, length: int = CLIP_SAMPLES) -> tf.Tensor:

@@ -22,11 +22,15 @@ import tensorflow as tf
 from gru_core.tracing import tracing_for_a_file
 
 from apps.common.cells import recurrent_layer
+from apps.common.speech_features import checked_waveform
 from apps.common.streaming_features import HOP
 
 CONV_WIDTH = 5
 # The names of a streaming export's state tensors begin with it, in `stream`'s inputs and outputs.
 STATE_PREFIX = "state_"
+# The most streams one `initial_state` starts: more would only ask for memory the server lacks.
+MAX_STREAMS = 65536
+STREAM_COUNT_PROBLEM = f"batch_size: give 0 to {MAX_STREAMS} streams, got"
 
 
 def causal_blocks(x, filters: int, strides: tuple[int, ...]):
@@ -61,6 +65,27 @@ def gru_layers(model: keras.Model) -> list[keras.layers.Layer]:
 def chunk_hops(model: keras.Model) -> int:
     """The 10 ms hops a chunk of `model`'s holds a whole number of: its convolutions' total stride."""
     return math.prod(conv.strides[0] for conv in _convolutions(model))
+
+
+def checked_stream_count(batch_size: tf.Tensor) -> tf.Tensor:
+    """An `initial_state` signature's `batch_size`, after an in-graph check that it is 0 to
+    `MAX_STREAMS`, whose error names it (not in a file, which has no assertion op)."""
+    if tracing_for_a_file():
+        return batch_size
+    check = tf.debugging.Assert((batch_size >= 0) & (batch_size <= MAX_STREAMS),
+                                [STREAM_COUNT_PROBLEM, batch_size])
+    with tf.control_dependencies([check]):
+        return tf.identity(batch_size)
+
+
+def checked_state(state: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """A `stream` signature's model state, after in-graph checks that every value is finite, each
+    failing with its input's name (not in a file, which has no assertion op)."""
+    if tracing_for_a_file():
+        return state
+    return {name: tf.debugging.assert_all_finite(
+        value, f"{STATE_PREFIX}{name}: a stream's state must be finite (send back what the last call returned)")
+        for name, value in state.items()}
 
 
 def initial_stream_state(model: keras.Model, batch_size: tf.Tensor | int) -> dict[str, tf.Tensor]:
@@ -124,9 +149,11 @@ def partial_step_error(samples: int) -> str:
 
 
 def check_chunk(chunk: tf.Tensor, hops: int) -> tf.Tensor:
-    """`chunk`, after checking that it holds a whole number of `hops` 10 ms hops (a one-line error)."""
+    """`chunk`, after checking that its samples are finite and that it holds a whole number of `hops`
+    10 ms hops (one-line errors)."""
     if tracing_for_a_file():  # neither format has an assertion op: the client checks
         return chunk
+    chunk = checked_waveform(chunk, "waveform_chunk", allow_empty=True)
     samples = hops * HOP
     check = tf.debugging.assert_equal(tf.shape(chunk)[1] % samples, 0, message=partial_step_error(samples))
     with tf.control_dependencies([check]):

@@ -35,6 +35,13 @@ def standardize(texts: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(texts, _PUNCTUATION, r" \1 ")
 
 
+def readable(text: tf.Tensor, length: int = 40) -> tf.Tensor:
+    """The first `length` bytes of `text` as valid UTF-8 (bad bytes as U+FFFD): what an in-graph
+    error may echo of a caller's string, since TensorFlow fails to raise an error whose message
+    is not UTF-8."""
+    return tf.strings.unicode_transcode(tf.strings.substr(text, 0, length), "UTF-8", "UTF-8", errors="replace")
+
+
 def tokenize(texts: tf.Tensor) -> tf.RaggedTensor:
     """`[batch]` strings -> `[batch, (tokens)]` ragged string tokens."""
     return tf_text.WhitespaceTokenizer().tokenize(standardize(texts))

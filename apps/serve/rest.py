@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from tensorflow.core.framework import types_pb2
 
 from apps.common.app import signature_inputs
@@ -33,6 +34,10 @@ from apps.serve.repository import ModelRepository, NotFound, ServedVersion
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 DEFAULT_SIGNATURE = "serving_default"
+MAX_VERSION = 2**63 - 1  # TensorFlow Serving's versions are int64
+# Arrays and objects inside one another in a request body: the request object, an instance's
+# object, and a tensor of any rank TensorFlow Serving takes fit well within it.
+MAX_JSON_DEPTH = 64
 _NUMBER_KINDS = {"f": "iuf", "i": "iu", "u": "iu", "b": "b"}  # spec dtype kind -> JSON value kinds taken
 
 
@@ -62,13 +67,39 @@ def error_response(status: int, message: str) -> JSONWithNaN:
 # ----------------------------------------------------------------------------
 
 
+def json_depth(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings do not count),
+    found without parsing it: a vectorised scan, linear in the body's length."""
+    text = np.frombuffer(body, np.uint8)
+    # A quote ends or starts a string unless an odd run of backslashes escapes it.
+    is_backslash = text == ord("\\")
+    positions = np.arange(len(text))
+    last_other = np.maximum.accumulate(np.where(is_backslash, -1, positions))
+    run_before = np.concatenate([[0], positions[:-1] - last_other[:-1]])
+    quotes = (text == ord('"')) & (run_before % 2 == 0)
+    outside = np.cumsum(quotes) % 2 == 0  # a closing quote counts as inside
+    opens = ((text == ord("[")) | (text == ord("{"))) & outside
+    closes = ((text == ord("]")) | (text == ord("}"))) & outside
+    depth = np.cumsum(opens.astype(np.int64) - closes)
+    return int(depth.max()) if len(depth) else 0
+
+
 def parse_body(body: bytes) -> dict[str, Any]:
-    """The JSON object of a predict request (a `RequestError` for anything else)."""
+    """The JSON object of a predict request (a `RequestError` for anything else).
+
+    A body nesting over `MAX_JSON_DEPTH` levels is refused before it is parsed:
+    Python's parser builds nested objects recursively, which a deep enough body
+    turns into a RecursionError.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise RequestError(400, f"the request body is not UTF-8 (byte {error.start} is 0x{body[error.start]:02x}); "
                            "send binary data as {\"b64\": \"...\"}") from None
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise RequestError(400, f"the request body's JSON nests {depth} levels deep, over the limit of "
+                           f"{MAX_JSON_DEPTH} (a tensor's rank and the request's own objects need a few)")
     try:
         request = json.loads(text)
     except ValueError as error:
@@ -103,33 +134,34 @@ def _strings(name: str, value: Any) -> Any:
 
 
 def _array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
-    """A JSON value as an array of `spec`'s dtype and rank (a `RequestError` naming what is wrong)."""
+    """A JSON value as an array of `spec`'s dtype and rank (a `RequestError` naming what is wrong).
+
+    The shape is checked first: NumPy iterates and reduces arrays of at most 32 dimensions.
+    """
+    ragged = RequestError(400, f"input {name!r}: its rows have different lengths (a tensor is "
+                          "rectangular; pad them, or send one at a time)")
     try:
-        if spec.dtype == tf.string:
-            array = np.array(_strings(name, value), dtype=object)
-            if array.size and not all(isinstance(item, bytes) for item in array.flat):
-                raise ValueError
-        else:
-            array = np.asarray(value)
+        array = np.array(_strings(name, value), dtype=object) if spec.dtype == tf.string else np.asarray(value)
     except ValueError:
-        raise RequestError(400, f"input {name!r}: its rows have different lengths (a tensor is "
-                           "rectangular; pad them, or send one at a time)") from None
-    dtype = spec.dtype.as_numpy_dtype
-    if spec.dtype != tf.string:
-        taken = _NUMBER_KINDS.get(np.dtype(dtype).kind, "")
-        if array.size and array.dtype.kind not in taken:
-            what = {"U": "strings", "O": "a mix of values", "b": "booleans", "f": "non-integers"}.get(
-                array.dtype.kind, array.dtype.name)
-            raise RequestError(400, f"input {name!r} takes {spec.dtype.name} numbers, not {what}")
-        if np.dtype(dtype).kind in "iu" and array.size:
-            limits = np.iinfo(dtype)
-            if array.min() < limits.min or array.max() > limits.max:
-                raise RequestError(400, f"input {name!r}: a value is out of {spec.dtype.name}'s range")
-        array = array.astype(dtype)
+        raise ragged from None
     if not spec.shape.is_compatible_with(array.shape):
         raise RequestError(400, f"input {name!r} has shape {list(array.shape)}; the signature takes "
                            f"{_shape_text(spec.shape)} (-1: any size)")
-    return array
+    if spec.dtype == tf.string:
+        if array.size and not all(isinstance(item, bytes) for item in array.flat):
+            raise ragged
+        return array
+    dtype = spec.dtype.as_numpy_dtype
+    taken = _NUMBER_KINDS.get(np.dtype(dtype).kind, "")
+    if array.size and array.dtype.kind not in taken:
+        what = {"U": "strings", "O": "a mix of values", "b": "booleans", "f": "non-integers"}.get(
+            array.dtype.kind, array.dtype.name)
+        raise RequestError(400, f"input {name!r} takes {spec.dtype.name} numbers, not {what}")
+    if np.dtype(dtype).kind in "iu" and array.size:
+        limits = np.iinfo(dtype)
+        if array.min() < limits.min or array.max() > limits.max:
+            raise RequestError(400, f"input {name!r}: a value is out of {spec.dtype.name}'s range")
+    return array.astype(dtype)
 
 
 def _shape_text(shape: tf.TensorShape) -> str:
@@ -265,8 +297,8 @@ def model_metadata(served: ServedVersion) -> dict[str, Any]:
 def _version_number(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit():
-        raise RequestError(400, f"the version must be a whole number, not {text!r}")
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_VERSION:
+        raise RequestError(400, f"the version must be a whole number up to {MAX_VERSION}, not {text[:40]!r}")
     return int(text)
 
 
@@ -339,6 +371,13 @@ def add_rest_api(app: FastAPI, repository: ModelRepository, max_body_bytes: int)
         return error_response(404, f"no such endpoint /v1/{path}: the API has /v1/models/MODEL"
                               "[/versions/N][/metadata] and /v1/models/MODEL[/versions/N]:predict")
 
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # Starlette's own answers (a method a route does not take) in the API's {"error"} form.
+        response = error_response(error.status_code, f"{request.method} {request.url.path}: {error.detail}")
+        response.headers.update(error.headers or {})
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_api_route("/v1/models/{model}:predict", predict_route, methods=["POST"])
     app.add_api_route("/v1/models/{model}/versions/{version}:predict", predict_route, methods=["POST"])
     app.add_api_route("/v1/models/{model}/metadata", metadata, methods=["GET"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from apps.common.errors import InputError
 from apps.common.export import load_extra_model, save_extra_model
 from apps.common.figures import confusion_matrix, save_confusion_matrix
 from apps.common.running import register_app
-from apps.common.speech_features import FRONT_END_IN_TENSORFLOW
+from apps.common.speech_features import FRONT_END_IN_TENSORFLOW, waveform_checked
 from apps.registry import Task
 from apps.speech.data import SAMPLE_DIR, SpeechData, load_data
 from apps.speech.page import speech_tab
@@ -70,6 +71,13 @@ class SpeechApp(App[SpeechData, SpeechData]):
         server = speech_server(model, list(metadata["labels"]), tuple(metadata["test_speeds"]),
                                bool(metadata.get("streaming")))
         return Serving(server.endpoints(), [model, server], metadata)
+
+    def from_file(self, export: Export) -> Export:
+        """The file's signatures behind the waveform checks the SavedModel makes in-graph."""
+        inputs = {"serving_default": ("waveform", False), "stream": ("waveform_chunk", True)}
+        return dataclasses.replace(export, signatures={
+            name: waveform_checked(function, *inputs[name]) if name in inputs else function
+            for name, function in export.signatures.items()})
 
     def evaluate(self, export: Export, data: SpeechData, config: SpeechEvaluate,
                  output_dir: Path | None) -> Evaluation:

@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from gru_core.tracing import tracing_for_a_file
 
-from apps.common.speech_features import FEATURES, change_speed, fix_length
-from apps.common.streaming import STATE_PREFIX, check_chunk, chunk_hops, initial_stream_state, prefixed, state_specs
+from apps.common.speech_features import FEATURES, change_speed, checked_waveform, fix_length
+from apps.common.streaming import (STATE_PREFIX, check_chunk, checked_state, checked_stream_count, chunk_hops,
+                                   initial_stream_state, prefixed, state_specs)
 from apps.speech.streaming import stream_step
 
 
@@ -51,8 +52,8 @@ class SpeechServer(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
     def serve(self, waveform: tf.Tensor) -> dict[str, tf.Tensor]:
-        """`waveform`: float32 `[batch, samples]`, 16 kHz mono, any length."""
-        clips = fix_length(waveform, FEATURES.clip_samples)
+        """`waveform`: float32 `[batch, samples]`, 16 kHz mono, any length but none; finite samples."""
+        clips = fix_length(checked_waveform(waveform, "waveform"), FEATURES.clip_samples)
         if tracing_for_a_file():
             # tf2onnx converts no GRU inside a branch: a LiteRT or ONNX file has no empty-batch guard.
             probabilities = speed_averaged_probabilities(self.model, clips, self.speeds)
@@ -89,12 +90,12 @@ class StreamingSpeechServer(SpeechServer):
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
         def initial_state(batch_size):
-            return prefixed(initial_stream_state(model, batch_size))
+            return prefixed(initial_stream_state(model, checked_stream_count(batch_size)))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"), *specs])
         def stream(waveform_chunk, *states):
             chunk = check_chunk(waveform_chunk, chunk_hops(model))
-            probabilities, state = stream_step(model, chunk, dict(zip(names, states)))
+            probabilities, state = stream_step(model, chunk, checked_state(dict(zip(names, states))))
             return {"probabilities": probabilities, "label": tf.gather(self.labels, tf.argmax(probabilities, -1)),
                     **prefixed(state)}
 

@@ -14,12 +14,16 @@ from gru_core.tracing import tracing_for_a_file
 from apps.common.app import Export
 from apps.common.audio import SAMPLE_RATE, read_audio_files
 from apps.common.errors import InputError
-from apps.common.speech_features import FEATURES
+from apps.common.speech_features import FEATURES, check_waveform, checked_waveform
 from apps.common.stream_client import StreamClient
 from apps.transcriber.labels import DECODINGS, LabelSet
 from apps.common.streaming import (
+    MAX_STREAMS,
     STATE_PREFIX,
+    STREAM_COUNT_PROBLEM,
     check_chunk,
+    checked_state,
+    checked_stream_count,
     chunk_hops,
     has_audio,
     initial_stream_state,
@@ -79,9 +83,12 @@ class TranscriberServer(tf.Module):
     def _endpoint(self, decoding: str):
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
         def transcribe(waveform: tf.Tensor) -> dict[str, tf.Tensor]:
-            """`waveform`: float32 `[batch, samples]`, 16 kHz mono, rows zero-padded to the longest."""
+            """`waveform`: float32 `[batch, samples]`, 16 kHz mono, rows zero-padded to the longest;
+            finite samples, and at least one."""
+            checked = checked_waveform(waveform, "waveform")
+
             def run() -> tuple[tf.Tensor, tf.Tensor]:
-                logits, frames = self.logits_and_frames(waveform)
+                logits, frames = self.logits_and_frames(checked)
                 return ctc_decode(logits, frames, self.labels, decoding, self.beam_width), frames
 
             # Keras's convolutions and the CTC decoders refuse an empty batch, so it never reaches them.
@@ -148,6 +155,7 @@ class StreamingTranscriberServer(TranscriberServer):
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
         def initial_state(batch_size):
+            batch_size = checked_stream_count(batch_size)
             return {**initial_model_state(batch_size), **decoder_initial_state(labels, batch_size)}
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform_chunk"),
@@ -169,7 +177,7 @@ class StreamingTranscriberServer(TranscriberServer):
         """The acoustic model's logits for a chunk after `state`, and its new state. An empty chunk or
         batch gives no frames and keeps the state (not in a file: neither format converts the branch)."""
         acoustic = self.acoustic
-        chunk = check_chunk(waveform_chunk, chunk_hops(acoustic))
+        chunk, state = check_chunk(waveform_chunk, chunk_hops(acoustic)), checked_state(state)
 
         def step():
             outputs, new_state = stream_layers(acoustic, chunk, state)
@@ -218,6 +226,8 @@ def streamed_file_signatures(stream_run, initial_run, labels: LabelSet) -> dict[
     def initial_state(batch_size) -> dict[str, tf.Tensor]:
         # LiteRT refuses to make a tensor with no rows: an empty batch's state is one row's, cut to none.
         rows = int(batch_size)
+        if not 0 <= rows <= MAX_STREAMS:
+            raise InputError(f"{STREAM_COUNT_PROBLEM} {rows}.")
         model_state = {name: value[:rows] for name, value in initial_run(batch_size=max(rows, 1)).items()}
         return {**model_state, **decoder_initial_state(labels, rows)}
 
@@ -227,6 +237,7 @@ def streamed_file_signatures(stream_run, initial_run, labels: LabelSet) -> dict[
             raise InputError(f"stream: missing input {', '.join(missing)}.")
         decoder = {name: state.pop(STATE_PREFIX + name) for name in ("last_label", "labels")}
         chunk = np.asarray(waveform_chunk, np.float32)
+        check_waveform(chunk, "waveform_chunk", allow_empty=True)
         if chunk.ndim == 2 and chunk.shape[1] % STREAM_STEP:
             raise InputError(f"{partial_step_error(STREAM_STEP)}, got {chunk.shape[1]}.")
         if chunk.ndim == 2 and not chunk.shape[1]:
@@ -244,6 +255,7 @@ def decoded_file_signature(run, labels: LabelSet, decoding: str, beam_width: int
     """A file's `frame_log_probabilities` signature `run`, decoded as the SavedModel's signature is."""
 
     def transcribe(waveform) -> dict[str, tf.Tensor]:
+        check_waveform(np.asarray(waveform, np.float32), "waveform")
         outputs = run(waveform=waveform)
         frames = outputs["frames"]
         if not len(frames):  # the CTC decoders refuse an empty batch, as in the SavedModel's signature

@@ -15,7 +15,7 @@ from apps.common.seq2seq.decoding import beam_search_decode, greedy_decode, samp
 from apps.common.seq2seq.model import Seq2Seq
 from apps.common.seq2seq.pairs import encode_sources
 from apps.common.seq2seq.settings import STRATEGIES, DecodingOptions
-from apps.common.text import END, START, TokenIds, read_vocabulary, tokenize, write_vocabulary
+from apps.common.text import END, START, TokenIds, read_vocabulary, readable, tokenize, write_vocabulary
 
 # The vocabularies an export keeps in extra/, one token per line.
 SOURCE_VOCABULARY, TARGET_VOCABULARY = "source_vocabulary.txt", "target_vocabulary.txt"
@@ -114,7 +114,7 @@ class TextSeq2Seq(tf.Module):
         check = tf.debugging.Assert(
             tf.reduce_any(known),
             [f"decoding must be one of {', '.join(STRATEGIES)} or '' (the export's "
-             f"{options.strategy}), got:", strategy],
+             f"{options.strategy}), got:", readable(strategy)],
         )
         with tf.control_dependencies([check]):
             index = tf.argmax(tf.cast(known, tf.int32), output_type=tf.int32)
