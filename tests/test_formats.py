@@ -176,6 +176,20 @@ def test_an_empty_batch_gets_empty_answers_from_each_file(versions, app):
         assert all(got[name].shape[0] == 0 for name in got), (file_format, {k: v.shape for k, v in got.items()})
 
 
+@pytest.mark.parametrize("app", ["speech", "transcriber"])
+def test_a_waveform_the_savedmodel_refuses_is_refused_by_each_files_client(versions, app):
+    saved = load_exported(versions[app]).signatures["serving_default"]
+    for waveform, message in ((np.zeros([1, 0], np.float32), "needs at least one sample"),
+                              (np.array([[0.1, np.nan]], np.float32), "must be finite"),
+                              (np.array([[0.1, 4e4]], np.float32), "within ±32768")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"waveform: .*{message}"):
+            saved(waveform=tf.constant(waveform))
+        for file_format in FORMAT_FILES:
+            served = registered_app(app).from_file(load_file_export(versions[app] / FORMAT_FILES[file_format]))
+            with pytest.raises(InputError, match=f"^waveform: .*{message}"):
+                served.signature()(waveform=waveform)
+
+
 def test_dynamic_int8_files_answer_close_to_the_savedmodel(versions):
     version = versions["speech"]
     saved = load_exported(version).signatures["serving_default"]

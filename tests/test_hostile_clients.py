@@ -34,8 +34,8 @@ from apps.registry import REGISTRY, load_app_packages
 load_app_packages()
 APPS = REGISTRY.apps()
 MAX_BODY_MB = 1
-# Requests per property: a few times the profile's examples (12 in `ci`).
-REQUESTS = 4 * settings.default.max_examples
+# Requests per property: three times the profile's examples (12 in `ci`, 400 in `soak`).
+REQUESTS = 3 * settings.default.max_examples
 GOOD_TEXT = "not bad at all"
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
