@@ -55,44 +55,74 @@ class SmokeExport:
     history: dict[str, list[float]]  # the per-epoch history of its --report JSON
 
 
-@pytest.fixture(scope="session")
-def smoke_exports(tmp_path_factory, worker_id) -> dict[str, SmokeExport]:
-    """Every registered app trained for seconds (its `smoke_args`) and exported, once per test run.
+# Exports beyond each app's tiny one, so that every kind of signature has one: the streaming
+# word recogniser's and transcriber's `stream` and `initial_state`, the hybrid chatbot's `rank`.
+SMOKE_VARIANTS = {
+    "speech_streaming": ("speech", ("--streaming",)),
+    "transcriber_streaming": ("transcriber", ("--streaming",)),
+    "chatbot_hybrid": ("chatbot", ("--mode", "hybrid")),
+}
 
-    The xdist workers share it: the first to ask trains under a file lock and
-    writes what it made; the others wait for the lock and read that. Tests
-    read the exports; one that changes a models folder works on a copy.
+
+def _trained_once(tmp_path_factory, worker_id: str, folder: str, jobs: dict[str, tuple[str, tuple[str, ...]]],
+                  folder_each: bool) -> dict[str, SmokeExport]:
+    """Each of `jobs` (name -> app, options after its `smoke_args`) trained for seconds and exported
+    to `<folder>/<app>/1`, or with `folder_each` to `<folder>/<name>/<app>/1`, once per test run.
+
+    The xdist workers share them and share the work: each job has its own file lock, under which
+    the first worker to reach it trains and writes a record that the others read; the second
+    worker takes the jobs in reverse order, so both train at once. Tests read the exports; one
+    that changes a models folder works on a copy.
     """
     from apps import cli
     from apps.common.running import registered_app
-    from apps.registry import REGISTRY, load_app_packages
+    from apps.registry import load_app_packages
 
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent
-    record = shared / "smoke_exports.json"
-    with FileLock(str(shared / "smoke_exports.lock")):
-        if not record.exists():
-            load_app_packages()
-            models = shared / "smoke_models"
-            made = {}
-            cwd = Path.cwd()
-            os.chdir(shared)  # training's run folders go there too
-            try:
-                for name in REGISTRY.apps():
-                    log_dir, report_file = shared / "logs" / name, shared / "reports" / f"{name}.json"
-                    report = cli.run(["train", name, *registered_app(name).smoke_args, "--verbose", "0",
-                                      "--export-dir", str(models), "--log-dir", str(log_dir),
+    names = list(jobs) if worker_id in ("master", "gw0") else list(jobs)[::-1]
+    made = {}
+    for name in names:
+        record = shared / "smoke_records" / f"{name}.json"
+        with FileLock(str(shared / f"smoke_{name}.lock")):
+            if not record.exists():
+                load_app_packages()
+                app, options = jobs[name]
+                log_dir, report_file = shared / "logs" / name, shared / "reports" / f"{name}.json"
+                cwd = Path.cwd()
+                os.chdir(shared)  # training's run folders go there too
+                try:
+                    report = cli.run(["train", app, *registered_app(app).smoke_args, *options, "--verbose", "0",
+                                      "--export-dir", str(shared / folder / (name if folder_each else "")),
+                                      "--log-dir", str(log_dir),
                                       "--report", str(report_file)])
-                    made[name] = {"path": report.export_path, "value": report.value, "log_dir": str(log_dir),
-                                  "history": json.loads(report_file.read_text())["history"]}
-            finally:
-                os.chdir(cwd)
-            record.write_text(json.dumps(made))
-    return {
-        name: SmokeExport(Path(item["path"]), item["value"], Path(item["log_dir"]), item["history"])
-        for name, item in json.loads(record.read_text()).items()
-    }
+                finally:
+                    os.chdir(cwd)
+                record.parent.mkdir(exist_ok=True)
+                record.write_text(json.dumps({"path": report.export_path, "value": report.value,
+                                              "log_dir": str(log_dir),
+                                              "history": json.loads(report_file.read_text())["history"]}))
+        item = json.loads(record.read_text())
+        made[name] = SmokeExport(Path(item["path"]), item["value"], Path(item["log_dir"]), item["history"])
+    return {name: made[name] for name in jobs}
+
+
+@pytest.fixture(scope="session")
+def smoke_exports(tmp_path_factory, worker_id) -> dict[str, SmokeExport]:
+    """Every registered app trained for seconds (its `smoke_args`) and exported (`_trained_once`):
+    `<models>/<app>/1`, one models folder for all of them."""
+    from apps.registry import REGISTRY, load_app_packages
+
+    load_app_packages()
+    return _trained_once(tmp_path_factory, worker_id, "smoke_models", {name: (name, ()) for name in REGISTRY.apps()},
+                         folder_each=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_variants(tmp_path_factory, worker_id) -> dict[str, SmokeExport]:
+    """The `SMOKE_VARIANTS`, trained as `smoke_exports` are."""
+    return _trained_once(tmp_path_factory, worker_id, "smoke_variants", SMOKE_VARIANTS, folder_each=True)
 
 
 class Server:

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from apps.common.app import signature_inputs
 from apps.common.running import load_export, registered_app
 from apps.registry import REGISTRY, load_app_packages
+from apps.serve.rest import json_depth
 
 load_app_packages()
 APPS = REGISTRY.apps()
@@ -195,6 +196,19 @@ def test_any_method_and_path_under_v1_gets_a_4xx_or_an_answer(server, good, meth
     answer = server.client.request(method, path, content=content)
     check_answer(answer, method)
     check_still_served(server, good)
+
+
+def _nesting(value: Any) -> int:
+    if isinstance(value, (list, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return 1 + max(map(_nesting, items), default=0)
+    return 0
+
+
+@given(value=JSON_VALUES, keys=st.text(alphabet='[]{}"\\', max_size=6), ascii_only=st.booleans())
+def test_the_depth_scan_sees_what_the_parser_would_build(value, keys, ascii_only):
+    value = {keys: value, keys + "\\": [keys]}  # brackets, quotes and backslashes inside strings
+    assert json_depth(json.dumps(value, ensure_ascii=ascii_only).encode()) == _nesting(value)
 
 
 def test_a_body_nested_too_deep_is_refused_before_parsing(server, good):

@@ -16,30 +16,21 @@ default, `--hypothesis-profile soak` for many more.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import SMOKE_VARIANTS
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from apps import cli
 from apps.common.app import signature_inputs
-from apps.common.running import registered_app
 from apps.registry import REGISTRY, load_app_packages
 
 load_app_packages()
-# Exports beyond the shared tiny ones, so that every kind of signature is called: the streaming
-# word recogniser's and transcriber's `stream` and `initial_state`, the hybrid chatbot's `rank`.
-EXTRA_EXPORTS = {
-    "speech_streaming": ("speech", ("--streaming",)),
-    "transcriber_streaming": ("transcriber", ("--streaming",)),
-    "chatbot_hybrid": ("chatbot", ("--mode", "hybrid")),
-}
 NAN = float("nan")
 SPECIAL_FLOATS = (NAN, math.inf, -math.inf, 0.0, -0.0, 3.4e38, -3.4e38, 1e-45, 1e30)
 # Sizes of a dimension the signature leaves open: short, the sizes of audio steps and chunks, long.
@@ -47,20 +38,9 @@ OPEN_SIZES = st.one_of(st.integers(0, 40), st.sampled_from([160, 320, 1600, 3200
 
 
 @pytest.fixture(scope="module")
-def exports(smoke_exports, tmp_path_factory) -> dict[str, Path]:
-    """Export name -> version folder: every app's tiny export and the `EXTRA_EXPORTS`."""
-    folders = {name: smoke.path for name, smoke in smoke_exports.items()}
-    root = tmp_path_factory.mktemp("hostile")
-    cwd = Path.cwd()
-    os.chdir(root)  # the run folders go there
-    try:
-        for name, (app, options) in EXTRA_EXPORTS.items():
-            report = cli.run(["train", app, *registered_app(app).smoke_args, *options, "--verbose", "0",
-                              "--export-dir", str(root / name), "--no-log"])
-            folders[name] = Path(report.export_path)
-    finally:
-        os.chdir(cwd)
-    return folders
+def exports(smoke_exports, smoke_variants) -> dict[str, Path]:
+    """Export name -> version folder: every app's tiny export and the `SMOKE_VARIANTS`."""
+    return {name: smoke.path for name, smoke in {**smoke_exports, **smoke_variants}.items()}
 
 
 def _floats() -> st.SearchStrategy[float]:
@@ -136,7 +116,7 @@ def check_call(signature: Any, inputs: dict[str, np.ndarray]) -> None:
             assert not np.isnan(tensor.numpy()).any(), f"{name} is NaN for inputs without NaN"
 
 
-@pytest.mark.parametrize("export", [*REGISTRY.apps(), *EXTRA_EXPORTS])
+@pytest.mark.parametrize("export", [*REGISTRY.apps(), *SMOKE_VARIANTS])
 def test_every_signature_answers_in_shape_or_names_the_input(exports, export):
     loaded = tf.saved_model.load(str(exports[export]))
     for name, function in sorted(loaded.signatures.items()):

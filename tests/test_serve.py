@@ -34,7 +34,7 @@ APPS = REGISTRY.apps()
 VERSIONED = "stock_versions"
 # Prices per stock request: the smoke export's window and the history its calibration reads.
 STOCK_HISTORY = history_length(StockTrain().window, StockTrain().horizon, StockTrain().interval_calibration)
-# A streaming word recogniser, for `stream` over REST.
+# A streaming word recogniser (one of conftest's `SMOKE_VARIANTS`), for `stream` over REST.
 STREAMING = "speech_streaming"
 # A streaming transcriber, for the page's live microphone: trained in about 35 s on copies of the
 # app's example (`_example_copies`), so that it hears a word in it and nothing in silence.
@@ -47,21 +47,20 @@ CHROMIUM = shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, smoke_exports) -> Path:
-    """A copy of the shared tiny exports, with a second stock model whose versions the tests change."""
+def models(tmp_path_factory, smoke_exports, smoke_variants) -> Path:
+    """A copy of the shared tiny exports, with a second stock model whose versions the tests change,
+    the streaming word recogniser and a transcriber trained to hear the example (`LIVE`)."""
     root = tmp_path_factory.mktemp("served") / "models"
     for name in APPS:
         shutil.copytree(smoke_exports[name].path.parent, root / name)
     shutil.copytree(root / "stock", root / VERSIONED)
+    shutil.copytree(smoke_variants[STREAMING].path.parent, root / STREAMING)
     cwd = Path.cwd()
     os.chdir(root.parent)  # the run folders go there
     try:
-        for app, name, arguments in [
-                ("speech", STREAMING, ["--streaming", *registered_app("speech").smoke_args]),
-                ("transcriber", LIVE, [*LIVE_TRAINING, "--data", str(_example_copies(root.parent / "example"))])]:
-            report = train_app(app, [*arguments, "--verbose", "0", "--export-dir", str(root.parent / name),
-                                     "--no-log"])
-            shutil.copytree(Path(report.export_path).parent, root / name)
+        report = train_app("transcriber", [*LIVE_TRAINING, "--data", str(_example_copies(root.parent / "example")),
+                                           "--verbose", "0", "--export-dir", str(root.parent / LIVE), "--no-log"])
+        shutil.copytree(Path(report.export_path).parent, root / LIVE)
     finally:
         os.chdir(cwd)
     return root

@@ -148,15 +148,9 @@ print(json.dumps({"answers": answers, "whole": whole["probabilities"].numpy().to
 
 
 @pytest.fixture(scope="module")
-def streaming_export(tmp_path_factory):
-    folder, cwd = tmp_path_factory.mktemp("streaming"), Path.cwd()
-    os.chdir(folder)  # the run folder goes there too
-    try:
-        report = train_app("speech", ["--streaming", "--epochs", "1", "--limit", "60", "--units", "8",
-                                      "--verbose", "0", "--export-dir", str(folder / "models"), "--no-log"])
-    finally:
-        os.chdir(cwd)
-    return Path(report.export_path)
+def streaming_export(smoke_variants) -> Path:
+    """The shared tiny streaming word recogniser (read only: a test that converts it works on a copy)."""
+    return smoke_variants["speech_streaming"].path
 
 
 @pytest.mark.parametrize("chunk", sorted(CHUNKS.values()))
