@@ -81,13 +81,13 @@ def _trained_once(tmp_path_factory, worker_id: str, folder: str, jobs: dict[str,
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent
+    load_app_packages()
     names = list(jobs) if worker_id in ("master", "gw0") else list(jobs)[::-1]
     made = {}
     for name in names:
         record = shared / "smoke_records" / f"{name}.json"
         with FileLock(str(shared / f"smoke_{name}.lock")):
             if not record.exists():
-                load_app_packages()
                 app, options = jobs[name]
                 log_dir, report_file = shared / "logs" / name, shared / "reports" / f"{name}.json"
                 cwd = Path.cwd()

@@ -148,8 +148,7 @@ def test_a_train_config_survives_the_trip_to_another_process_as_arguments():
 
     for app in APPS:
         config_class = _app(app).Train
-        # The smoke arguments last (they win): the chatbot's quick mode retrieves, which stays on TensorFlow.
-        words = [*_app(app).quick_args, *_app(app).smoke_args, "--backend", "jax", "--minutes", "1.5",
+        words = [*_app(app).smoke_args, *_app(app).quick_args, "--backend", "jax", "--minutes", "1.5",
                  "--no-log", "--run-dir", "runs/x y"]
         config = settings_from(config_class, words)
         assert settings_from(config_class, to_arguments(config)) == config, app
